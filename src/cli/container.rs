@@ -1,0 +1,398 @@
+//! Container commands: run, create, start, ps, rm, inspect.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::format::{human_duration, now_unix, short_id};
+use super::image::{print_inspect, print_records};
+use super::progress::Reporter;
+use super::{out, print_warnings};
+use crate::engine::spec::CreateOptions;
+use crate::engine::{ContainerSummary, Engine, EngineError, RemoveOptions};
+
+/// Flags shared by `run` and `create`. `-h` is --hostname, as in Docker.
+#[derive(Args, Debug)]
+pub struct CreateFlags {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to copy it from here)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Override the image's ENTRYPOINT ("" clears it)
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Network: none or host (bridge networks arrive with the networking work)
+    #[arg(long = "network", alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Pull over plain http / without certificate checks when false
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Platform for a multi-arch image, e.g. linux/arm64
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image to run
+    pub image: String,
+    /// Command and arguments (replace the image's CMD)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl CreateFlags {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            image: self.image.clone(),
+            command: self.command.clone(),
+            name: self.name.clone(),
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            entrypoint: self.entrypoint.clone(),
+            hostname: self.hostname.clone(),
+            read_only: self.read_only,
+            network: self.network.clone(),
+            auto_remove: self.rm,
+            tty: self.tty,
+            interactive: self.interactive,
+            tls_verify: self.tls_verify,
+            platform: self.platform.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Run in the background (arrives with the container monitor)
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub flags: CreateFlags,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Attach stdout/stderr (burrow starts in the foreground, attached)
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach stdin
+    #[arg(short, long)]
+    pub interactive: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Show the last N created containers (all states)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the latest created container (all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Filter: status=, name=, id=, ancestor=, exited=
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Go template, or "table TEMPLATE", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Force removal
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes (none exist yet)
+    #[arg(short, long)]
+    pub volumes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// container or image
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Create and run a container
+    Run(RunArgs),
+    /// Create a container
+    Create(CreateArgs),
+    /// Start containers
+    Start(StartArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Show container details
+    Inspect(InspectArgs),
+}
+
+pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32> {
+    match c {
+        ContainerCommand::Run(a) => run(engine, a),
+        ContainerCommand::Create(a) => create(engine, a),
+        ContainerCommand::Start(a) => start(engine, a),
+        ContainerCommand::Ls(a) => ps(engine, a),
+        ContainerCommand::Rm(a) => rm(engine, a),
+        ContainerCommand::Inspect(mut a) => {
+            a.kind = Some("container".into());
+            inspect(engine, a)
+        }
+    }
+}
+
+fn create_container(engine: &mut Engine, flags: &CreateFlags) -> Result<String> {
+    let reporter = Reporter::new(false);
+    let opts = flags.options();
+    if matches!(
+        engine.resolve_image(&opts.image),
+        Err(EngineError::NoSuchImage(_))
+    ) {
+        reporter.line(&format!("Unable to find image '{}' locally", opts.image));
+    }
+    Ok(engine.create(&opts, &reporter)?)
+}
+
+pub fn run(engine: &mut Engine, a: RunArgs) -> Result<i32> {
+    if a.detach {
+        bail!("detached containers (-d) are not available yet: run in the foreground");
+    }
+    let id = create_container(engine, &a.flags)?;
+    print_warnings(engine);
+    Ok(engine.start_foreground(&id)?)
+}
+
+pub fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
+    let id = create_container(engine, &a.flags)?;
+    out(&format!("{id}\n"));
+    Ok(0)
+}
+
+pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
+    let mut code = 0;
+    for key in &a.containers {
+        print_warnings(engine);
+        code = engine.start_foreground(key)?;
+    }
+    Ok(code)
+}
+
+pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
+    let mut code = 0;
+    for key in &a.containers {
+        match engine.remove_container(key, RemoveOptions { force: a.force }) {
+            Ok(_) => out(&format!("{key}\n")),
+            Err(EngineError::NoSuchContainer(_)) if a.force => {}
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<i32> {
+    let mut docs = Vec::new();
+    let mut code = 0;
+    for key in &a.names {
+        let found = match a.kind.as_deref() {
+            Some("container") => inspect_container(engine, key),
+            Some("image") => engine
+                .resolve_image(key)
+                .and_then(|i| engine.inspect_image(&i)),
+            Some(other) => bail!("unknown --type {other:?}: use container or image"),
+            None => match inspect_container(engine, key) {
+                Err(EngineError::NoSuchContainer(_)) => engine
+                    .resolve_image(key)
+                    .and_then(|i| engine.inspect_image(&i))
+                    .map_err(|e| match e {
+                        EngineError::NoSuchImage(k) => EngineError::NoSuchObject(k),
+                        other => other,
+                    }),
+                other => other,
+            },
+        };
+        match found {
+            Ok(doc) => docs.push(doc),
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                code = 1;
+            }
+        }
+    }
+    print_inspect(&docs, a.format.as_deref())?;
+    Ok(code)
+}
+
+fn inspect_container(engine: &mut Engine, key: &str) -> Result<serde_json::Value, EngineError> {
+    let c = engine.find_container(key)?;
+    engine.inspect_container(&c)
+}
+
+/// Docker's STATUS column.
+fn status_text(s: &ContainerSummary) -> String {
+    let r = &s.record;
+    let now = now_unix();
+    match r.status.as_str() {
+        "running" => format!("Up {}", human_duration(now - r.started.unwrap_or(now))),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            r.exit_code.unwrap_or(0),
+            human_duration(now - r.finished.unwrap_or(now))
+        ),
+        _ => "Created".into(),
+    }
+}
+
+/// Docker's COMMAND column: the quoted command line, cut at 20 characters with "…".
+fn command_text(s: &ContainerSummary, no_trunc: bool) -> String {
+    let cmd = s.config.args().join(" ");
+    let cut = if !no_trunc && cmd.chars().count() > 20 {
+        let mut c: String = cmd.chars().take(19).collect();
+        c.push('…');
+        c
+    } else {
+        cmd
+    };
+    format!("\"{cut}\"")
+}
+
+fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
+    let r = &s.record;
+    Ok(match filter.split_once('=') {
+        Some(("status", v)) => r.status == v,
+        Some(("name", v)) => r.name.contains(v),
+        Some(("id", v)) => r.id.starts_with(v),
+        Some(("ancestor", v)) => {
+            r.image_name == v || r.image_id == v || short_id(&r.image_id) == v
+        }
+        Some(("exited", v)) => r.status == "exited" && r.exit_code.map(|c| c.to_string()) == Some(v.into()),
+        _ => bail!("invalid filter {filter:?}: use status=, name=, id=, ancestor= or exited="),
+    })
+}
+
+pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
+    let all = a.all || a.last.is_some() || a.latest || !a.filter.is_empty();
+    let mut rows = engine.list_containers(all)?;
+    for f in &a.filter {
+        let mut kept = Vec::new();
+        for r in rows {
+            if ps_filter(&r, f)? {
+                kept.push(r);
+            }
+        }
+        rows = kept;
+    }
+    let limit = if a.latest { Some(1) } else { a.last };
+    if let Some(n) = limit {
+        rows.truncate(n);
+    }
+    if a.quiet {
+        let ids: String = rows
+            .iter()
+            .map(|r| {
+                if a.no_trunc {
+                    format!("{}\n", r.record.id)
+                } else {
+                    format!("{}\n", short_id(&r.record.id))
+                }
+            })
+            .collect();
+        out(&ids);
+        return Ok(0);
+    }
+    let now = now_unix();
+    let records: Vec<_> = rows
+        .iter()
+        .map(|s| {
+            let r = &s.record;
+            json!({
+                "ID": if a.no_trunc { r.id.clone() } else { short_id(&r.id) },
+                "Image": r.image_name,
+                "Command": command_text(s, a.no_trunc),
+                "CreatedAt": crate::engine::inspect::rfc3339(Some(r.created)),
+                "RunningFor": format!("{} ago", human_duration(now - r.created)),
+                "Ports": "",
+                "State": r.status,
+                "Status": status_text(s),
+                "Size": "",
+                "Names": r.name,
+                "Labels": "",
+                "Mounts": "",
+                "Networks": s.config.network,
+            })
+        })
+        .collect();
+    let header = json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",
+        "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
+        "Networks": "NETWORKS",
+    });
+    print_records(
+        a.format.as_deref(),
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        &header,
+        &records,
+    )
+}

@@ -1,0 +1,179 @@
+//! The command line: clap definitions, dispatch, and the one place that prints errors.
+
+mod container;
+mod format;
+mod image;
+mod progress;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::{Engine, EngineError, GlobalOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "burrow",
+    version,
+    about = "Rootless, daemonless containers with Docker's commands",
+    propagate_version = true
+)]
+struct Cli {
+    /// Log filter for diagnostics on stderr (error, warn, info, debug, trace); also BURROW_LOG
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Data directory (default ~/.local/share/burrow, /var/lib/burrow for root)
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Runtime directory (default $XDG_RUNTIME_DIR/burrow, else /tmp/burrow-UID)
+    #[arg(long, global = true, value_name = "DIR")]
+    runroot: Option<PathBuf>,
+    /// Storage driver: overlay, fuse-overlayfs or vfs (default: detected)
+    #[arg(long, global = true, value_name = "NAME")]
+    storage_driver: Option<String>,
+    /// Config file (default ~/.config/burrow/burrow.toml, then /etc/burrow/burrow.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pull an image from a registry
+    Pull(image::PullArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag(image::TagArgs),
+    /// Remove one or more images
+    Rmi(image::RmiArgs),
+    /// Log in to a registry
+    Login(image::LoginArgs),
+    /// Log out from a registry
+    Logout(image::LogoutArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Create and run a new container from an image
+    Run(container::RunArgs),
+    /// Create a new container
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers (in the foreground)
+    Start(container::StartArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Show low-level information on containers or images
+    Inspect(container::InspectArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
+    /// Show the burrow version
+    Version,
+}
+
+/// Parses the command line, runs the command, prints any error once, and returns the exit
+/// code: 125 for burrow's own failures, 126/127 when the container's command cannot be
+/// run or found, otherwise the container's status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_tracing(cli.log_level.as_deref());
+    let global = GlobalOptions {
+        root: cli.root.clone(),
+        runroot: cli.runroot.clone(),
+        storage_driver: cli.storage_driver.clone(),
+        config: cli.config.clone(),
+    };
+    match dispatch(cli.command, global) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<EngineError>())
+                .map_or(125, EngineError::exit_code);
+            eprintln!("burrow: {}", render_chain(&err));
+            code
+        }
+    }
+}
+
+/// "what failed: why: root cause" on one line, skipping repeats of the same text.
+fn render_chain(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("BURROW_LOG").ok())
+        .unwrap_or_else(|| "error".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
+    if let Command::Version = command {
+        println!("burrow version {}", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
+    }
+    let mut engine = Engine::open(global)?;
+    let _span = tracing::info_span!("command").entered();
+    let result = match command {
+        Command::Pull(a) => image::pull(&mut engine, a),
+        Command::Images(a) => image::images(&mut engine, a),
+        Command::Tag(a) => image::tag(&mut engine, a),
+        Command::Rmi(a) => image::rmi(&mut engine, a),
+        Command::Login(a) => image::login(&mut engine, a),
+        Command::Logout(a) => image::logout(&mut engine, a),
+        Command::Image(c) => image::image_command(&mut engine, c),
+        Command::Run(a) => container::run(&mut engine, a),
+        Command::Create(a) => container::create(&mut engine, a),
+        Command::Start(a) => container::start(&mut engine, a),
+        Command::Ps(a) => container::ps(&mut engine, a),
+        Command::Rm(a) => container::rm(&mut engine, a),
+        Command::Inspect(a) => container::inspect(&mut engine, a),
+        Command::Container(c) => container::container_command(&mut engine, c),
+        Command::Version => unreachable!("handled above"),
+    };
+    print_warnings(&mut engine);
+    result
+}
+
+fn print_warnings(engine: &mut Engine) {
+    let mut err = std::io::stderr().lock();
+    for w in engine.take_warnings() {
+        let _ = writeln!(err, "burrow: warning: {w}");
+    }
+}
+
+/// Prints to stdout, ignoring a closed pipe (`burrow images | head -1`).
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}

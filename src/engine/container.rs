@@ -1,0 +1,330 @@
+//! Container operations: create, start (foreground), remove, list.
+//!
+//! A foreground `start` holds an exclusive lock on the container's `lock` file for as
+//! long as the container runs, so any other burrow can tell a live container from one
+//! whose burrow died (the lock vanishes with the process) without trusting a pid.
+
+use std::path::{Path, PathBuf};
+
+use super::lock::{FileLock, write_atomic};
+use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
+use super::{Engine, EngineError, Result, names, now_unix, random_id};
+use crate::image::registry::Progress;
+use crate::runtime::{ContainerSpec, NetworkMode};
+use crate::state::{self, ContainerRecord};
+
+pub const CREATED: &str = "created";
+pub const RUNNING: &str = "running";
+pub const EXITED: &str = "exited";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoveOptions {
+    pub force: bool,
+}
+
+/// One row of `ps`.
+#[derive(Debug, Clone)]
+pub struct ContainerSummary {
+    pub record: ContainerRecord,
+    pub config: ContainerConfig,
+}
+
+impl Engine {
+    /// `create`: resolves (or pulls) the image, records the container, prepares its rootfs.
+    pub fn create(&mut self, opts: &CreateOptions, progress: &dyn Progress) -> Result<String> {
+        let pull = super::PullOptions {
+            tls_verify: opts.tls_verify,
+            platform: opts.platform.clone(),
+        };
+        let image = self.image_for_run(&opts.image, &pull, progress)?;
+        let image_config = self.image_config(&image)?;
+        let run_config: ImageRunConfig = image_config
+            .get("config")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|source| EngineError::ImageConfig {
+                image: opts.image.clone(),
+                source,
+            })?
+            .unwrap_or_default();
+
+        let id = random_id()?;
+        let _span = tracing::info_span!("create", container = %&id[..12]).entered();
+        if let Some(name) = &opts.name {
+            if !names::valid(name) {
+                return Err(EngineError::BadName(name.clone()));
+            }
+        }
+        let driver = self.storage_driver_name()?;
+        let host_hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        let config = spec::merge(
+            &run_config,
+            opts,
+            &id,
+            &host_hostname,
+            &driver,
+            &|k| std::env::var(k).ok(),
+        )?;
+        let name = match &opts.name {
+            Some(n) => n.clone(),
+            None => {
+                let existing: Vec<String> =
+                    self.state.containers()?.into_iter().map(|c| c.name).collect();
+                names::generate(&id, &|n| existing.iter().any(|e| e == n))
+            }
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_id: image.id.clone(),
+            image_name: opts.image.clone(),
+            config: serde_json::to_string(&config).expect("config serialises"),
+            status: CREATED.into(),
+            exit_code: None,
+            pid: None,
+            created: now_unix(),
+            started: None,
+            finished: None,
+        };
+        // Record first: the unique name is claimed atomically before any file exists.
+        self.state.write(|tx| state::insert_container(tx, &record))?;
+        if let Err(e) = self.prepare_container_files(&record, &config, &image) {
+            let _ = self.remove_container_files(&id);
+            let _ = self.state.write(|tx| state::remove_container(tx, &id));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn prepare_container_files(
+        &mut self,
+        record: &ContainerRecord,
+        config: &ContainerConfig,
+        image: &crate::state::ImageRecord,
+    ) -> Result<()> {
+        let dir = self.paths.container_dir(&record.id);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EngineError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let userdata = dir.join("userdata");
+        std::fs::create_dir_all(&userdata).map_err(io(&userdata))?;
+        write_etc_files(&userdata, config)?;
+
+        let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
+        let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
+        let storage = self.storage()?.clone();
+        self.idmap_used();
+        let rootfs_dir = dir.clone();
+        let rootfs = crate::runtime::in_userns(&self.idmap, move || {
+            storage
+                .prepare_rootfs(&rootfs_dir, &chain_ids)
+                .map_err(|e| super::image::error_chain(&e))
+        })?;
+        let rootfs_json = serde_json::to_vec(&rootfs).expect("rootfs serialises");
+        write_atomic(&dir.join("rootfs.json"), &rootfs_json)
+    }
+
+    fn remove_container_files(&mut self, id: &str) -> Result<()> {
+        let dir = self.paths.container_dir(id);
+        if dir.exists() {
+            let storage = self.storage()?.clone();
+            let target = dir.clone();
+            crate::runtime::in_userns(&self.idmap, move || {
+                storage
+                    .remove_container_files(&target)
+                    .map_err(|e| super::image::error_chain(&e))
+            })?;
+        }
+        let run_dir = self.paths.container_run_dir(id);
+        if run_dir.exists() {
+            std::fs::remove_dir_all(&run_dir).map_err(|source| EngineError::Io {
+                path: run_dir,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Finds one container by name, id or unique id prefix, repairing a stale "running"
+    /// status left by a burrow that died.
+    pub fn find_container(&mut self, key: &str) -> Result<ContainerRecord> {
+        let mut found = self.state.find_containers(key)?;
+        match found.len() {
+            0 => Err(EngineError::NoSuchContainer(key.to_string())),
+            1 => {
+                let c = found.remove(0);
+                self.repair(c)
+            }
+            n => Err(EngineError::Ambiguous {
+                key: key.into(),
+                count: n,
+                what: "container",
+            }),
+        }
+    }
+
+    /// A container recorded as running whose lock is free lost its burrow: record the
+    /// truth (exited, status unknown).
+    fn repair(&mut self, mut c: ContainerRecord) -> Result<ContainerRecord> {
+        if c.status != RUNNING {
+            return Ok(c);
+        }
+        let lock_path = self.paths.container_run_dir(&c.id).join("lock");
+        if lock_path.exists() && FileLock::try_exclusive(&lock_path)?.is_none() {
+            return Ok(c);
+        }
+        tracing::warn!(container = %c.id, "burrow that ran the container is gone; marking it exited");
+        c.status = EXITED.into();
+        c.exit_code = Some(c.exit_code.unwrap_or(255));
+        c.finished = Some(now_unix());
+        c.pid = None;
+        self.state.write(|tx| state::update_container(tx, &c))?;
+        Ok(c)
+    }
+
+    pub fn container_config(&self, c: &ContainerRecord) -> Result<ContainerConfig> {
+        serde_json::from_str(&c.config).map_err(|source| {
+            EngineError::State(crate::state::StateError::Corrupt {
+                what: "container",
+                id: c.id.clone(),
+                source,
+            })
+        })
+    }
+
+    /// Starts a created or exited container in the foreground and waits for it. Returns
+    /// the container's exit code.
+    pub fn start_foreground(&mut self, key: &str) -> Result<i32> {
+        let mut c = self.find_container(key)?;
+        let _span = tracing::info_span!("start", container = %&c.id[..12]).entered();
+        let run_dir = self.paths.container_run_dir(&c.id);
+        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        let Some(_running) = FileLock::try_exclusive(&run_dir.join("lock"))? else {
+            return Err(EngineError::AlreadyRunning(c.name.clone()));
+        };
+        let config = self.container_config(&c)?;
+        let spec = self.runtime_spec(&c, &config)?;
+        c.status = RUNNING.into();
+        c.started = Some(now_unix());
+        c.exit_code = None;
+        c.finished = None;
+        self.state.write(|tx| state::update_container(tx, &c))?;
+        self.idmap_used();
+
+        let outcome = crate::runtime::run(&spec, &self.idmap);
+        c.status = EXITED.into();
+        c.finished = Some(now_unix());
+        c.exit_code = Some(match &outcome {
+            Ok(code) => *code,
+            Err(e) => super::runtime_exit_code(e),
+        });
+        self.state.write(|tx| state::update_container(tx, &c))?;
+        drop(_running);
+        if config.auto_remove {
+            self.remove_container(&c.id, RemoveOptions { force: true })?;
+        }
+        Ok(outcome?)
+    }
+
+    fn runtime_spec(&self, c: &ContainerRecord, config: &ContainerConfig) -> Result<ContainerSpec> {
+        let dir = self.paths.container_dir(&c.id);
+        let rootfs_path = dir.join("rootfs.json");
+        let rootfs_json = std::fs::read(&rootfs_path).map_err(|source| EngineError::Io {
+            path: rootfs_path.clone(),
+            source,
+        })?;
+        let rootfs = serde_json::from_slice(&rootfs_json).map_err(|source| {
+            EngineError::State(crate::state::StateError::Corrupt {
+                what: "rootfs",
+                id: c.id.clone(),
+                source,
+            })
+        })?;
+        let mount_point = self.paths.container_run_dir(&c.id).join("merged");
+        std::fs::create_dir_all(&mount_point).map_err(|source| EngineError::Io {
+            path: mount_point.clone(),
+            source,
+        })?;
+        let userdata = dir.join("userdata");
+        let etc_files = ["hosts", "hostname", "resolv.conf"]
+            .iter()
+            .map(|f| (format!("/etc/{f}"), userdata.join(f)))
+            .collect();
+        Ok(ContainerSpec {
+            id: c.id.clone(),
+            rootfs,
+            mount_point,
+            readonly_rootfs: config.read_only,
+            args: config.args(),
+            env: config.env.clone(),
+            cwd: config.working_dir.clone(),
+            user: Some(config.user.clone()).filter(|u| !u.is_empty()),
+            hostname: config.hostname.clone(),
+            network: if config.network == "host" {
+                NetworkMode::Host
+            } else {
+                NetworkMode::None
+            },
+            etc_files,
+            tty: config.tty,
+            stdin: config.interactive,
+        })
+    }
+
+    pub fn remove_container(&mut self, key: &str, opts: RemoveOptions) -> Result<String> {
+        let c = self.find_container(key)?;
+        let _span = tracing::info_span!("rm", container = %&c.id[..12]).entered();
+        if c.status == RUNNING {
+            // The lock is held: a live foreground burrow owns it.
+            let _ = opts.force;
+            return Err(EngineError::ContainerRunning(c.name.clone()));
+        }
+        self.remove_container_files(&c.id)?;
+        self.state.write(|tx| state::remove_container(tx, &c.id))?;
+        Ok(c.id)
+    }
+
+    pub fn list_containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {
+        let mut out = Vec::new();
+        for c in self.state.containers()? {
+            let c = self.repair(c)?;
+            if !all && c.status != RUNNING {
+                continue;
+            }
+            let config = self.container_config(&c)?;
+            out.push(ContainerSummary { record: c, config });
+        }
+        Ok(out)
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.paths.container_dir(id)
+    }
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
+fn write_etc_files(dir: &Path, config: &ContainerConfig) -> Result<()> {
+    let host = config.network == "host";
+    let hostname = format!("{}\n", config.hostname);
+    let hosts = if host {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            config.hostname
+        )
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(&dir.join("hostname"), hostname.as_bytes())?;
+    write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
+    write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())
+}

@@ -1,0 +1,144 @@
+//! `inspect` output in Docker's JSON shape.
+
+use serde_json::{Value, json};
+
+use super::container::{EXITED, RUNNING};
+use super::image::familiar;
+use super::spec::ContainerConfig;
+use super::{Engine, Result};
+use crate::state::{ContainerRecord, ImageRecord};
+
+/// RFC 3339 in UTC with nanoseconds, as Docker prints times; Docker's zero time when unset.
+pub fn rfc3339(unix: Option<i64>) -> String {
+    match unix {
+        Some(secs) if secs > 0 => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+            humantime::format_rfc3339_nanos(t).to_string()
+        }
+        _ => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+impl Engine {
+    pub fn inspect_image(&mut self, image: &ImageRecord) -> Result<Value> {
+        let config = self.image_config(image)?;
+        let tags = self
+            .tags_by_image()?
+            .remove(&image.id)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| familiar(t))
+            .collect::<Vec<_>>();
+        let repo_digests: Vec<String> = image.repo_digests.iter().map(|d| familiar(d)).collect();
+        let driver = self.storage_driver_name()?;
+        let layer_dirs: Vec<String> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| {
+                self.paths
+                    .data
+                    .join("layers")
+                    .join(l.chain_id.trim_start_matches("sha256:"))
+                    .join("diff")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let field = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
+        Ok(json!({
+            "Id": image.id,
+            "RepoTags": tags,
+            "RepoDigests": repo_digests,
+            "Parent": "",
+            "Comment": config.get("comment").cloned().unwrap_or(json!("")),
+            "Created": field("created"),
+            "DockerVersion": "",
+            "Author": config.get("author").cloned().unwrap_or(json!("")),
+            "Config": field("config"),
+            "Architecture": field("architecture"),
+            "Variant": config.get("variant").cloned(),
+            "Os": field("os"),
+            "Size": image.size,
+            "GraphDriver": {
+                "Name": driver,
+                "Data": { "LowerDir": layer_dirs.join(":") },
+            },
+            "RootFS": {
+                "Type": "layers",
+                "Layers": image.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+            },
+            "Metadata": { "LastTagTime": rfc3339(Some(image.added)) },
+        }))
+    }
+
+    pub fn inspect_container(&mut self, c: &ContainerRecord) -> Result<Value> {
+        let config: ContainerConfig = self.container_config(c)?;
+        let args = config.args();
+        let running = c.status == RUNNING;
+        let dir = self.paths.container_dir(&c.id);
+        let userdata = dir.join("userdata");
+        Ok(json!({
+            "Id": c.id,
+            "Created": rfc3339(Some(c.created)),
+            "Path": args.first().cloned().unwrap_or_default(),
+            "Args": args.iter().skip(1).collect::<Vec<_>>(),
+            "State": {
+                "Status": c.status,
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": c.pid.unwrap_or(0),
+                "ExitCode": if c.status == EXITED { c.exit_code.unwrap_or(0) } else { 0 },
+                "Error": "",
+                "StartedAt": rfc3339(c.started),
+                "FinishedAt": rfc3339(c.finished),
+            },
+            "Image": c.image_id,
+            "ResolvConfPath": userdata.join("resolv.conf"),
+            "HostnamePath": userdata.join("hostname"),
+            "HostsPath": userdata.join("hosts"),
+            "Name": format!("/{}", c.name),
+            "RestartCount": 0,
+            "Driver": config.storage_driver,
+            "Platform": "linux",
+            "HostConfig": {
+                "NetworkMode": config.network,
+                "ReadonlyRootfs": config.read_only,
+                "AutoRemove": config.auto_remove,
+                "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+            },
+            "Mounts": [],
+            "Config": {
+                "Hostname": config.hostname,
+                "User": config.user,
+                "AttachStdin": config.interactive,
+                "AttachStdout": true,
+                "AttachStderr": true,
+                "Tty": config.tty,
+                "OpenStdin": config.interactive,
+                "StdinOnce": config.interactive,
+                "Env": config.env,
+                "Cmd": config.cmd,
+                "Image": c.image_name,
+                "WorkingDir": config.working_dir,
+                "Entrypoint": if config.entrypoint.is_empty() { Value::Null } else { json!(config.entrypoint) },
+            },
+            "NetworkSettings": { "Networks": { config.network.clone(): {} } },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_look_like_docker() {
+        assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Some(0)), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Some(86400)), "1970-01-02T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,387 @@
+//! Merging an image's configuration with `run`/`create` options, exactly as Docker does.
+//! Pure data in, data out.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::EngineError;
+
+/// The default PATH Docker gives a container whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The part of an OCI/Docker image configuration `run` reads (`config` in the JSON).
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageRunConfig {
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// What the user asked for on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub image: String,
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    /// `-e` values in order: `KEY=VALUE`, or `KEY` to copy from burrow's environment.
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// `Some("")` clears the image's entrypoint.
+    pub entrypoint: Option<String>,
+    pub hostname: Option<String>,
+    pub read_only: bool,
+    pub network: Option<String>,
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub tls_verify: Option<bool>,
+    pub platform: Option<String>,
+}
+
+/// A container's resolved configuration, stored with it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub network: String,
+    pub read_only: bool,
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub storage_driver: String,
+}
+
+impl ContainerConfig {
+    /// argv of the container's first process.
+    pub fn args(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(&self.cmd).cloned().collect()
+    }
+}
+
+pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
+    match value.unwrap_or("none") {
+        "none" => Ok("none".into()),
+        "host" => Ok("host".into()),
+        other => Err(EngineError::UnsupportedNetwork(other.to_string())),
+    }
+}
+
+/// Merges the image configuration and the options into a container configuration.
+/// `lookup_env` reads burrow's own environment for `-e KEY` without a value.
+pub fn merge(
+    image: &ImageRunConfig,
+    opts: &CreateOptions,
+    id: &str,
+    host_hostname: &str,
+    storage_driver: &str,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ContainerConfig, EngineError> {
+    let network = parse_network(opts.network.as_deref())?;
+
+    // Docker: an explicit --entrypoint drops the image's Cmd; command arguments replace Cmd.
+    let (entrypoint, image_cmd) = match &opts.entrypoint {
+        Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
+        Some(e) => (vec![e.clone()], Vec::new()),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            image.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let cmd = if opts.command.is_empty() {
+        image_cmd
+    } else {
+        opts.command.clone()
+    };
+    if entrypoint.is_empty() && cmd.is_empty() {
+        return Err(EngineError::NoCommand(opts.image.clone()));
+    }
+
+    let working_dir = match opts.workdir.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) if !w.starts_with('/') => return Err(EngineError::RelativeWorkdir(w.into())),
+        Some(w) => w.to_string(),
+        None => image
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+    };
+
+    let hostname = match (&opts.hostname, network.as_str()) {
+        (Some(h), _) => {
+            validate_hostname(h)?;
+            h.clone()
+        }
+        (None, "host") => host_hostname.to_string(),
+        (None, _) => id.chars().take(12).collect(),
+    };
+
+    let mut env = EnvList::default();
+    for kv in image.env.iter().flatten() {
+        env.set(kv);
+    }
+    for file in &opts.env_files {
+        for kv in read_env_file(file, lookup_env)? {
+            env.set(&kv);
+        }
+    }
+    for item in &opts.env {
+        match expand_env_item(item, lookup_env)? {
+            Some(kv) => env.set(&kv),
+            None => continue,
+        }
+    }
+    if env.get("PATH").is_none() {
+        env.set(&format!("PATH={DEFAULT_PATH}"));
+    }
+    env.set_default(&format!("HOSTNAME={hostname}"));
+    if opts.tty {
+        env.set_default("TERM=xterm");
+    }
+
+    Ok(ContainerConfig {
+        entrypoint,
+        cmd,
+        env: env.0,
+        working_dir,
+        user: opts
+            .user
+            .clone()
+            .or_else(|| image.user.clone())
+            .unwrap_or_default(),
+        hostname,
+        network,
+        read_only: opts.read_only,
+        auto_remove: opts.auto_remove,
+        tty: opts.tty,
+        interactive: opts.interactive,
+        storage_driver: storage_driver.to_string(),
+    })
+}
+
+/// KEY=VALUE list where a later value replaces an earlier one in place.
+#[derive(Default)]
+struct EnvList(Vec<String>);
+
+impl EnvList {
+    fn key(kv: &str) -> &str {
+        kv.split_once('=').map_or(kv, |(k, _)| k)
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|kv| Self::key(kv) == key)
+            .map(|kv| kv.split_once('=').map_or("", |(_, v)| v))
+    }
+    fn set(&mut self, kv: &str) {
+        let key = Self::key(kv);
+        match self.0.iter_mut().find(|e| Self::key(e) == key) {
+            Some(slot) => *slot = kv.to_string(),
+            None => self.0.push(kv.to_string()),
+        }
+    }
+    fn set_default(&mut self, kv: &str) {
+        if self.get(Self::key(kv)).is_none() {
+            self.0.push(kv.to_string());
+        }
+    }
+}
+
+fn expand_env_item(
+    item: &str,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, EngineError> {
+    let key = EnvList::key(item);
+    if key.is_empty() {
+        return Err(EngineError::BadEnv(item.to_string()));
+    }
+    if item.contains('=') {
+        return Ok(Some(item.to_string()));
+    }
+    Ok(lookup_env(key).map(|v| format!("{key}={v}")))
+}
+
+/// Docker's --env-file format: KEY=VALUE lines, `KEY` alone copies from the environment,
+/// blank lines and lines starting with '#' are skipped; values are taken literally.
+pub fn read_env_file(
+    path: &Path,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let key = EnvList::key(trimmed);
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(EngineError::BadEnvFile {
+                path: path.to_path_buf(),
+                line: n + 1,
+                key: key.to_string(),
+            });
+        }
+        if let Some(kv) = expand_env_item(trimmed, lookup_env)? {
+            out.push(kv);
+        }
+    }
+    Ok(out)
+}
+
+fn validate_hostname(h: &str) -> Result<(), EngineError> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::BadHostname(h.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(entry: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageRunConfig {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        ImageRunConfig {
+            env: Some(vec!["PATH=/bin".into(), "FOO=image".into()]),
+            entrypoint: entry.map(v),
+            cmd: cmd.map(v),
+            working_dir: Some("/srv".into()),
+            user: Some("app".into()),
+        }
+    }
+
+    fn opts(command: &[&str]) -> CreateOptions {
+        CreateOptions {
+            image: "img".into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn run(image: &ImageRunConfig, o: &CreateOptions) -> ContainerConfig {
+        merge(image, o, "0123456789abcdef", "hosty", "vfs", &no_env).unwrap()
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_merge_like_docker() {
+        let i = img(Some(&["/bin/echo", "ep"]), Some(&["c1", "c2"]));
+        assert_eq!(run(&i, &opts(&[])).args(), ["/bin/echo", "ep", "c1", "c2"]);
+        assert_eq!(run(&i, &opts(&["x"])).args(), ["/bin/echo", "ep", "x"]);
+        let mut o = opts(&[]);
+        o.entrypoint = Some("/bin/true".into());
+        assert_eq!(run(&i, &o).args(), ["/bin/true"], "--entrypoint drops Cmd");
+        o.command = vec!["a".into()];
+        assert_eq!(run(&i, &o).args(), ["/bin/true", "a"]);
+        o.entrypoint = Some(String::new());
+        assert_eq!(run(&i, &o).args(), ["a"], "--entrypoint '' clears it");
+        let none = img(None, None);
+        assert!(matches!(
+            merge(&none, &opts(&[]), "id", "h", "vfs", &no_env),
+            Err(EngineError::NoCommand(_))
+        ));
+    }
+
+    #[test]
+    fn env_layers_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("e.env");
+        std::fs::write(&f, "# c\n\nFOO=file\nBAR=from file\nFROMHOST\n").unwrap();
+        let mut o = opts(&["sh"]);
+        o.env_files = vec![f];
+        o.env = vec!["BAR=cli".into(), "MISSING".into(), "HOSTVAR".into()];
+        o.tty = true;
+        let host = |k: &str| match k {
+            "HOSTVAR" => Some("hv".to_string()),
+            "FROMHOST" => Some("fh".to_string()),
+            _ => None,
+        };
+        let c = merge(&img(None, None), &o, "0123456789abcdef", "h", "vfs", &host).unwrap();
+        assert_eq!(
+            c.env,
+            [
+                "PATH=/bin",
+                "FOO=file",
+                "BAR=cli",
+                "FROMHOST=fh",
+                "HOSTVAR=hv",
+                "HOSTNAME=0123456789ab",
+                "TERM=xterm"
+            ]
+        );
+        assert_eq!(c.working_dir, "/srv");
+        assert_eq!(c.user, "app");
+    }
+
+    #[test]
+    fn default_path_and_overrides() {
+        let mut i = img(None, Some(&["sh"]));
+        i.env = None;
+        i.working_dir = None;
+        i.user = None;
+        let mut o = opts(&[]);
+        let c = run(&i, &o);
+        assert_eq!(c.env[0], format!("PATH={DEFAULT_PATH}"));
+        assert_eq!(c.working_dir, "/");
+        assert_eq!(c.user, "");
+        assert_eq!(c.network, "none");
+        o.workdir = Some("rel".into());
+        assert!(matches!(
+            merge(&i, &o, "id", "h", "vfs", &no_env),
+            Err(EngineError::RelativeWorkdir(_))
+        ));
+        o.workdir = None;
+        o.network = Some("host".into());
+        assert_eq!(run(&i, &o).hostname, "hosty");
+        o.network = Some("bridge".into());
+        assert!(matches!(
+            merge(&i, &o, "id", "h", "vfs", &no_env),
+            Err(EngineError::UnsupportedNetwork(_))
+        ));
+        o.network = None;
+        o.hostname = Some("bad_name".into());
+        assert!(matches!(
+            merge(&i, &o, "id", "h", "vfs", &no_env),
+            Err(EngineError::BadHostname(_))
+        ));
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.env");
+        std::fs::write(&f, "OK=1\nBAD KEY=2\n").unwrap();
+        let err = read_env_file(&f, &no_env).unwrap_err();
+        assert!(matches!(err, EngineError::BadEnvFile { line: 2, .. }), "{err}");
+    }
+}

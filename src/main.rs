@@ -1,0 +1,13 @@
+//! burrow: rootless, daemonless containers.
+#![deny(unsafe_code)]
+
+mod cli;
+mod engine;
+mod image;
+mod runtime;
+mod state;
+mod storage;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -1,0 +1,213 @@
+//! The container's pid 1 before execve: terminal, mounts, pivot, hostname, `lo`, user,
+//! capabilities, no_new_privs, seccomp, exec. Runs in the grandchild (see `process.rs`).
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+
+use super::mounts::{self, MountOptions};
+use super::sys::{Nix, clone_mount};
+use super::user::{self, ExecUser};
+use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, exec, net, privileges, seccomp};
+
+fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
+    let step = step.to_string();
+    move |e| RuntimeError::Process {
+        step,
+        source: e.into(),
+    }
+}
+
+/// Makes `slave` the controlling terminal and stdio of this (new) session.
+fn attach_terminal(slave: OwnedFd) -> Result<(), RuntimeError> {
+    nix::unistd::setsid().map_err(process_err("start a session"))?;
+    // SAFETY: TIOCSCTTY takes an int argument, no pointer; slave is an open pty.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(process_err("make the pty the controlling terminal")(
+            nix::Error::last(),
+        ));
+    }
+    for target in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns; slave is open.
+        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
+            return Err(process_err("attach the pty to stdio")(nix::Error::last()));
+        }
+    }
+    Ok(())
+}
+
+fn stdin_from_dev_null() -> Result<(), RuntimeError> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(process_err("open /dev/null for stdin"))?;
+    // SAFETY: dup2 onto fd 0, which this process owns; fd is open. fd itself is closed on
+    // drop while 0 keeps the duplicate.
+    if unsafe { libc::dup2(fd.as_raw_fd(), 0) } < 0 {
+        return Err(process_err("redirect stdin")(nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from 3 up close-on-exec so only stdio reaches the container.
+fn cloexec_from_3() {
+    // SAFETY: close_range takes no pointers; with CLOSE_RANGE_CLOEXEC it closes nothing now.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk /proc/self/fd instead.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        // SAFETY: setting FD_CLOEXEC on a descriptor number has no memory effects; a stale
+        // number (the directory's own fd) just fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// Creates the working directory when missing, owned by the container user.
+fn make_cwd(cwd: &str, user: &ExecUser) -> Result<(), RuntimeError> {
+    let path = Path::new(cwd);
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(|source| RuntimeError::Setup {
+        step: "create the working directory".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let owner = (
+        nix::unistd::Uid::from_raw(user.uid),
+        nix::unistd::Gid::from_raw(user.gid),
+    );
+    if let Err(err) = nix::unistd::chown(path, Some(owner.0), Some(owner.1)) {
+        tracing::debug!(%err, ?path, "working directory left owned by root (user not mapped)");
+    }
+    Ok(())
+}
+
+/// Everything from the first mount to execve. Returns only on failure.
+pub(crate) fn init(
+    spec: &ContainerSpec,
+    map: &IdMapping,
+    setgroups: bool,
+    tty_slave: Option<OwnedFd>,
+) -> RuntimeError {
+    match prepare(spec, map, setgroups, tty_slave) {
+        Ok(ready) => ready.exec(),
+        Err(e) => e,
+    }
+}
+
+struct Ready {
+    prepared: exec::Prepared,
+    command: String,
+}
+
+impl Ready {
+    fn exec(self) -> RuntimeError {
+        // Rust ignores SIGPIPE and burrow blocks signals around fork; the container starts
+        // with default dispositions and an empty mask, as under Docker.
+        // SAFETY: restoring the default disposition installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        let _ =
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        exec::exec(&self.prepared, &self.command)
+    }
+}
+
+fn prepare(
+    spec: &ContainerSpec,
+    map: &IdMapping,
+    setgroups: bool,
+    tty_slave: Option<OwnedFd>,
+) -> Result<Ready, RuntimeError> {
+    if let Some(slave) = tty_slave {
+        attach_terminal(slave)?;
+    }
+    // The engine's files are cloned as detached mounts now, from the host's view, and
+    // attached after the pivot so that paths inside the image resolve inside it.
+    let mut etc_sources = Vec::new();
+    for (inside, host) in &spec.etc_files {
+        let mount = clone_mount(host).map_err(|source| RuntimeError::Setup {
+            step: "clone a mount of the engine's file".into(),
+            path: host.clone(),
+            source,
+        })?;
+        etc_sources.push((inside.clone(), mount));
+    }
+    let opts = MountOptions {
+        private_net: spec.network != NetworkMode::Host,
+        tty_gid_mapped: map
+            .gids
+            .iter()
+            .any(|m| m.container_id <= 5 && 5 - m.container_id < m.size),
+    };
+    let mut user = None;
+    mounts::setup(&Nix, spec, opts, &etc_sources, || {
+        let u = user::resolve(
+            spec.user.as_deref(),
+            Path::new("/etc/passwd"),
+            Path::new("/etc/group"),
+        )?;
+        make_cwd(&spec.cwd, &u)?;
+        user = Some(u);
+        Ok(())
+    })?;
+    drop(etc_sources);
+    let user = user.ok_or_else(|| RuntimeError::UserNotFound {
+        user: spec.user.clone().unwrap_or_default(),
+    })?;
+    if !map.maps_user(user.uid, user.gid) {
+        return Err(RuntimeError::UnmappedUser {
+            uid: user.uid,
+            gid: user.gid,
+        });
+    }
+    if spec.network != NetworkMode::Host {
+        nix::unistd::sethostname(&spec.hostname).map_err(|e| RuntimeError::Setup {
+            step: "set the hostname".into(),
+            path: PathBuf::from(&spec.hostname),
+            source: e.into(),
+        })?;
+        net::loopback_up()?;
+    }
+    if !spec.tty && !spec.stdin {
+        stdin_from_dev_null()?;
+    }
+    let mut env = spec.env.clone();
+    if exec::env_get(&env, "HOME").is_none() {
+        env.push(format!("HOME={}", user.home));
+    }
+    let command = spec.args.first().cloned().unwrap_or_default();
+    let path = exec::find_in_path(&command, exec::env_get(&env, "PATH"))?;
+    let prepared = exec::prepare(&path, &spec.args, &env)?;
+    nix::unistd::chdir(Path::new(&spec.cwd)).map_err(|e| RuntimeError::Setup {
+        step: "chdir to the working directory".into(),
+        path: PathBuf::from(&spec.cwd),
+        source: e.into(),
+    })?;
+    cloexec_from_3();
+    privileges::drop_to(&user, setgroups)?;
+    seccomp::install()?;
+    Ok(Ready { prepared, command })
+}

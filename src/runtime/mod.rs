@@ -1,0 +1,214 @@
+//! The container process: user namespace and id maps, mount namespace and pivot_root,
+//! /proc /dev /sys, capabilities, seccomp, no_new_privs, and exec.
+//!
+//! The engine hands this module a [`ContainerSpec`] (plain data) and an [`IdMapping`];
+//! everything between fork and execve happens here.
+
+use std::path::PathBuf;
+
+mod channel;
+mod container;
+mod exec;
+mod idmap;
+mod mounts;
+mod net;
+mod privileges;
+mod process;
+mod seccomp;
+mod sys;
+mod tty;
+mod user;
+
+pub use process::{in_userns, run};
+
+/// One line of a uid_map or gid_map: `container_id host_id size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdMap {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// How ids inside every user namespace burrow makes map to the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdMapping {
+    pub uids: Vec<IdMap>,
+    pub gids: Vec<IdMap>,
+    /// True when the maps need newuidmap/newgidmap (subordinate ranges); false when the
+    /// process can write them itself (a single id, or root).
+    pub needs_helpers: bool,
+}
+
+/// How the container's root filesystem is mounted inside its mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Rootfs {
+    /// Native overlayfs; `lowers` top-most first.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// fuse-overlayfs with the same layout.
+    FuseOverlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// A ready directory (vfs): bind-mounted as is.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo` (up).
+    None,
+    /// The host's network namespace (and the host's hostname is kept).
+    Host,
+}
+
+/// Everything needed to start one container process.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub rootfs: Rootfs,
+    /// Where the merged rootfs is mounted before pivot_root (an empty dir the engine owns).
+    pub mount_point: PathBuf,
+    pub readonly_rootfs: bool,
+    /// argv: entrypoint + cmd already merged; args[0] is looked up in the container's PATH.
+    pub args: Vec<String>,
+    /// KEY=VALUE, already merged (image, then -e / --env-file); includes PATH and HOSTNAME.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; created if missing.
+    pub cwd: String,
+    /// Docker's `-u` syntax: `user`, `uid`, `user:group`, `uid:gid`; resolved against the
+    /// container's /etc/passwd and /etc/group. None = root.
+    pub user: Option<String>,
+    pub hostname: String,
+    pub network: NetworkMode,
+    /// Files the engine wrote for this container, bind-mounted over paths inside it
+    /// (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`).
+    pub etc_files: Vec<(String, PathBuf)>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// Why starting a container (or a job in a user namespace) failed. The CLI maps
+/// `CommandNotFound` to 127, `CannotExecute` to 126 and everything else to 125.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{}", not_found_message(command))]
+    CommandNotFound { command: String },
+    #[error("exec: \"{command}\": cannot execute")]
+    CannotExecute {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("exec: \"{command}\": execve failed")]
+    ExecFailed {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    UserNotFound { user: String },
+    #[error("unable to find group {group}: no matching entries in group file")]
+    GroupNotFound { group: String },
+    #[error("invalid user {user:?}: {reason}")]
+    InvalidUser { user: String, reason: String },
+    #[error(
+        "user {uid}:{gid} is not mapped in the container's user namespace (only your own id is mapped to root; add subordinate ranges in /etc/subuid and /etc/subgid)"
+    )]
+    UnmappedUser { uid: u32, gid: u32 },
+    #[error("cannot read {path} in the container")]
+    ReadUserDb {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step of the container setup (mount, pivot_root, hostname, capabilities...) failed.
+    #[error("container setup failed: cannot {step} {}", path.display())]
+    Setup {
+        step: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the seccomp filter: {reason}")]
+    Seccomp { reason: String },
+    #[error("rootfs path {} contains ':' or ',' which overlayfs options cannot carry; move the storage to a path without them", path.display())]
+    UnsafeOverlayPath { path: PathBuf },
+    #[error("cannot read {}", path.display())]
+    ReadSubids {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot look up the current user (uid {uid}) in the passwd database")]
+    CurrentUser {
+        uid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {helper} for pid {pid}; is the uidmap package installed?")]
+    HelperSpawn {
+        helper: &'static str,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{helper} {pid} failed ({status}): {stderr}; check /etc/subuid and /etc/subgid")]
+    HelperFailed {
+        helper: &'static str,
+        pid: i32,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("cannot write {}", path.display())]
+    WriteIdMap {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {step} while starting the container process")]
+    Process {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the container process (pid {pid}) exited before {stage}")]
+    ChildVanished { pid: i32, stage: &'static str },
+    #[error("cannot exchange {what} with the child process")]
+    Channel {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the job in the user namespace failed: {message}")]
+    Job { message: String },
+    #[error("cannot set up the terminal")]
+    Terminal {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    /// The exit code the CLI reports for this error (Docker's convention).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::CommandNotFound { .. } => 127,
+            RuntimeError::CannotExecute { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// Docker's wording: a bare name was searched in $PATH, a path was not there.
+fn not_found_message(command: &str) -> String {
+    if command.contains('/') {
+        format!("exec: \"{command}\": stat {command}: no such file or directory")
+    } else {
+        format!("exec: \"{command}\": executable file not found in $PATH")
+    }
+}

@@ -1,0 +1,307 @@
+//! Forking the container and the jobs run in a user namespace.
+//!
+//! Process tree of [`run`]:
+//! ```text
+//! burrow (P)                     host namespaces; writes the id maps, forwards signals,
+//!  │                             proxies the pty, waits for C
+//!  └─ C  (fork)                  unshare(NEWUSER) → "ready" → P maps ids → setresuid(0);
+//!      │                         unshare(NEWNS|NEWUTS|NEWIPC|NEWPID|NEWCGROUP[|NEWNET]);
+//!      │                         waits for G and exits with its code (128+signal if killed)
+//!      └─ G  (fork)              pid 1 of the new pid namespace: mounts, pivot_root, user,
+//!                                caps, seccomp, execve (container.rs)
+//! ```
+//! One channel (a CLOEXEC pipe) carries C's and G's messages to P: `UserNsReady`,
+//! `ContainerPid`, then either a `Failed` or end-of-file once G's execve closed the last
+//! writer. C and G die with their parent (PR_SET_PDEATHSIG).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+
+use super::channel::{self, ChildFailure, ToChild, ToParent};
+use super::tty::{self, Pty, RawMode, Signals};
+use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container};
+
+fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
+    let step = step.to_string();
+    move |e| RuntimeError::Process {
+        step,
+        source: e.into(),
+    }
+}
+
+fn channel_err(what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    move |source| RuntimeError::Channel { what, source }
+}
+
+fn fork() -> Result<ForkResult, RuntimeError> {
+    // SAFETY: callers run this while the process is single-threaded (documented on the public
+    // functions), so the child cannot inherit a lock held by another thread.
+    unsafe { nix::unistd::fork() }.map_err(process_err("fork"))
+}
+
+/// Leaves a forked child without running the parent's exit handlers or destructors.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
+    unsafe { libc::_exit(code) }
+}
+
+/// Dies with the parent; returns false when the parent is already gone.
+fn die_with_parent(parent: Pid) -> bool {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    nix::unistd::getppid() == parent
+}
+
+/// Child side of the handshake: new user namespace, wait for the maps, become root in it.
+/// `setgroups` says whether the maps allow setgroups(2); it is computed before the fork,
+/// since inside the namespace every process looks like root.
+fn enter_userns(setgroups: bool, to_parent: &File, from_parent: &File) -> Result<(), RuntimeError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(process_err("create a user namespace"))?;
+    channel::send(to_parent, &ToParent::UserNsReady)
+        .map_err(channel_err("the user namespace handshake"))?;
+    match channel::recv::<ToChild>(from_parent) {
+        Ok(Some(ToChild::MapsWritten)) => {}
+        // The parent failed to map ids and reports that itself.
+        _ => exit_now(125),
+    }
+    let root_gid = Gid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(process_err("become gid 0"))?;
+    if setgroups {
+        nix::unistd::setgroups(&[root_gid]).map_err(process_err("clear supplementary groups"))?;
+    }
+    let root = Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root).map_err(process_err("become uid 0"))
+}
+
+/// Parent side of the handshake.
+fn map_child(
+    child: Pid,
+    map: &IdMapping,
+    from_child: &File,
+    to_child: File,
+) -> Result<(), RuntimeError> {
+    match channel::recv::<ToParent>(from_child)
+        .map_err(channel_err("the user namespace handshake"))?
+    {
+        Some(ToParent::UserNsReady) => {}
+        Some(ToParent::Failed(f)) => return Err(f.into()),
+        _ => {
+            return Err(RuntimeError::ChildVanished {
+                pid: child.as_raw(),
+                stage: "creating its user namespace",
+            });
+        }
+    }
+    map.apply(child.as_raw())?;
+    channel::send(&to_child, &ToChild::MapsWritten)
+        .map_err(channel_err("the user namespace handshake"))
+}
+
+/// Sends the failure (best effort: the parent may be gone) and exits.
+fn fail(to_parent: &File, err: RuntimeError) -> ! {
+    let _ = channel::send(to_parent, &ToParent::Failed(ChildFailure::from(err)));
+    exit_now(125)
+}
+
+fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(process_err("wait for the child")(e)),
+        }
+    }
+}
+
+/// Starts the container in the foreground and waits: returns its exit code (128+signal when
+/// killed). Call only while the process has no other threads.
+pub fn run(spec: &ContainerSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
+    let pty = if spec.tty { Some(Pty::open()?) } else { None };
+    let signals = Signals::block()?;
+    let (from_child, to_parent) = channel::pipe()?;
+    let (from_parent, to_child) = channel::pipe()?;
+    let parent = nix::unistd::getpid();
+    let setgroups = map.setgroups_allowed();
+    match fork()? {
+        ForkResult::Child => {
+            signals.restore_in_child();
+            drop((from_child, to_child));
+            let slave = pty.map(|p| p.slave);
+            let code = middle(spec, map, setgroups, parent, to_parent, &from_parent, slave);
+            exit_now(code)
+        }
+        ForkResult::Parent { child } => {
+            drop((to_parent, from_parent));
+            let (master, slave) = match pty {
+                Some(p) => (Some(p.master), Some(p.slave)),
+                None => (None, None),
+            };
+            drop(slave);
+            let started = start(child, map, &from_child, to_child);
+            let container = match started {
+                Ok(pid) => pid,
+                Err(e) => {
+                    let _ = wait_code(child);
+                    return Err(e);
+                }
+            };
+            tracing::debug!(id = %spec.id, pid = container.as_raw(), "container started");
+            let _raw = if spec.tty && spec.stdin {
+                RawMode::enter()?
+            } else {
+                None
+            };
+            tty::supervise(&signals, child, container, master.as_ref(), spec.stdin)
+        }
+    }
+}
+
+/// Maps the child's ids and waits until its grandchild exec'd (end-of-file) or failed.
+fn start(
+    child: Pid,
+    map: &IdMapping,
+    from_child: &File,
+    to_child: File,
+) -> Result<Pid, RuntimeError> {
+    map_child(child, map, from_child, to_child)?;
+    let vanished = |stage| RuntimeError::ChildVanished {
+        pid: child.as_raw(),
+        stage,
+    };
+    let pid =
+        match channel::recv::<ToParent>(from_child).map_err(channel_err("the container's pid"))? {
+            Some(ToParent::ContainerPid(pid)) => Pid::from_raw(pid),
+            Some(ToParent::Failed(f)) => return Err(f.into()),
+            _ => return Err(vanished("starting pid 1 of the container")),
+        };
+    match channel::recv::<ToParent>(from_child)
+        .map_err(channel_err("the container's exec status"))?
+    {
+        None => Ok(pid),
+        Some(ToParent::Failed(f)) => Err(f.into()),
+        Some(_) => Err(vanished("executing the command")),
+    }
+}
+
+/// C: user namespace, the other namespaces, then fork G and relay its status.
+fn middle(
+    spec: &ContainerSpec,
+    map: &IdMapping,
+    setgroups: bool,
+    parent: Pid,
+    to_parent: File,
+    from_parent: &File,
+    slave: Option<std::os::fd::OwnedFd>,
+) -> i32 {
+    if !die_with_parent(parent) {
+        return 125;
+    }
+    if let Err(e) = enter_userns(setgroups, &to_parent, from_parent) {
+        fail(&to_parent, e);
+    }
+    // Changing credentials cleared the parent-death signal.
+    if !die_with_parent(parent) {
+        return 125;
+    }
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    if spec.network != NetworkMode::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if let Err(e) = nix::sched::unshare(flags) {
+        fail(
+            &to_parent,
+            process_err("create the container's namespaces")(e),
+        );
+    }
+    match fork() {
+        Err(e) => fail(&to_parent, e),
+        Ok(ForkResult::Child) => {
+            // G is pid 1 of a new pid namespace: getppid() reads 0 there, so C cannot be
+            // checked for; C only exits after G anyway.
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let err = container::init(spec, map, setgroups, slave);
+            fail(&to_parent, err)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(slave);
+            let _ = channel::send(&to_parent, &ToParent::ContainerPid(child.as_raw()));
+            drop(to_parent);
+            wait_code(child).unwrap_or(125)
+        }
+    }
+}
+
+/// Runs `f` in a forked child inside a new user and mount namespace with `map` applied, as
+/// uid 0 / gid 0; its result comes back as JSON. Call only while the process has no other
+/// threads.
+pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
+    map: &IdMapping,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, RuntimeError> {
+    let (from_child, to_parent) = channel::pipe()?;
+    let (from_parent, to_child) = channel::pipe()?;
+    let parent = nix::unistd::getpid();
+    let setgroups = map.setgroups_allowed();
+    match fork()? {
+        ForkResult::Child => {
+            drop((from_child, to_child));
+            if !die_with_parent(parent) {
+                exit_now(125);
+            }
+            if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
+                fail(&to_parent, e);
+            }
+            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+                fail(&to_parent, process_err("create a mount namespace")(e));
+            }
+            let none: Option<&str> = None;
+            let slave = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE;
+            if let Err(e) = nix::mount::mount(none, "/", none, slave, none) {
+                fail(&to_parent, process_err("make / a slave mount")(e));
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("the job panicked".to_string()))
+                .and_then(|v| {
+                    serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
+                });
+            let sent = channel::send(&to_parent, &ToParent::JobDone(outcome));
+            exit_now(if sent.is_ok() { 0 } else { 125 })
+        }
+        ForkResult::Parent { child } => {
+            drop((to_parent, from_parent));
+            let result =
+                map_child(child, map, &from_child, to_child).and_then(|()| match channel::recv::<
+                    ToParent,
+                >(
+                    &from_child
+                )
+                .map_err(channel_err("the job's result"))?
+                {
+                    Some(ToParent::JobDone(Ok(v))) => {
+                        serde_json::from_value(v).map_err(|e| RuntimeError::Job {
+                            message: format!("cannot decode the result: {e}"),
+                        })
+                    }
+                    Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
+                    Some(ToParent::Failed(f)) => Err(f.into()),
+                    _ => Err(RuntimeError::ChildVanished {
+                        pid: child.as_raw(),
+                        stage: "finishing the job",
+                    }),
+                });
+            let code = wait_code(child)?;
+            tracing::debug!(pid = child.as_raw(), code, "user namespace job finished");
+            result
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The SQLite state store: images, tags, layers and containers.
+//!
+//! The database runs in WAL mode with a busy timeout, so many burrow commands can run at
+//! once; every state change is one `BEGIN IMMEDIATE` transaction.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open the state database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database {path} is newer than this burrow (schema {found}, supported {supported}); upgrade burrow")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("state database query failed")]
+    Query(#[from] rusqlite::Error),
+    #[error("state database holds a malformed {what} record for {id}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the container name \"{0}\" is already in use; remove that container or choose another name")]
+    NameInUse(String),
+}
+
+type Result<T> = std::result::Result<T, StateError>;
+
+/// One unpacked layer of an image, bottom first in [`ImageRecord::layers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// The compressed blob's digest in the registry / blob store.
+    pub digest: String,
+    pub diff_id: String,
+    pub chain_id: String,
+    /// Compressed size.
+    pub size: u64,
+    pub media_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The config digest, "sha256:…" (Docker's image id).
+    pub id: String,
+    /// `repo@digest` names this image was pulled by.
+    pub repo_digests: Vec<String>,
+    /// The raw image configuration JSON.
+    pub config: String,
+    pub layers: Vec<LayerRecord>,
+    /// Uncompressed size of all layers, bytes.
+    pub size: u64,
+    /// Unix seconds when it entered the store.
+    pub added: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    /// The image as the user named it.
+    pub image_name: String,
+    /// The engine's container configuration (JSON of engine::ContainerConfig).
+    pub config: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub pid: Option<i32>,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+}
+
+pub struct State {
+    conn: Connection,
+}
+
+impl State {
+    pub fn open(path: &Path) -> Result<State> {
+        let open_err = |source| StateError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let mut state = State { conn };
+        schema::migrate(&mut state.conn, path)?;
+        Ok(state)
+    }
+
+    /// Runs `f` in one write transaction taken up front (no lock upgrades, so no
+    /// SQLITE_BUSY deadlocks between concurrent writers).
+    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    // ---- images -------------------------------------------------------------------
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, repo_digests, config, layers, size, added FROM images ORDER BY added DESC, id",
+        )?;
+        let rows = stmt.query_map([], image_row)?;
+        rows.map(|r| r?.decode()).collect()
+    }
+
+    pub fn image(&self, id: &str) -> Result<Option<ImageRecord>> {
+        let raw = self
+            .conn
+            .query_row(
+                "SELECT id, repo_digests, config, layers, size, added FROM images WHERE id = ?1",
+                [id],
+                image_row,
+            )
+            .optional()?;
+        raw.map(RawImage::decode).transpose()
+    }
+
+    /// Image ids whose id starts with `prefix` ("sha256:" optional).
+    pub fn image_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let full = if prefix.starts_with("sha256:") {
+            prefix.to_string()
+        } else {
+            format!("sha256:{prefix}")
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM images WHERE substr(id, 1, length(?1)) = ?1")?;
+        let rows = stmt.query_map([&full], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// All tags: (name, image id), e.g. ("docker.io/library/busybox:latest", "sha256:…").
+    pub fn tags(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, image_id FROM tags ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Chain ids of every layer some image still uses.
+    pub fn layers_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        let mut used = std::collections::HashSet::new();
+        for image in self.images()? {
+            used.extend(image.layers.into_iter().map(|l| l.chain_id));
+        }
+        Ok(used)
+    }
+
+    // ---- containers ---------------------------------------------------------------
+
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CONTAINER_COLUMNS} FROM containers ORDER BY created DESC, id"
+        ))?;
+        let rows = stmt.query_map([], container_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn container(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"),
+                [id],
+                container_row,
+            )
+            .optional()?)
+    }
+
+    /// Resolves a name, a full id or a unique id prefix. Returns every match so the caller
+    /// can report ambiguity.
+    pub fn find_containers(&self, key: &str) -> Result<Vec<ContainerRecord>> {
+        let by_name = self
+            .conn
+            .query_row(
+                &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE name = ?1"),
+                [key.trim_start_matches('/')],
+                container_row,
+            )
+            .optional()?;
+        if let Some(c) = by_name {
+            return Ok(vec![c]);
+        }
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE substr(id, 1, length(?1)) = ?1"
+        ))?;
+        let rows = stmt.query_map([key], container_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn containers_using_image(&self, image_id: &str) -> Result<Vec<ContainerRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE image_id = ?1"
+        ))?;
+        let rows = stmt.query_map([image_id], container_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+}
+
+// ---- write helpers used inside State::write ------------------------------------------
+
+pub fn put_image(tx: &Transaction<'_>, image: &ImageRecord) -> Result<()> {
+    let layers = serde_json::to_string(&image.layers).expect("layers serialise");
+    let repo_digests = serde_json::to_string(&image.repo_digests).expect("digests serialise");
+    tx.execute(
+        "INSERT INTO images (id, repo_digests, config, layers, size, added)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET repo_digests = excluded.repo_digests",
+        params![
+            image.id,
+            repo_digests,
+            image.config,
+            layers,
+            image.size as i64,
+            image.added
+        ],
+    )?;
+    Ok(())
+}
+
+/// Points `name` at `image_id`, returning the image it pointed at before, if another.
+pub fn set_tag(tx: &Transaction<'_>, name: &str, image_id: &str) -> Result<Option<String>> {
+    let old: Option<String> = tx
+        .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    tx.execute(
+        "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+        params![name, image_id],
+    )?;
+    Ok(old.filter(|o| o != image_id))
+}
+
+pub fn remove_tag(tx: &Transaction<'_>, name: &str) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
+}
+
+pub fn remove_image(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute("DELETE FROM tags WHERE image_id = ?1", [id])?;
+    tx.execute("DELETE FROM images WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+pub fn insert_container(tx: &Transaction<'_>, c: &ContainerRecord) -> Result<()> {
+    let taken: bool = tx
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1)",
+            [&c.name],
+            |r| r.get(0),
+        )?;
+    if taken {
+        return Err(StateError::NameInUse(c.name.clone()));
+    }
+    tx.execute(
+        "INSERT INTO containers (id, name, image_id, image_name, config, status, exit_code, pid, created, started, finished)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            c.id, c.name, c.image_id, c.image_name, c.config, c.status, c.exit_code, c.pid,
+            c.created, c.started, c.finished
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes the mutable fields of a container back (status, exit code, pid, times).
+pub fn update_container(tx: &Transaction<'_>, c: &ContainerRecord) -> Result<()> {
+    tx.execute(
+        "UPDATE containers SET status = ?2, exit_code = ?3, pid = ?4, started = ?5, finished = ?6
+         WHERE id = ?1",
+        params![c.id, c.status, c.exit_code, c.pid, c.started, c.finished],
+    )?;
+    Ok(())
+}
+
+pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+// ---- row decoding ----------------------------------------------------------------------
+
+const CONTAINER_COLUMNS: &str =
+    "id, name, image_id, image_name, config, status, exit_code, pid, created, started, finished";
+
+fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
+    Ok(ContainerRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: r.get(2)?,
+        image_name: r.get(3)?,
+        config: r.get(4)?,
+        status: r.get(5)?,
+        exit_code: r.get(6)?,
+        pid: r.get(7)?,
+        created: r.get(8)?,
+        started: r.get(9)?,
+        finished: r.get(10)?,
+    })
+}
+
+struct RawImage {
+    id: String,
+    repo_digests: String,
+    config: String,
+    layers: String,
+    size: i64,
+    added: i64,
+}
+
+fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
+    Ok(RawImage {
+        id: r.get(0)?,
+        repo_digests: r.get(1)?,
+        config: r.get(2)?,
+        layers: r.get(3)?,
+        size: r.get(4)?,
+        added: r.get(5)?,
+    })
+}
+
+impl RawImage {
+    fn decode(self) -> Result<ImageRecord> {
+        let corrupt = |source| StateError::Corrupt {
+            what: "image",
+            id: self.id.clone(),
+            source,
+        };
+        Ok(ImageRecord {
+            repo_digests: serde_json::from_str(&self.repo_digests).map_err(corrupt)?,
+            layers: serde_json::from_str(&self.layers).map_err(corrupt)?,
+            id: self.id,
+            config: self.config,
+            size: self.size as u64,
+            added: self.added,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, chain: &str) -> ImageRecord {
+        ImageRecord {
+            id: id.into(),
+            repo_digests: vec![format!("r@{id}")],
+            config: "{}".into(),
+            layers: vec![LayerRecord {
+                digest: "sha256:d".into(),
+                diff_id: chain.into(),
+                chain_id: chain.into(),
+                size: 1,
+                media_type: "m".into(),
+            }],
+            size: 10,
+            added: 1,
+        }
+    }
+
+    fn container(id: &str, name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            name: name.into(),
+            image_id: "sha256:aa".into(),
+            image_name: "img".into(),
+            config: "{}".into(),
+            status: "created".into(),
+            exit_code: None,
+            pid: None,
+            created: 5,
+            started: None,
+            finished: None,
+        }
+    }
+
+    #[test]
+    fn images_tags_and_layers_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = State::open(&dir.path().join("s.db")).unwrap();
+        st.write(|tx| {
+            put_image(tx, &image("sha256:aa", "sha256:c1"))?;
+            put_image(tx, &image("sha256:bb", "sha256:c2"))?;
+            assert_eq!(set_tag(tx, "x:1", "sha256:aa")?, None);
+            assert_eq!(set_tag(tx, "x:1", "sha256:bb")?, Some("sha256:aa".into()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(st.images().unwrap().len(), 2);
+        assert_eq!(st.tag_target("x:1").unwrap().as_deref(), Some("sha256:bb"));
+        assert_eq!(st.image_ids_with_prefix("a").unwrap(), vec!["sha256:aa"]);
+        let used = st.layers_in_use().unwrap();
+        assert!(used.contains("sha256:c1") && used.contains("sha256:c2"));
+        st.write(|tx| remove_image(tx, "sha256:bb")).unwrap();
+        assert_eq!(st.tag_target("x:1").unwrap(), None);
+        assert!(!st.layers_in_use().unwrap().contains("sha256:c2"));
+    }
+
+    #[test]
+    fn container_names_are_unique_and_prefixes_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = State::open(&dir.path().join("s.db")).unwrap();
+        st.write(|tx| insert_container(tx, &container("abc123", "web")))
+            .unwrap();
+        st.write(|tx| insert_container(tx, &container("abd456", "db")))
+            .unwrap();
+        let err = st
+            .write(|tx| insert_container(tx, &container("ffff", "web")))
+            .unwrap_err();
+        assert!(matches!(err, StateError::NameInUse(n) if n == "web"));
+        assert_eq!(st.find_containers("web").unwrap()[0].id, "abc123");
+        assert_eq!(st.find_containers("ab").unwrap().len(), 2);
+        assert_eq!(st.find_containers("abd").unwrap()[0].name, "db");
+        assert!(st.find_containers("zz").unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        State::open(&path).unwrap();
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut st = State::open(&path).unwrap();
+                    for j in 0..20 {
+                        let id = format!("{i:02x}{j:02x}");
+                        st.write(|tx| insert_container(tx, &container(&id, &id)))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let st = State::open(&path).unwrap();
+        assert_eq!(st.containers().unwrap().len(), 160);
+    }
+}

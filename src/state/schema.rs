@@ -1,0 +1,59 @@
+//! Schema migrations, applied in order inside one transaction; `user_version` records
+//! how far a database has come.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StateError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: images, tags, containers.
+    "CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        repo_digests TEXT NOT NULL,
+        config TEXT NOT NULL,
+        layers TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        added INTEGER NOT NULL
+    );
+    CREATE TABLE tags (
+        name TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL,
+        image_name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        pid INTEGER,
+        created INTEGER NOT NULL,
+        started INTEGER,
+        finished INTEGER
+    );
+    CREATE INDEX containers_image ON containers(image_id);",
+];
+
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
+    let supported = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > supported {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported,
+        });
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    if version < supported {
+        tx.pragma_update(None, "user_version", supported)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

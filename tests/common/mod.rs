@@ -1,0 +1,244 @@
+//! The integration-test harness: runs the real burrow binary as an unprivileged user
+//! (via runuser) with a private HOME, against the registries `tests/setup.sh` started.
+//!
+//! Run the suite through `bash tests/run.sh` (as root): it creates the users, starts the
+//! registries and exports the variables read here. Run any other way, these tests fail
+//! with a message saying so — they never pass by skipping.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests with `bash tests/run.sh` as root")
+    })
+}
+
+pub fn registry() -> String {
+    var("BURROW_TEST_REGISTRY")
+}
+
+/// `REGISTRY/fixtures/NAME:latest`.
+pub fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}:latest", registry())
+}
+
+const STATE: &str = "/var/tmp/burrow-test/it";
+
+/// The burrow binary copied where an unprivileged user can run it (the checkout may sit
+/// under /root).
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = PathBuf::from(STATE).join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [Path::new("/var/tmp/burrow-test"), Path::new(STATE), &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let dest = dir.join(format!("burrow-{}", std::process::id()));
+        let tmp = dest.with_extension("tmp");
+        std::fs::copy(env!("CARGO_BIN_EXE_burrow"), &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &dest).unwrap();
+        dest
+    })
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    pub fn ok(&self) -> &Out {
+        assert_eq!(self.code, 0, "expected success, got {self:#?}");
+        self
+    }
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Out {
+        assert_eq!(self.code, code, "expected exit {code}, got {self:#?}");
+        self
+    }
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Out {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {self:#?}"
+        );
+        self
+    }
+    /// A failure is reported on one line.
+    #[track_caller]
+    pub fn one_line_error(&self) -> &Out {
+        let lines: Vec<_> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("burrow: warning:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "error is not one line: {self:#?}");
+        assert!(lines[0].starts_with("burrow: "), "{self:#?}");
+        self
+    }
+}
+
+fn out(o: Output) -> Out {
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A user with a private HOME (so its own burrow state) for one test.
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub home: PathBuf,
+    /// Extra environment (e.g. XDG_RUNTIME_DIR).
+    pub env: Vec<(String, String)>,
+}
+
+fn uid_of(name: &str) -> u32 {
+    let o = Command::new("id").arg("-u").arg(name).output().unwrap();
+    assert!(o.status.success(), "no user {name}: run tests/setup.sh");
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+impl User {
+    /// The user with subordinate id ranges.
+    pub fn new(test: &str) -> User {
+        User::named(&var("BURROW_TEST_USER"), test)
+    }
+
+    /// The user without subordinate id ranges.
+    pub fn without_subids(test: &str) -> User {
+        User::named(&var("BURROW_TEST_NOSUB_USER"), test)
+    }
+
+    pub fn named(name: &str, test: &str) -> User {
+        assert!(
+            nix_is_root(),
+            "integration tests run as root (they switch to the test user): use tests/run.sh"
+        );
+        let uid = uid_of(name);
+        let home = PathBuf::from(STATE).join("homes").join(format!("{test}-{name}"));
+        remove_tree(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let status = Command::new("chown")
+            .arg(format!("{name}:"))
+            .arg(&home)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let runtime = PathBuf::from(format!("/tmp/burrow-{uid}"));
+        let _ = std::fs::remove_dir_all(&runtime);
+        User {
+            name: name.to_string(),
+            uid,
+            home,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("runuser");
+        c.arg("-u").arg(&self.name).arg("--").arg("env").arg("-i");
+        c.arg(format!("HOME={}", self.home.display()));
+        c.arg("PATH=/usr/bin:/bin");
+        for (k, v) in &self.env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(binary()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn burrow(&self, args: &[&str]) -> Out {
+        out(self.command(args).output().unwrap())
+    }
+
+    pub fn burrow_stdin(&self, args: &[&str], input: &str) -> Out {
+        use std::io::Write;
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        out(child.wait_with_output().unwrap())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join(".local/share/burrow")
+    }
+
+    /// Pulls a fixture over plain http and asserts success.
+    pub fn pull(&self, name: &str) -> String {
+        let image = fixture(name);
+        self.burrow(&["pull", "-q", "--tls-verify=false", &image])
+            .ok();
+        image
+    }
+
+    /// `run --rm IMAGE ARGS…` (pulling first) and returns the result.
+    pub fn run(&self, image: &str, args: &[&str]) -> Out {
+        let mut all = vec!["run", "--rm", image];
+        all.extend_from_slice(args);
+        self.burrow(&all)
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            remove_tree(&self.home);
+        }
+    }
+}
+
+/// Removes a tree that may hold files owned by subordinate ids, as root.
+pub fn remove_tree(path: &Path) {
+    if path.exists() {
+        let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(path).status();
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+pub fn nix_is_root() -> bool {
+    // SAFETY-free: read our uid from /proc instead of calling libc.
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        .unwrap_or(false)
+}
+
+/// Every mount point currently on the host, to check nothing is left behind.
+pub fn host_mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+/// Processes of a user, to check nothing is left running.
+pub fn processes_of(user: &str) -> Vec<String> {
+    let o = Command::new("ps")
+        .args(["-u", user, "-o", "pid=,comm="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# burrow's test command (run as root):
+#
+#   bash tests/run.sh [ARGS...]     ARGS go to `cargo test --workspace`, e.g. a test-name filter
+#
+# Sets up the test environment (tests/setup.sh: users, local registries, fixture images), then
+# runs rustfmt, clippy and the test suite with the environment the integration tests read.
+# Registries this run started are stopped on exit, whatever happened. The exit code is that of
+# the first cargo step that failed (0 when all passed); all three steps always run.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/run.sh must run as root: it creates the test users and starts local registries," >&2
+    echo "and the integration tests switch to the unprivileged test users themselves" >&2
+    exit 2
+fi
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null && [[ -f $HOME/.cargo/env ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found on PATH" >&2; exit 2; }
+
+# tests/setup.sh appends the port of each registry it starts (not those it reuses) here.
+BURROW_TEST_STARTED=$(mktemp /tmp/burrow-test-started.XXXXXX)
+export BURROW_TEST_STARTED
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+    local ports
+    ports=$(sort -u "$BURROW_TEST_STARTED" 2>/dev/null | tr '\n' ' ')
+    if [[ -n ${ports// /} ]]; then
+        section "stopping registries started by this run: $ports"
+        # shellcheck disable=SC2086
+        bash tests/setup.sh stop $ports || true
+    fi
+    rm -f "$BURROW_TEST_STARTED"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+section "test environment (tests/setup.sh)"
+bash tests/setup.sh
+
+export BURROW_TEST_USER=burrowtest
+export BURROW_TEST_NOSUB_USER=burrownosub
+export BURROW_TEST_REGISTRY=127.0.0.1:5111
+export BURROW_TEST_AUTH_REGISTRY=127.0.0.1:5112
+export BURROW_TEST_AUTH_USER=tester
+export BURROW_TEST_AUTH_PASS=s3cret
+
+status=0
+step() { # NAME COMMAND...
+    local name=$1 rc=0
+    shift
+    section "$name"
+    "$@" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        echo "tests/run.sh: $name failed (exit $rc)" >&2
+        [[ $status -ne 0 ]] || status=$rc
+    fi
+}
+
+step "cargo fmt --all --check" cargo fmt --all --check
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test" cargo test --workspace "$@"
+
+if [[ $status -eq 0 ]]; then
+    section "all checks passed"
+fi
+exit "$status"
