@@ -25,7 +25,9 @@ fn path_traversal_is_refused() {
     let target = Path::new("/tmp/burrow-escape-traversal");
     let _ = std::fs::remove_file(target);
     let o = u.burrow(&["pull", "--tls-verify=false", &fixture("hostile-traversal")]);
-    o.code(125).one_line_error().stderr_has("burrow-escape-traversal");
+    o.code(125)
+        .one_line_error()
+        .stderr_has("burrow-escape-traversal");
     assert!(!target.exists(), "a layer wrote outside its root");
     layer_store_is_clean(&u);
     assert_eq!(u.burrow(&["images", "-q"]).ok().stdout, "");

@@ -12,12 +12,18 @@ fn pull_prints_progress_lines_and_the_name() {
     o.ok();
     assert_eq!(o.stdout, format!("{img}\n"));
     assert!(o.stderr.contains("Download complete"), "{o:#?}");
-    assert!(!o.stderr.contains('\x1b'), "no terminal codes without a TTY: {o:#?}");
+    assert!(
+        !o.stderr.contains('\x1b'),
+        "no terminal codes without a TTY: {o:#?}"
+    );
     // Pulling again reuses what is there.
     let o = u.burrow(&["pull", "--tls-verify=false", &img]);
     assert!(o.ok().stderr.contains("Already exists"), "{o:#?}");
     let q = u.burrow(&["pull", "-q", "--tls-verify=false", &img]);
-    assert!(q.ok().stdout.starts_with("sha256:") && q.stderr.is_empty(), "{q:#?}");
+    assert!(
+        q.ok().stdout.starts_with("sha256:") && q.stderr.is_empty(),
+        "{q:#?}"
+    );
 }
 
 #[test]
@@ -45,7 +51,7 @@ fn plain_http_needs_tls_verify_false() {
 #[test]
 fn images_lists_tags_digests_and_formats() {
     let u = User::new("images_list");
-    let img = u.pull("busybox");
+    u.pull("busybox");
     let o = u.burrow(&["images"]);
     let lines: Vec<&str> = o.ok().stdout.lines().collect();
     assert!(lines[0].starts_with("REPOSITORY"), "{o:#?}");
@@ -57,17 +63,28 @@ fn images_lists_tags_digests_and_formats() {
     assert_eq!(q.ok().stdout.trim().len(), 12);
     let full = u.burrow(&["images", "-q", "--no-trunc"]);
     assert!(full.ok().stdout.starts_with("sha256:"));
-    let d = u.burrow(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    let d = u.burrow(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
     let line = d.ok().stdout.clone();
-    assert!(line.starts_with(&format!("{repo}:latest sha256:")), "{d:#?}");
+    assert!(
+        line.starts_with(&format!("{repo}:latest sha256:")),
+        "{d:#?}"
+    );
     // The digest shown is the manifest digest, usable to pull by digest.
     let digest = line.split_whitespace().nth(1).unwrap().to_string();
     let by_digest = format!("{repo}@{digest}");
-    u.burrow(&["pull", "-q", "--tls-verify=false", &by_digest]).ok();
+    u.burrow(&["pull", "-q", "--tls-verify=false", &by_digest])
+        .ok();
     u.run(&by_digest, &["true"]).ok();
     let t = u.burrow(&["images", "--format", "table {{.Repository}}\t{{.Tag}}"]);
     assert!(t.ok().stdout.starts_with("REPOSITORY"), "{t:#?}");
-    u.burrow(&["images", "--format", "{{.Nope"]).code(125).one_line_error();
+    u.burrow(&["images", "--format", "{{.Nope"])
+        .code(125)
+        .one_line_error();
 }
 
 #[test]
@@ -83,9 +100,17 @@ fn tag_rmi_and_prune() {
     assert_eq!(o.ok().stdout, "Untagged: mine/copy:v1\n");
     // In use by a container: refused, then forced leaves a dangling image.
     u.burrow(&["create", "--name", "user", &img, "true"]).ok();
-    u.burrow(&["rmi", &img]).code(1).stderr_has("used by container");
+    u.burrow(&["rmi", &img])
+        .code(1)
+        .stderr_has("used by container");
     u.burrow(&["rmi", "-f", &img]).ok();
-    let o = u.burrow(&["images", "--filter", "dangling=true", "--format", "{{.Repository}} {{.Tag}}"]);
+    let o = u.burrow(&[
+        "images",
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.Repository}} {{.Tag}}",
+    ]);
     assert_eq!(o.ok().stdout, "<none> <none>\n");
     // The container still runs from the dangling image.
     u.burrow(&["start", "-a", "user"]).ok();
@@ -94,9 +119,13 @@ fn tag_rmi_and_prune() {
     assert!(o.ok().stdout.contains("deleted: sha256:"), "{o:#?}");
     assert_eq!(u.burrow(&["images", "-q"]).ok().stdout, "");
     // Layers and blobs went with it.
-    let layers = std::fs::read_dir(u.data_dir().join("layers")).unwrap().count();
+    let layers = std::fs::read_dir(u.data_dir().join("layers"))
+        .unwrap()
+        .count();
     assert_eq!(layers, 0);
-    u.burrow(&["rmi", "nothing:here"]).code(1).stderr_has("no such image");
+    u.burrow(&["rmi", "nothing:here"])
+        .code(1)
+        .stderr_has("no such image");
 }
 
 #[test]
@@ -112,7 +141,12 @@ fn image_inspect_has_docker_fields() {
     assert_eq!(i["Os"], "linux");
     assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(i["RepoTags"][0], img);
-    let f = u.burrow(&["inspect", "--format", "{{.Config.User}} {{json .Config.Cmd}}", &img]);
+    let f = u.burrow(&[
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{json .Config.Cmd}}",
+        &img,
+    ]);
     assert_eq!(f.ok().stdout, "app [\"sh\"]\n");
 }
 
@@ -153,13 +187,26 @@ fn zstd_schema2_and_multiarch_images() {
     let m = u.pull("multiarch");
     assert_eq!(u.run(&m, &["cat", "/etc/arch"]).ok().stdout, "amd64\n");
     let arm = format!("{}/fixtures/multiarch:latest", registry());
-    let o = u.burrow(&["pull", "-q", "--tls-verify=false", "--platform", "linux/arm64/v8", &arm]);
+    let o = u.burrow(&[
+        "pull",
+        "-q",
+        "--tls-verify=false",
+        "--platform",
+        "linux/arm64/v8",
+        &arm,
+    ]);
     o.ok();
     let o = u.burrow(&["image", "inspect", "--format", "{{.Architecture}}", &arm]);
     assert_eq!(o.ok().stdout, "arm64\n");
-    u.burrow(&["pull", "--tls-verify=false", "--platform", "linux/s390x", &arm])
-        .code(125)
-        .one_line_error();
+    u.burrow(&[
+        "pull",
+        "--tls-verify=false",
+        "--platform",
+        "linux/s390x",
+        &arm,
+    ])
+    .code(125)
+    .one_line_error();
 }
 
 #[test]
@@ -169,9 +216,13 @@ fn registry_errors_are_one_line() {
         .code(125)
         .stderr_has("127.0.0.1:1")
         .one_line_error();
-    u.burrow(&["pull", "--tls-verify=false", &format!("{}/fixtures/busybox:nope", registry())])
-        .code(125)
-        .one_line_error();
+    u.burrow(&[
+        "pull",
+        "--tls-verify=false",
+        &format!("{}/fixtures/busybox:nope", registry()),
+    ])
+    .code(125)
+    .one_line_error();
     u.burrow(&["pull", "Bad/Name"]).code(125).one_line_error();
     // Nothing half-written stays behind.
     let blobs = u.data_dir().join("blobs/sha256");
@@ -190,11 +241,26 @@ fn login_pull_private_logout() {
         .code(125)
         .stderr_has("login")
         .one_line_error();
-    u.burrow(&["login", "--tls-verify=false", "-u", &user, "-p", "wrong", &reg])
-        .code(125)
-        .one_line_error();
+    u.burrow(&[
+        "login",
+        "--tls-verify=false",
+        "-u",
+        &user,
+        "-p",
+        "wrong",
+        &reg,
+    ])
+    .code(125)
+    .one_line_error();
     let o = u.burrow_stdin(
-        &["login", "--tls-verify=false", "-u", &user, "--password-stdin", &reg],
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            &user,
+            "--password-stdin",
+            &reg,
+        ],
         &format!("{pass}\n"),
     );
     assert_eq!(o.ok().stdout, "Login Succeeded\n");
@@ -208,7 +274,9 @@ fn login_pull_private_logout() {
     u.burrow(&["pull", "-q", "--tls-verify=false", &img]).ok();
     u.run(&img, &["true"]).ok();
     u.burrow(&["logout", &reg]).ok();
-    u.burrow(&["logout", &reg]).code(125).stderr_has("not logged in");
+    u.burrow(&["logout", &reg])
+        .code(125)
+        .stderr_has("not logged in");
     // Credentials in ~/.docker/config.json are read too.
     u.burrow(&["rmi", &img]).ok();
     let docker = u.home.join(".docker");

@@ -68,7 +68,7 @@ step() { # NAME COMMAND...
 
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo test" cargo test --workspace "$@"
+step "cargo test" cargo test --workspace --no-fail-fast "$@"
 
 if [[ $status -eq 0 ]]; then
     section "all checks passed"

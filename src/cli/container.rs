@@ -323,10 +323,10 @@ fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
         Some(("status", v)) => r.status == v,
         Some(("name", v)) => r.name.contains(v),
         Some(("id", v)) => r.id.starts_with(v),
-        Some(("ancestor", v)) => {
-            r.image_name == v || r.image_id == v || short_id(&r.image_id) == v
+        Some(("ancestor", v)) => r.image_name == v || r.image_id == v || short_id(&r.image_id) == v,
+        Some(("exited", v)) => {
+            r.status == "exited" && r.exit_code.map(|c| c.to_string()) == Some(v.into())
         }
-        Some(("exited", v)) => r.status == "exited" && r.exit_code.map(|c| c.to_string()) == Some(v.into()),
         _ => bail!("invalid filter {filter:?}: use status=, name=, id=, ancestor= or exited="),
     })
 }

@@ -69,7 +69,9 @@ fn join_func(args: &[Value]) -> Result<Value, FuncError> {
                 .collect::<Vec<_>>()
                 .join(sep),
         )),
-        _ => Err(FuncError::Generic("join takes a list and a separator".into())),
+        _ => Err(FuncError::Generic(
+            "join takes a list and a separator".into(),
+        )),
     }
 }
 
@@ -203,7 +205,11 @@ pub fn since_rfc3339(t: &str) -> Option<i64> {
         .or_else(|_| humantime::parse_rfc3339(t))
         .ok()?;
     let now = std::time::SystemTime::now();
-    Some(now.duration_since(then).map(|d| d.as_secs() as i64).unwrap_or(0))
+    Some(
+        now.duration_since(then)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
 }
 
 pub fn now_unix() -> i64 {
@@ -253,7 +259,7 @@ mod tests {
         let out = align(&["A\tBB\tC".into(), "longer-cell-x\tb\tlast".into()]);
         assert_eq!(
             out,
-            "A                BB         C\nlonger-cell-x    b          last\n"
+            "A               BB        C\nlonger-cell-x   b         last\n"
         );
     }
 

@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::format::{Format, align, human_duration, human_size, since_rfc3339, short_id};
-use super::progress::Reporter;
+use super::format::{Format, align, human_duration, human_size, short_id, since_rfc3339};
 use super::out;
+use super::progress::Reporter;
 use crate::engine::{Engine, PullOptions};
 
 #[derive(Args, Debug)]
@@ -262,9 +262,7 @@ fn glob(pattern: &str, text: &str) -> bool {
                 return false;
             };
             (0..=after.len()).any(|i| {
-                after.is_char_boundary(i)
-                    && !after[..i].contains('/')
-                    && glob(rest, &after[i..])
+                after.is_char_boundary(i) && !after[..i].contains('/') && glob(rest, &after[i..])
             })
         }
     }
@@ -340,14 +338,19 @@ pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<i32> {
         }
         text.push('\n');
     }
-    text.push_str(&format!("Total reclaimed space: {}\n", human_size(reclaimed)));
+    text.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(reclaimed)
+    ));
     out(&text);
     Ok(0)
 }
 
 pub fn login(engine: &mut Engine, a: LoginArgs) -> Result<i32> {
     let Some(user) = a.username else {
-        bail!("login needs --username (burrow never prompts; use --password-stdin for the password)");
+        bail!(
+            "login needs --username (burrow never prompts; use --password-stdin for the password)"
+        );
     };
     let password = match (a.password, a.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
@@ -390,7 +393,15 @@ mod tests {
         assert!(matches_reference("busybox", "busybox", "latest"));
         assert!(matches_reference("busybox:latest", "busybox", "latest"));
         assert!(!matches_reference("busybox:1", "busybox", "latest"));
-        assert!(matches_reference("127.0.0.1:5111/*/*", "127.0.0.1:5111/fixtures/busybox", "x"));
-        assert!(!matches_reference("127.0.0.1:5111/*", "127.0.0.1:5111/fixtures/busybox", "x"));
+        assert!(matches_reference(
+            "127.0.0.1:5111/*/*",
+            "127.0.0.1:5111/fixtures/busybox",
+            "x"
+        ));
+        assert!(!matches_reference(
+            "127.0.0.1:5111/*",
+            "127.0.0.1:5111/fixtures/busybox",
+            "x"
+        ));
     }
 }

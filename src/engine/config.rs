@@ -30,8 +30,6 @@ pub struct Paths {
     pub auth_file: PathBuf,
     /// Credential files read, in order.
     pub auth_files: Vec<PathBuf>,
-    pub home: PathBuf,
-    pub rootful: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -117,8 +115,6 @@ impl Paths {
             runtime,
             auth_file,
             auth_files,
-            home,
-            rootful,
         })
     }
 
@@ -211,8 +207,11 @@ mod tests {
         };
         let err = load_file_config(&opts, t.path()).unwrap_err();
         assert!(err.to_string().contains(&f.display().to_string()));
-        std::fs::write(&f, "storage_driver = \"vfs\"\ninsecure_registries = [\"a:5000\"]\n")
-            .unwrap();
+        std::fs::write(
+            &f,
+            "storage_driver = \"vfs\"\ninsecure_registries = [\"a:5000\"]\n",
+        )
+        .unwrap();
         let c = load_file_config(&opts, t.path()).unwrap();
         assert_eq!(c.storage_driver.as_deref(), Some("vfs"));
         assert_eq!(c.insecure_registries, vec!["a:5000"]);

@@ -4,7 +4,7 @@
 //! long as the container runs, so any other burrow can tell a live container from one
 //! whose burrow died (the lock vanishes with the process) without trusting a pid.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::lock::{FileLock, write_atomic};
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
@@ -61,19 +61,18 @@ impl Engine {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        let config = spec::merge(
-            &run_config,
-            opts,
-            &id,
-            &host_hostname,
-            &driver,
-            &|k| std::env::var(k).ok(),
-        )?;
+        let config = spec::merge(&run_config, opts, &id, &host_hostname, &driver, &|k| {
+            std::env::var(k).ok()
+        })?;
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => {
-                let existing: Vec<String> =
-                    self.state.containers()?.into_iter().map(|c| c.name).collect();
+                let existing: Vec<String> = self
+                    .state
+                    .containers()?
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
                 names::generate(&id, &|n| existing.iter().any(|e| e == n))
             }
         };
@@ -91,7 +90,8 @@ impl Engine {
             finished: None,
         };
         // Record first: the unique name is claimed atomically before any file exists.
-        self.state.write(|tx| state::insert_container(tx, &record))?;
+        self.state
+            .write(|tx| state::insert_container(tx, &record))?;
         if let Err(e) = self.prepare_container_files(&record, &config, &image) {
             let _ = self.remove_container_files(&id);
             let _ = self.state.write(|tx| state::remove_container(tx, &id));
@@ -225,7 +225,7 @@ impl Engine {
         c.finished = Some(now_unix());
         c.exit_code = Some(match &outcome {
             Ok(code) => *code,
-            Err(e) => super::runtime_exit_code(e),
+            Err(e) => e.exit_code(),
         });
         self.state.write(|tx| state::update_container(tx, &c))?;
         drop(_running);
@@ -304,10 +304,6 @@ impl Engine {
             out.push(ContainerSummary { record: c, config });
         }
         Ok(out)
-    }
-
-    pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.paths.container_dir(id)
     }
 }
 

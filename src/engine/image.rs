@@ -100,7 +100,12 @@ impl Engine {
     }
 
     /// Pulls `name` and returns the image id.
-    pub fn pull(&mut self, name: &str, opts: &PullOptions, progress: &dyn Progress) -> Result<String> {
+    pub fn pull(
+        &mut self,
+        name: &str,
+        opts: &PullOptions,
+        progress: &dyn Progress,
+    ) -> Result<String> {
         let reference = Reference::parse(name)?;
         let _span = tracing::info_span!("pull", image = %reference).entered();
         let ropts = self.registry_options(&reference, opts.tls_verify, opts.platform.as_deref())?;
@@ -255,7 +260,9 @@ impl Engine {
         }
         let hex = key.strip_prefix("sha256:").unwrap_or(key);
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let ids = self.state.image_ids_with_prefix(&hex.to_ascii_lowercase())?;
+            let ids = self
+                .state
+                .image_ids_with_prefix(&hex.to_ascii_lowercase())?;
             match ids.len() {
                 0 => {}
                 1 => {
@@ -385,7 +392,8 @@ impl Engine {
             .filter(|t| tags.contains(t));
         if let Some(tag) = &named_tag {
             if tags.len() > 1 {
-                self.state.write(|tx| state::remove_tag(tx, tag).map(|_| ()))?;
+                self.state
+                    .write(|tx| state::remove_tag(tx, tag).map(|_| ()))?;
                 removed.untagged.push(familiar(tag));
                 return Ok(removed);
             }
@@ -401,23 +409,26 @@ impl Engine {
                     container: c.id.chars().take(12).collect(),
                 });
             }
-            // Forced while in use: untag, keep the image (dangling).
+            // Forced while in use: drop its names, keep the image (dangling <none>).
             self.state.write(|tx| {
                 for t in &tags {
                     state::remove_tag(tx, t)?;
                 }
-                Ok(())
+                state::clear_repo_digests(tx, &image.id)
             })?;
             removed.untagged.extend(tags.iter().map(|t| familiar(t)));
+            removed
+                .untagged
+                .extend(image.repo_digests.iter().map(|d| familiar(d)));
             return Ok(removed);
         }
         self.state.write(|tx| state::remove_image(tx, &image.id))?;
         removed.untagged.extend(tags.iter().map(|t| familiar(t)));
-        removed.untagged.extend(image.repo_digests.iter().map(|d| familiar(d)));
-        removed.deleted.push(image.id.clone());
         removed
-            .deleted
-            .extend(self.collect_garbage()?.into_iter());
+            .untagged
+            .extend(image.repo_digests.iter().map(|d| familiar(d)));
+        removed.deleted.push(image.id.clone());
+        removed.deleted.extend(self.collect_garbage()?);
         Ok(removed)
     }
 
@@ -479,13 +490,9 @@ impl Engine {
                 Ok(())
             })?;
         }
-        let blob_dir = self.paths.data.join("blobs/sha256");
-        if let Ok(entries) = std::fs::read_dir(&blob_dir) {
-            for entry in entries.flatten() {
-                let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
-                if digest.len() == 71 && !used_blobs.contains(&digest) {
-                    self.blobs.remove(&digest)?;
-                }
+        for digest in self.blobs.list()? {
+            if !used_blobs.contains(&digest) {
+                self.blobs.remove(&digest)?;
             }
         }
         Ok(stale)
@@ -568,8 +575,12 @@ mod tests {
 
     #[test]
     fn familiar_names() {
-        assert_eq!(familiar("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
         assert_eq!(familiar("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000/a/b:1");
-        assert_eq!(familiar("docker.io/library/busybox"), "busybox");
+        assert_eq!(familiar_repo("docker.io/library/busybox"), "busybox");
+        assert_eq!(familiar_repo("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
     }
 }

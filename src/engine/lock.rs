@@ -17,12 +17,11 @@ impl FileLock {
     /// Blocks until the lock on `path` (created if missing) is ours.
     pub fn exclusive(path: &Path) -> Result<FileLock> {
         let file = open_lock_file(path)?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| {
-            EngineError::Io {
+        let lock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| EngineError::Io {
                 path: path.to_path_buf(),
                 source: errno.into(),
-            }
-        })?;
+            })?;
         Ok(FileLock { _lock: lock })
     }
 

@@ -18,7 +18,7 @@ use crate::storage::{DriverKind, Storage};
 
 pub use config::{GlobalOptions, Paths};
 pub use container::{ContainerSummary, RemoveOptions};
-pub use image::{ImageSummary, PullOptions, RemovedImage};
+pub use image::PullOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -34,9 +34,7 @@ pub enum EngineError {
         #[source]
         source: Box<toml::de::Error>,
     },
-    #[error(
-        "{path} is not a directory owned by uid {owner}=you; remove it or set XDG_RUNTIME_DIR"
-    )]
+    #[error("{path} is not a directory owned by uid {owner}=you; remove it or set XDG_RUNTIME_DIR")]
     UnsafeDir { path: PathBuf, owner: u32 },
     #[error(transparent)]
     State(#[from] StateError),
@@ -92,7 +90,9 @@ pub enum EngineError {
     ContainerRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
-    #[error("no command specified: image {0} has no Entrypoint or Cmd; give a command after the image")]
+    #[error(
+        "no command specified: image {0} has no Entrypoint or Cmd; give a command after the image"
+    )]
     NoCommand(String),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     RelativeWorkdir(String),
@@ -100,43 +100,29 @@ pub enum EngineError {
     BadHostname(String),
     #[error("invalid environment variable {0:?}: use KEY=VALUE or KEY")]
     BadEnv(String),
-    #[error("{path}:{line}: variable {key:?} is not a valid name (KEY=VALUE, no whitespace in KEY)")]
+    #[error(
+        "{path}:{line}: variable {key:?} is not a valid name (KEY=VALUE, no whitespace in KEY)"
+    )]
     BadEnvFile {
         path: PathBuf,
         line: usize,
         key: String,
     },
-    #[error(
-        "network mode {0:?} is not available yet: use --network none or --network host"
-    )]
+    #[error("network mode {0:?} is not available yet: use --network none or --network host")]
     UnsupportedNetwork(String),
     #[error("unknown storage driver {0:?}: use overlay, fuse-overlayfs or vfs")]
     BadStorageDriver(String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
-    #[error(
-        "storage driver {wanted} was asked for but this data directory uses {existing}; remove the containers first or keep {existing}"
-    )]
-    DriverMismatch { wanted: String, existing: String },
 }
 
 impl EngineError {
     /// The process exit code for this error: Docker's 125/126/127.
     pub fn exit_code(&self) -> i32 {
         match self {
-            EngineError::Runtime(e) => runtime_exit_code(e),
+            EngineError::Runtime(e) => e.exit_code(),
             _ => 125,
         }
-    }
-}
-
-/// Docker's exit codes for a container that could not be started: 127 when the command
-/// does not exist, 126 when it cannot be executed, 125 for everything else.
-pub fn runtime_exit_code(e: &RuntimeError) -> i32 {
-    match e {
-        RuntimeError::CommandNotFound { .. } => 127,
-        RuntimeError::CannotExecute { .. } => 126,
-        _ => 125,
     }
 }
 

@@ -253,7 +253,9 @@ fn validate_hostname(h: &str) -> Result<(), EngineError> {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(())
@@ -382,6 +384,9 @@ mod tests {
         let f = dir.path().join("bad.env");
         std::fs::write(&f, "OK=1\nBAD KEY=2\n").unwrap();
         let err = read_env_file(&f, &no_env).unwrap_err();
-        assert!(matches!(err, EngineError::BadEnvFile { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, EngineError::BadEnvFile { line: 2, .. }),
+            "{err}"
+        );
     }
 }

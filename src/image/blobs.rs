@@ -86,6 +86,7 @@ impl BlobStore {
         BlobStore { root: root.into() }
     }
 
+    #[cfg(test)]
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -190,6 +191,7 @@ impl BlobStore {
     }
 
     /// Stores bytes and returns their digest.
+    #[cfg(test)]
     pub fn put_bytes(&self, data: &[u8]) -> Result<String, BlobError> {
         let digest = sha256_digest(data);
         self.write(&digest, data)?;
@@ -230,6 +232,7 @@ impl BlobStore {
 
     /// Removes temporary files that a killed writer left behind. Call it only when no pull
     /// can be running (for example under the store's lock).
+    #[cfg(test)]
     pub fn clean_temp_files(&self) -> Result<usize, BlobError> {
         let dir = self.dir();
         let entries = match fs::read_dir(&dir) {

@@ -19,7 +19,9 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("state database {path} is newer than this burrow (schema {found}, supported {supported}); upgrade burrow")]
+    #[error(
+        "state database {path} is newer than this burrow (schema {found}, supported {supported}); upgrade burrow"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -34,7 +36,9 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("the container name \"{0}\" is already in use; remove that container or choose another name")]
+    #[error(
+        "the container name \"{0}\" is already in use; remove that container or choose another name"
+    )]
     NameInUse(String),
 }
 
@@ -192,17 +196,6 @@ impl State {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    pub fn container(&self, id: &str) -> Result<Option<ContainerRecord>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"),
-                [id],
-                container_row,
-            )
-            .optional()?)
-    }
-
     /// Resolves a name, a full id or a unique id prefix. Returns every match so the caller
     /// can report ambiguity.
     pub fn find_containers(&self, key: &str) -> Result<Vec<ContainerRecord>> {
@@ -276,6 +269,12 @@ pub fn remove_tag(tx: &Transaction<'_>, name: &str) -> Result<bool> {
     Ok(tx.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
 }
 
+/// Drops every `repo@digest` name of an image (a forced `rmi` of an image in use).
+pub fn clear_repo_digests(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute("UPDATE images SET repo_digests = '[]' WHERE id = ?1", [id])?;
+    Ok(())
+}
+
 pub fn remove_image(tx: &Transaction<'_>, id: &str) -> Result<()> {
     tx.execute("DELETE FROM tags WHERE image_id = ?1", [id])?;
     tx.execute("DELETE FROM images WHERE id = ?1", [id])?;
@@ -283,12 +282,11 @@ pub fn remove_image(tx: &Transaction<'_>, id: &str) -> Result<()> {
 }
 
 pub fn insert_container(tx: &Transaction<'_>, c: &ContainerRecord) -> Result<()> {
-    let taken: bool = tx
-        .query_row(
-            "SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1)",
-            [&c.name],
-            |r| r.get(0),
-        )?;
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1)",
+        [&c.name],
+        |r| r.get(0),
+    )?;
     if taken {
         return Err(StateError::NameInUse(c.name.clone()));
     }

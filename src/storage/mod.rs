@@ -13,6 +13,13 @@
 //!
 //! Layer and container files belong to ids of the user's subordinate range, so everything
 //! here that writes or removes them runs inside the user namespace.
+//!
+//! For the runtime: the overlay mount options must fit in one page (4 KiB). With a long data
+//! dir and many layers, pass the lowers relative to a working directory (chdir to
+//! `DATA/layers` and use `<hex>/diff`) rather than as absolute paths.
+//!
+//! [`safefs`] holds the never-follow-a-symlink file operations that layer unpacking
+//! (`image::unpack`) shares with the vfs copy.
 
 mod probe;
 pub mod safefs;
@@ -27,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::Rootfs;
 
-pub use probe::{detect_driver, fuse_overlayfs_available, probe_native_overlay};
+pub use probe::detect_driver;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DriverKind {
@@ -106,6 +113,8 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot remove the container files at {}: {} is still mounted", path.display(), mount.display())]
+    StillMounted { path: PathBuf, mount: PathBuf },
     #[error("overlay probe: cannot {step} at {}", path.display())]
     Probe {
         step: &'static str,
@@ -282,11 +291,52 @@ impl Storage {
     /// (0500 and the like, as images and containers leave them). Runs in the user namespace.
     /// Missing is fine.
     pub fn remove_container_files(&self, container_dir: &Path) -> Result<(), StorageError> {
+        // Refuse before deleting anything: removing siblings first and then meeting the
+        // live mount would leave a half-deleted container.
+        if let Some(mount) = mount_below(container_dir) {
+            return Err(StorageError::StillMounted {
+                path: container_dir.to_owned(),
+                mount,
+            });
+        }
         safefs::remove_tree(container_dir).map_err(|e| StorageError::RemoveContainer {
             path: container_dir.to_owned(),
             source: e.into(),
         })
     }
+}
+
+/// A mount point at or below `dir` in this mount namespace, if any.
+fn mount_below(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .find(|m| m.starts_with(&dir))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn mkdir_all(path: &Path) -> Result<(), StorageError> {

@@ -28,7 +28,7 @@ pub enum WalkError {
     /// The component exists and is neither a directory nor a symlink.
     NotDir(usize),
     /// Opening or creating the component failed.
-    Io(usize, Errno),
+    Io(Errno),
 }
 
 /// Opens an existing directory `name` under `dir`, refusing a symlink.
@@ -82,7 +82,7 @@ pub fn walk(
 ) -> Result<OwnedFd, WalkError> {
     let mut cur = root
         .try_clone_to_owned()
-        .map_err(|e| WalkError::Io(0, errno_of(&e)))?;
+        .map_err(|e| WalkError::Io(errno_of(&e)))?;
     for (i, comp) in comps.iter().enumerate() {
         let next = match open_dir_at(cur.as_fd(), comp) {
             Ok(fd) => fd,
@@ -90,7 +90,7 @@ pub fn walk(
                 let mode = create.unwrap_or(Mode::empty());
                 match nix::sys::stat::mkdirat(cur.as_fd(), OsStr::from_bytes(comp), mode) {
                     Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(WalkError::Io(i, e)),
+                    Err(e) => return Err(WalkError::Io(e)),
                 }
                 open_dir_at(cur.as_fd(), comp).map_err(|e| classify(cur.as_fd(), comp, i, e))?
             }
@@ -109,7 +109,7 @@ fn classify(dir: BorrowedFd<'_>, comp: &[u8], i: usize, err: Errno) -> WalkError
             _ => {}
         }
     }
-    WalkError::Io(i, err)
+    WalkError::Io(err)
 }
 
 fn errno_of(e: &io::Error) -> Errno {
@@ -118,7 +118,8 @@ fn errno_of(e: &io::Error) -> Errno {
 
 /// Removes `name` under `dir`, recursively when it is a directory. Directories are made
 /// writable and searchable first so trees with 0500 directories go away too. Symlinks are
-/// removed, never followed. Missing is fine.
+/// removed, never followed; a directory on another filesystem (a rootfs or volume still
+/// mounted) is not entered and fails the removal with EBUSY. Missing is fine.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
         return Ok(());
@@ -128,6 +129,9 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
             Err(Errno::ENOENT) => Ok(()),
             other => other,
         };
+    }
+    if st.st_dev != nix::sys::stat::fstat(dir)?.st_dev {
+        return Err(Errno::EBUSY);
     }
     // Best effort: root in the namespace can usually bypass modes anyway, and when it cannot
     // the unlink below reports the real error.
@@ -227,10 +231,7 @@ mod tests {
         let err = walk(root.as_fd(), &[b"a", b"file"], None);
         assert!(matches!(err, Err(WalkError::NotDir(1))), "{err:?}");
         let err = walk(root.as_fd(), &[b"a", b"missing"], None);
-        assert!(
-            matches!(err, Err(WalkError::Io(1, Errno::ENOENT))),
-            "{err:?}"
-        );
+        assert!(matches!(err, Err(WalkError::Io(Errno::ENOENT))), "{err:?}");
 
         walk(
             root.as_fd(),

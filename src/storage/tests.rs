@@ -350,7 +350,7 @@ fn real_root() -> bool {
 #[test]
 fn overlay_probe_mounts_checks_and_cleans_up() {
     let scratch = tempfile::tempdir().unwrap();
-    let works = probe_native_overlay(scratch.path());
+    let works = super::probe::probe_native_overlay(scratch.path());
     let left: Vec<_> = std::fs::read_dir(scratch.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -387,6 +387,15 @@ fn snapshot(root: &Path) -> Vec<String> {
     walk(root, root, &mut out);
     out.sort();
     out
+}
+
+/// Detaches a test mount even when an assertion fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
 }
 
 /// Needs root (CI) or a user + mount namespace: it mounts overlay for real.
@@ -429,8 +438,19 @@ fn native_overlay_of_unpacked_layers_matches_vfs() {
     .unwrap_or_else(|e| {
         panic!("this test needs root or a user+mount namespace to mount overlay: {e}")
     });
+    let _unmount = Unmount(merged.clone());
     let (seen, want) = (snapshot(&merged), snapshot(&vfs_root));
-    nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    // Never deletes through a mount: the layers below would be at stake.
+    let err = Storage::new(data.path(), DriverKind::Overlay)
+        .remove_container_files(&c)
+        .unwrap_err();
+    assert!(err.to_string().contains("still mounted"), "{err}");
+    assert!(merged.join("a/file2").exists());
+    let layers = Storage::new(data.path(), DriverKind::Overlay);
+    assert!(
+        layers.layer_dir(&ids[0]).join("a/file2").exists()
+            && layers.layer_dir(&ids[1]).join("b/y").exists()
+    );
     assert_eq!(
         seen, want,
         "overlay's view of the layers differs from the vfs copy"

@@ -286,7 +286,7 @@ impl Copy<'_> {
         let (first_name, first_dirs) = comps.split_last().expect("a recorded link has a name");
         let first_dir = safefs::walk(self.dst_root.as_fd(), first_dirs, None).map_err(|e| {
             let errno = match e {
-                WalkError::Io(_, errno) => errno,
+                WalkError::Io(errno) => errno,
                 WalkError::Symlink(_) | WalkError::NotDir(_) => Errno::ENOTDIR,
             };
             self.err("find the first link of", self.at(rel), errno)
@@ -392,9 +392,9 @@ impl Copy<'_> {
                 Ok(fd) => fd,
                 // Removed or replaced by an upper layer.
                 Err(
-                    WalkError::Symlink(_) | WalkError::NotDir(_) | WalkError::Io(_, Errno::ENOENT),
+                    WalkError::Symlink(_) | WalkError::NotDir(_) | WalkError::Io(Errno::ENOENT),
                 ) => continue,
-                Err(WalkError::Io(_, e)) => return Err(self.err("open", self.at(rel), e)),
+                Err(WalkError::Io(e)) => return Err(self.err("open", self.at(rel), e)),
             };
             fchmod(fd.as_fd(), Mode::from_bits_truncate(*mode))
                 .map_err(|e| self.err("set the mode of", self.at(rel), e))?;

@@ -74,16 +74,19 @@ impl Out {
         );
         self
     }
-    /// A failure is reported on one line.
+    /// A failure is reported on one line (progress lines of a pull may come before it).
     #[track_caller]
     pub fn one_line_error(&self) -> &Out {
         let lines: Vec<_> = self
             .stderr
             .lines()
-            .filter(|l| !l.starts_with("burrow: warning:"))
+            .filter(|l| l.starts_with("burrow: ") && !l.starts_with("burrow: warning:"))
             .collect();
         assert_eq!(lines.len(), 1, "error is not one line: {self:#?}");
-        assert!(lines[0].starts_with("burrow: "), "{self:#?}");
+        assert!(
+            self.stderr.trim_end().ends_with(lines[0]),
+            "the error is not the last line: {self:#?}"
+        );
         self
     }
 }
@@ -128,22 +131,27 @@ impl User {
             "integration tests run as root (they switch to the test user): use tests/run.sh"
         );
         let uid = uid_of(name);
-        let home = PathBuf::from(STATE).join("homes").join(format!("{test}-{name}"));
+        let home = PathBuf::from(STATE)
+            .join("homes")
+            .join(format!("{test}-{name}"));
         remove_tree(&home);
         std::fs::create_dir_all(&home).unwrap();
+        // Tests run in parallel as the same user: each gets its own runtime dir.
+        let runtime = home.join("run");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
         let status = Command::new("chown")
+            .arg("-R")
             .arg(format!("{name}:"))
             .arg(&home)
             .status()
             .unwrap();
         assert!(status.success());
-        let runtime = PathBuf::from(format!("/tmp/burrow-{uid}"));
-        let _ = std::fs::remove_dir_all(&runtime);
         User {
             name: name.to_string(),
             uid,
+            env: vec![("XDG_RUNTIME_DIR".into(), runtime.display().to_string())],
             home,
-            env: Vec::new(),
         }
     }
 
@@ -211,7 +219,11 @@ impl Drop for User {
 /// Removes a tree that may hold files owned by subordinate ids, as root.
 pub fn remove_tree(path: &Path) {
     if path.exists() {
-        let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(path).status();
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+rwx")
+            .arg(path)
+            .status();
         let _ = std::fs::remove_dir_all(path);
     }
 }

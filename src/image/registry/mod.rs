@@ -14,10 +14,6 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-pub use manifest::{
-    DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, Descriptor, MANIFEST_ACCEPT, Manifest, OCI_CONFIG,
-    OCI_INDEX, OCI_MANIFEST, choose_platform, layer_compression, parse_manifest,
-};
 pub use pull::{fetch_image, login};
 
 use crate::image::auth::AuthError;
@@ -339,13 +335,6 @@ impl<F: Fn(ProgressEvent) + Sync> Progress for F {
     fn event(&self, ev: ProgressEvent) {
         self(ev)
     }
-}
-
-/// Ignores progress.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn event(&self, _ev: ProgressEvent) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

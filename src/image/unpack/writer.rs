@@ -184,7 +184,7 @@ impl<'a> Unpacker<'a> {
                 entry: shown.to_owned(),
                 parent: upto(i),
             },
-            WalkError::Io(_, e) => self.fs_err("create the parents of", shown, e),
+            WalkError::Io(e) => self.fs_err("create the parents of", shown, e),
         }
     }
 
@@ -545,7 +545,7 @@ impl<'a> Unpacker<'a> {
                 Ok(fd) => fd,
                 // Replaced by a later entry of the layer: nothing left to finish.
                 Err(
-                    WalkError::Symlink(_) | WalkError::NotDir(_) | WalkError::Io(_, Errno::ENOENT),
+                    WalkError::Symlink(_) | WalkError::NotDir(_) | WalkError::Io(Errno::ENOENT),
                 ) => continue,
                 Err(e) => return Err(self.walk_err(e, &comps, &shown)),
             };
