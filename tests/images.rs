@@ -294,3 +294,28 @@ fn login_pull_private_logout() {
         .status();
     u.burrow(&["pull", "-q", "--tls-verify=false", &img]).ok();
 }
+
+#[test]
+fn bearer_token_auth_redirects_and_retries() {
+    // tests/fixtures/token_server.py: anonymous tokens for fixtures/*, credentials for the
+    // rest; blobs answer 503 once, then redirect to another host name.
+    let u = User::new("token");
+    let reg = var("BURROW_TEST_TOKEN_REGISTRY");
+    let img = format!("{reg}/fixtures/layered:latest");
+    u.burrow(&["pull", "-q", "--tls-verify=false", &img]).ok();
+    assert_eq!(u.run(&img, &["cat", "/opq/new"]).ok().stdout, "new\n");
+    let other = format!("{reg}/other/app:latest");
+    u.burrow(&["pull", "--tls-verify=false", &other])
+        .code(125)
+        .stderr_has("burrow login")
+        .one_line_error();
+    let user = var("BURROW_TEST_AUTH_USER");
+    let pass = var("BURROW_TEST_AUTH_PASS");
+    u.burrow(&["login", "--tls-verify=false", "-u", &user, "-p", &pass, &reg])
+        .ok();
+    // Now the token covers it, and the registry says it does not exist.
+    let o = u.burrow(&["pull", "--tls-verify=false", &other]);
+    o.code(125).one_line_error();
+    assert!(!o.stderr.contains("burrow login"), "{o:#?}");
+    assert!(o.stderr.contains("does not exist"), "{o:#?}");
+}

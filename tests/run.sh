@@ -53,6 +53,7 @@ export BURROW_TEST_REGISTRY=127.0.0.1:5111
 export BURROW_TEST_AUTH_REGISTRY=127.0.0.1:5112
 export BURROW_TEST_AUTH_USER=tester
 export BURROW_TEST_AUTH_PASS=s3cret
+export BURROW_TEST_TOKEN_REGISTRY=127.0.0.1:5113
 
 status=0
 step() { # NAME COMMAND...
@@ -68,9 +69,27 @@ step() { # NAME COMMAND...
 
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo test" cargo test --workspace --no-fail-fast "$@"
+TEST_LOG=$(mktemp /tmp/burrow-test-log.XXXXXX)
+run_tests() {
+    cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
+    return "${PIPESTATUS[0]}"
+}
+step "cargo test" run_tests "$@"
+
+# One closing line over every test binary: cargo's last "test result" is the doc tests'.
+read -r passed failed ignored < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i+1) ~ /^passed/) p += $i
+            if ($(i+1) ~ /^failed/) f += $i
+            if ($(i+1) ~ /^ignored/) s += $i
+        }
+    } END { print p + 0, f + 0, s + 0 }' "$TEST_LOG")
+rm -f "$TEST_LOG"
 
 if [[ $status -eq 0 ]]; then
     section "all checks passed"
+else
+    section "some checks failed (exit $status)"
 fi
+echo "tests: $passed passed, $failed failed, $ignored skipped"
 exit "$status"

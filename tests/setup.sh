@@ -22,6 +22,7 @@ SUB_RANGE_COUNT=65536
 
 REGISTRY_PORT=5111
 AUTH_REGISTRY_PORT=5112
+TOKEN_PORT=5113
 AUTH_USER=tester
 AUTH_PASS=s3cret
 
@@ -143,11 +144,53 @@ stop_registry() {
     rm -f "$dir/pid"
 }
 
+# The token server (tests/fixtures/token_server.py) fronts the plain registry with bearer
+# tokens; Debian ships no token server for docker-registry.
+token_dir() { echo "$STATE/token-$1"; }
+
+start_token_server() {
+    local port=$1 dir status pid
+    dir=$(token_dir "$port")
+    status=$(probe "$port")
+    if [[ $status == 401 ]]; then
+        log "token server on 127.0.0.1:$port already answering, reused"
+        return 0
+    elif [[ $status != 000 ]]; then
+        die "127.0.0.1:$port answers /v2/ with $status, expected 401: something else holds the port"
+    fi
+    mkdir -p "$dir"
+    setsid python3 "$REPO/tests/fixtures/token_server.py" "$port" "127.0.0.1:$REGISTRY_PORT" \
+        "$AUTH_USER:$AUTH_PASS" </dev/null >>"$dir/server.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$dir/pid"
+    [[ -z ${BURROW_TEST_STARTED:-} ]] || echo "$port" >>"$BURROW_TEST_STARTED"
+    for _ in $(seq 1 100); do
+        [[ $(probe "$port") == 401 ]] && { log "token server on 127.0.0.1:$port started (pid $pid)"; return 0; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "token server on 127.0.0.1:$port did not come up; log: $dir/server.log"
+}
+
+stop_token_server() {
+    local port=$1 dir pid
+    dir=$(token_dir "$port")
+    [[ -f $dir/pid ]] || return 0
+    pid=$(cat "$dir/pid")
+    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "token_server.py $port "; then
+        kill "$pid" 2>/dev/null || true
+        log "token server on 127.0.0.1:$port stopped (pid $pid)"
+    fi
+    rm -f "$dir/pid"
+}
+
 if [[ ${1:-} == stop ]]; then
     shift
     ports=("$@")
-    [[ ${#ports[@]} -gt 0 ]] || ports=("$REGISTRY_PORT" "$AUTH_REGISTRY_PORT")
-    for p in "${ports[@]}"; do stop_registry "$p"; done
+    [[ ${#ports[@]} -gt 0 ]] || ports=("$REGISTRY_PORT" "$AUTH_REGISTRY_PORT" "$TOKEN_PORT")
+    for p in "${ports[@]}"; do
+        if [[ $p == "$TOKEN_PORT" ]]; then stop_token_server "$p"; else stop_registry "$p"; fi
+    done
     exit 0
 fi
 
@@ -195,5 +238,6 @@ start_registry "$AUTH_REGISTRY_PORT" yes 401
 
 BURROW_TEST_STATE=$STATE REGISTRY=127.0.0.1:$REGISTRY_PORT AUTH_REGISTRY=127.0.0.1:$AUTH_REGISTRY_PORT \
     AUTH_CREDS=$AUTH_USER:$AUTH_PASS bash "$REPO/tests/fixtures/build.sh"
+start_token_server "$TOKEN_PORT"
 
 log "ready"

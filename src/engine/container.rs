@@ -119,13 +119,17 @@ impl Engine {
         let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
         let storage = self.storage()?.clone();
-        self.idmap_used();
-        let rootfs_dir = dir.clone();
-        let rootfs = crate::runtime::in_userns(&self.idmap, move || {
-            storage
-                .prepare_rootfs(&rootfs_dir, &chain_ids)
-                .map_err(|e| super::image::error_chain(&e))
-        })?;
+        let rootfs = if storage.prepare_needs_userns() {
+            self.idmap_used();
+            let rootfs_dir = dir.clone();
+            crate::runtime::in_userns(&self.idmap, move || {
+                storage
+                    .prepare_rootfs(&rootfs_dir, &chain_ids)
+                    .map_err(|e| super::image::error_chain(&e))
+            })?
+        } else {
+            storage.prepare_rootfs(&dir, &chain_ids)?
+        };
         let rootfs_json = serde_json::to_vec(&rootfs).expect("rootfs serialises");
         write_atomic(&dir.join("rootfs.json"), &rootfs_json)
     }
@@ -134,12 +138,17 @@ impl Engine {
         let dir = self.paths.container_dir(id);
         if dir.exists() {
             let storage = self.storage()?.clone();
-            let target = dir.clone();
-            crate::runtime::in_userns(&self.idmap, move || {
-                storage
-                    .remove_container_files(&target)
-                    .map_err(|e| super::image::error_chain(&e))
-            })?;
+            // Most containers only hold files owned by their root, which is us: remove
+            // them directly, and enter the user namespace only for what is left.
+            if let Err(e) = storage.remove_container_files(&dir) {
+                tracing::debug!(%e, "removing in the user namespace");
+                let target = dir.clone();
+                crate::runtime::in_userns(&self.idmap, move || {
+                    storage
+                        .remove_container_files(&target)
+                        .map_err(|e| super::image::error_chain(&e))
+                })?;
+            }
         }
         let run_dir = self.paths.container_run_dir(id);
         if run_dir.exists() {

@@ -229,6 +229,13 @@ impl Storage {
     /// and returns the layer directories top-most first. vfs: copies the layers into
     /// `container_dir/rootfs` (built aside and renamed into place, so an existing one is
     /// complete and is returned as is). Runs in the user namespace.
+    /// Whether [`Storage::prepare_rootfs`] must run inside the user namespace: vfs copies
+    /// files owned by subordinate ids; the overlay drivers only make directories, which
+    /// are ours (root in the namespace) when made outside it.
+    pub fn prepare_needs_userns(&self) -> bool {
+        self.driver == DriverKind::Vfs
+    }
+
     pub fn prepare_rootfs(
         &self,
         container_dir: &Path,

@@ -5,8 +5,6 @@
 
 mod challenge;
 mod client;
-#[cfg(test)]
-mod live_tests;
 mod manifest;
 mod pull;
 
