@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::lock::{FileLock, write_atomic};
+use super::lock::{FileLock, write_replace_unsynced};
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
 use super::{Engine, EngineError, Result, names, now_unix, random_id};
 use crate::image::registry::Progress;
@@ -131,7 +131,7 @@ impl Engine {
             storage.prepare_rootfs(&dir, &chain_ids)?
         };
         let rootfs_json = serde_json::to_vec(&rootfs).expect("rootfs serialises");
-        write_atomic(&dir.join("rootfs.json"), &rootfs_json)
+        write_replace_unsynced(&dir.join("rootfs.json"), &rootfs_json)
     }
 
     fn remove_container_files(&mut self, id: &str) -> Result<()> {
@@ -329,7 +329,7 @@ fn write_etc_files(dir: &Path, config: &ContainerConfig) -> Result<()> {
         )
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(&dir.join("hostname"), hostname.as_bytes())?;
-    write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
-    write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())
+    write_replace_unsynced(&dir.join("hostname"), hostname.as_bytes())?;
+    write_replace_unsynced(&dir.join("hosts"), hosts.as_bytes())?;
+    write_replace_unsynced(&dir.join("resolv.conf"), resolv.as_bytes())
 }

@@ -107,6 +107,13 @@ impl State {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Every burrow command opens and closes the database; a checkpoint at each close
+        // would cost two fsyncs per command. SQLite checkpoints when the WAL grows instead.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(open_err)?;
         let mut state = State { conn };
         schema::migrate(&mut state.conn, path)?;
         Ok(state)
