@@ -15,8 +15,12 @@ done
 work=$(mktemp -d)
 registry_pid=
 cleanup() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
-    chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work"
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
+    chmod -R u+rwx "$work" 2>/dev/null || true
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -55,4 +59,4 @@ skopeo copy -q --dest-tls-verify=false "oci:$work/oci:latest" "docker://127.0.0.
 # 3. burrow pulls it and runs it, rootless when you are not root.
 image=127.0.0.1:$port/first:latest
 "$burrow" pull --tls-verify=false "$image"
-"$burrow" run --rm "$image" sh -c 'echo "hello from burrow: uid $(id -u) in $(hostname), $(ls /proc | grep -c "^[0-9]") process(es)"'
+"$burrow" run --rm "$image" sh -c 'echo "hello from burrow: uid $(id -u), pid $$, host name $(hostname)"'

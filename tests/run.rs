@@ -304,3 +304,40 @@ fn root_uses_its_own_state() {
     assert_eq!(o.ok().stdout, "0\n");
     assert!(data.join("state.db").exists());
 }
+
+#[test]
+fn parallel_pulls_and_runs_share_one_store() {
+    let u = User::new("parallel");
+    let images = [
+        "busybox", "layered", "busybox", "layered", "entry", "busybox",
+    ];
+    let handles: Vec<_> = images
+        .iter()
+        .map(|name| {
+            let img = fixture(name);
+            let mut cmd = u.command(&["run", "--rm", "--tls-verify=false", &img, "true"]);
+            std::thread::spawn(move || cmd.output().unwrap())
+        })
+        .collect();
+    for h in handles {
+        let o = h.join().unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let o = u.burrow(&["images", "--format", "{{.Repository}}"]);
+    let mut names: Vec<&str> = o.ok().stdout.lines().collect();
+    names.sort();
+    let reg = common::registry();
+    assert_eq!(
+        names,
+        [
+            format!("{reg}/fixtures/busybox"),
+            format!("{reg}/fixtures/entry"),
+            format!("{reg}/fixtures/layered")
+        ]
+    );
+    assert_eq!(u.burrow(&["ps", "-a", "-q"]).ok().stdout, "");
+    for e in std::fs::read_dir(u.data_dir().join("layers")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert_eq!(name.len(), 64, "leftover in the layer store: {name}");
+    }
+}
