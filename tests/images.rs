@@ -311,11 +311,35 @@ fn bearer_token_auth_redirects_and_retries() {
         .one_line_error();
     let user = var("BURROW_TEST_AUTH_USER");
     let pass = var("BURROW_TEST_AUTH_PASS");
-    u.burrow(&["login", "--tls-verify=false", "-u", &user, "-p", &pass, &reg])
-        .ok();
+    u.burrow(&[
+        "login",
+        "--tls-verify=false",
+        "-u",
+        &user,
+        "-p",
+        &pass,
+        &reg,
+    ])
+    .ok();
     // Now the token covers it, and the registry says it does not exist.
     let o = u.burrow(&["pull", "--tls-verify=false", &other]);
     o.code(125).one_line_error();
     assert!(!o.stderr.contains("burrow login"), "{o:#?}");
     assert!(o.stderr.contains("does not exist"), "{o:#?}");
+}
+
+#[test]
+fn self_signed_https_needs_tls_verify_false() {
+    let u = User::new("tls_self_signed");
+    let img = format!(
+        "{}/fixtures/busybox:latest",
+        var("BURROW_TEST_TLS_REGISTRY")
+    );
+    u.burrow(&["pull", &img])
+        .code(125)
+        .stderr_has("certificate")
+        .stderr_has("--tls-verify=false")
+        .one_line_error();
+    u.burrow(&["pull", "-q", "--tls-verify=false", &img]).ok();
+    assert_eq!(u.run(&img, &["echo", "over tls"]).ok().stdout, "over tls\n");
 }

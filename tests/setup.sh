@@ -23,6 +23,7 @@ SUB_RANGE_COUNT=65536
 REGISTRY_PORT=5111
 AUTH_REGISTRY_PORT=5112
 TOKEN_PORT=5113
+TLS_REGISTRY_PORT=5114
 AUTH_USER=tester
 AUTH_PASS=s3cret
 
@@ -34,11 +35,15 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # Prints the HTTP status of GET /v2/ on 127.0.0.1:PORT, or 000 when nothing answers.
 # Proxies are bypassed on purpose: the registries are on loopback.
 probe() {
-    python3 - "$1" <<'EOF'
-import sys, urllib.request, urllib.error
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    python3 - "$1" "${2:-http}" <<'EOF'
+import ssl, sys, urllib.request, urllib.error
+unverified = ssl.create_default_context()
+unverified.check_hostname = False
+unverified.verify_mode = ssl.CERT_NONE
+opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=unverified))
 try:
-    print(opener.open(f"http://127.0.0.1:{sys.argv[1]}/v2/", timeout=2).status)
+    print(opener.open(f"{sys.argv[2]}://127.0.0.1:{sys.argv[1]}/v2/", timeout=2).status)
 except urllib.error.HTTPError as e:
     print(e.code)
 except Exception:
@@ -56,9 +61,12 @@ is_our_registry() {
 }
 
 write_registry_config() {
-    local port=$1 auth=$2 dir
+    local port=$1 auth=$2 dir data
     dir=$(registry_dir "$port")
-    mkdir -p "$dir/data"
+    data=$dir/data
+    # The TLS registry serves the plain registry's storage: same images, no second push.
+    [[ $auth != tls ]] || data=$(registry_dir "$REGISTRY_PORT")/data
+    mkdir -p "$dir" "$data"
     {
         cat <<EOF
 version: 0.1
@@ -68,7 +76,7 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $dir/data
+    rootdirectory: $data
   delete:
     enabled: true
 http:
@@ -76,6 +84,13 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
+        if [[ $auth == tls ]]; then
+            cat <<EOF
+  tls:
+    certificate: $dir/cert.pem
+    key: $dir/key.pem
+EOF
+        fi
         if [[ $auth == yes ]]; then
             cat <<EOF
 auth:
@@ -86,6 +101,11 @@ EOF
         fi
     } >"$dir/config.yml.tmp"
     mv -f "$dir/config.yml.tmp" "$dir/config.yml"
+    if [[ $auth == tls && ! -s $dir/cert.pem ]]; then
+        # Self-signed, for 127.0.0.1: burrow must refuse it unless told --tls-verify=false.
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
+            -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+    fi
     if [[ $auth == yes ]]; then
         # Keep an existing entry: a running registry has already read it.
         if ! htpasswd -vb "$dir/htpasswd" "$AUTH_USER" "$AUTH_PASS" >/dev/null 2>&1; then
@@ -96,9 +116,10 @@ EOF
 }
 
 start_registry() {
-    local port=$1 auth=$2 want=$3 dir status pid
+    local port=$1 auth=$2 want=$3 dir status pid scheme=http
+    [[ $auth != tls ]] || scheme=https
     dir=$(registry_dir "$port")
-    status=$(probe "$port")
+    status=$(probe "$port" "$scheme")
     if [[ $status == "$want" ]]; then
         log "registry on 127.0.0.1:$port already answering ($status), reused"
         return 0
@@ -113,7 +134,7 @@ start_registry() {
     # Tell tests/run.sh which registries are its own to stop.
     [[ -z ${BURROW_TEST_STARTED:-} ]] || echo "$port" >>"$BURROW_TEST_STARTED"
     for _ in $(seq 1 100); do
-        status=$(probe "$port")
+        status=$(probe "$port" "$scheme")
         if [[ $status == "$want" ]]; then
             log "registry on 127.0.0.1:$port started (pid $pid, answers $status)"
             return 0
@@ -187,7 +208,7 @@ stop_token_server() {
 if [[ ${1:-} == stop ]]; then
     shift
     ports=("$@")
-    [[ ${#ports[@]} -gt 0 ]] || ports=("$REGISTRY_PORT" "$AUTH_REGISTRY_PORT" "$TOKEN_PORT")
+    [[ ${#ports[@]} -gt 0 ]] || ports=("$REGISTRY_PORT" "$AUTH_REGISTRY_PORT" "$TOKEN_PORT" "$TLS_REGISTRY_PORT")
     for p in "${ports[@]}"; do
         if [[ $p == "$TOKEN_PORT" ]]; then stop_token_server "$p"; else stop_registry "$p"; fi
     done
@@ -239,5 +260,6 @@ start_registry "$AUTH_REGISTRY_PORT" yes 401
 BURROW_TEST_STATE=$STATE REGISTRY=127.0.0.1:$REGISTRY_PORT AUTH_REGISTRY=127.0.0.1:$AUTH_REGISTRY_PORT \
     AUTH_CREDS=$AUTH_USER:$AUTH_PASS bash "$REPO/tests/fixtures/build.sh"
 start_token_server "$TOKEN_PORT"
+start_registry "$TLS_REGISTRY_PORT" tls 200
 
 log "ready"
