@@ -178,10 +178,12 @@ fn layers_keep_whiteouts_opaque_dirs_owners_and_links() {
 }
 
 #[test]
-fn zstd_schema2_and_multiarch_images() {
+fn zstd_plain_schema2_and_multiarch_images() {
     let u = User::new("formats");
     let z = u.pull("zstd");
     u.run(&z, &["true"]).ok();
+    let p = u.pull("plain");
+    u.run(&p, &["true"]).ok();
     let s = u.pull("schema2");
     u.run(&s, &["true"]).ok();
     let m = u.pull("multiarch");

@@ -341,3 +341,27 @@ fn parallel_pulls_and_runs_share_one_store() {
         assert_eq!(name.len(), 64, "leftover in the layer store: {name}");
     }
 }
+
+#[test]
+fn stdin_reaches_the_container_only_with_i() {
+    let u = User::new("stdin");
+    let img = u.pull("busybox");
+    let o = u.burrow_stdin(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            &img,
+            "sh",
+            "-c",
+            "tr a-z A-Z; echo done",
+        ],
+        "piped text\n",
+    );
+    assert_eq!(o.ok().stdout, "PIPED TEXT\ndone\n");
+    let o = u.burrow_stdin(
+        &["run", "--rm", &img, "sh", "-c", "cat; echo done"],
+        "ignored\n",
+    );
+    assert_eq!(o.ok().stdout, "done\n");
+}

@@ -16,7 +16,7 @@ pub enum Mode {
 
 pub struct Reporter {
     mode: Mode,
-    /// (layer short id, status text) in first-seen order, for the terminal display.
+    /// (layer short id, status, bytes so far, size) in first-seen order, for the terminal.
     layers: Mutex<Vec<(String, String, u64, u64)>>,
 }
 
@@ -86,7 +86,10 @@ impl Progress for Reporter {
         let entry = &mut layers[pos];
         let changed = entry.1 != status;
         entry.1 = status.to_string();
-        entry.2 += bytes;
+        // LayerBytes carries the running total of the current attempt.
+        if status == "Downloading" {
+            entry.2 = bytes;
+        }
         if let Some(total) = size {
             entry.3 = total;
         }
