@@ -1,6 +1,6 @@
 //! Image commands: pull, images, tag, rmi, image inspect/prune, login, logout.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::BufRead;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -363,10 +363,9 @@ pub fn login(engine: &mut Engine, a: LoginArgs) -> Result<i32> {
                 .context("cannot read the password from stdin")?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) if std::io::stdin().is_terminal() => {
+        (None, false) => {
             bail!("login needs --password or --password-stdin (burrow never prompts)")
         }
-        (None, false) => bail!("login needs --password or --password-stdin"),
     };
     engine
         .login(&a.server, &user, &password, a.tls_verify)

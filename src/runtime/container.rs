@@ -1,18 +1,22 @@
-//! The container's pid 1 before execve: terminal, mounts, pivot, hostname, `lo`, user,
-//! capabilities, no_new_privs, seccomp, exec. Runs in the grandchild (see `process.rs`).
+//! The container's pid 1 before execve: its own mount namespace, mounts, pivot, terminal,
+//! hostname, `lo`, user, capabilities, no_new_privs, seccomp, exec. Runs in the grandchild
+//! (see `process.rs`).
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
 
 use super::mounts::{self, MountOptions};
 use super::sys::{Nix, clone_mount};
 use super::user::{self, ExecUser};
-use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, exec, net, privileges, seccomp};
+use super::{
+    ContainerSpec, IdMapping, NetworkMode, RuntimeError, exec, net, privileges, seccomp, tty,
+};
 
 fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
     let step = step.to_string();
@@ -105,14 +109,15 @@ fn make_cwd(cwd: &str, user: &ExecUser) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Everything from the first mount to execve. Returns only on failure.
+/// Everything from the container's own mount namespace to execve. Returns only on failure.
+/// `tty_sock` (with `-t`) carries the pty master back to burrow.
 pub(crate) fn init(
     spec: &ContainerSpec,
     map: &IdMapping,
     setgroups: bool,
-    tty_slave: Option<OwnedFd>,
+    tty_sock: Option<OwnedFd>,
 ) -> RuntimeError {
-    match prepare(spec, map, setgroups, tty_slave) {
+    match prepare(spec, map, setgroups, tty_sock) {
         Ok(ready) => ready.exec(),
         Err(e) => e,
     }
@@ -135,15 +140,24 @@ impl Ready {
     }
 }
 
+/// Opens the container's pty, provides /dev/console and hands the master to burrow.
+fn open_terminal(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    let pty = tty::open_in_container()?;
+    mounts::bind_console(&Nix, &pty.slave_path)?;
+    tty::send_master(sock, &pty.master)?;
+    Ok(pty.slave)
+}
+
 fn prepare(
     spec: &ContainerSpec,
     map: &IdMapping,
     setgroups: bool,
-    tty_slave: Option<OwnedFd>,
+    tty_sock: Option<OwnedFd>,
 ) -> Result<Ready, RuntimeError> {
-    if let Some(slave) = tty_slave {
-        attach_terminal(slave)?;
-    }
+    // A mount namespace of our own: pivot_root moves the root of every process in the
+    // namespace, and the rootfs's daemon (fuse-overlayfs) stays behind in the parent's.
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(process_err("create the container's mount namespace"))?;
     // The engine's files are cloned as detached mounts now, from the host's view, and
     // attached after the pivot so that paths inside the image resolve inside it.
     let mut etc_sources = Vec::new();
@@ -163,6 +177,7 @@ fn prepare(
             .any(|m| m.container_id <= 5 && 5 - m.container_id < m.size),
     };
     let mut user = None;
+    let mut slave = None;
     mounts::setup(&Nix, spec, opts, &etc_sources, || {
         let u = user::resolve(
             spec.user.as_deref(),
@@ -171,9 +186,14 @@ fn prepare(
         )?;
         make_cwd(&spec.cwd, &u)?;
         user = Some(u);
+        // The pty comes from the container's devpts (mounted above), so the container sees
+        // it as its terminal.
+        if let Some(sock) = &tty_sock {
+            slave = Some(open_terminal(sock)?);
+        }
         Ok(())
     })?;
-    drop(etc_sources);
+    drop((etc_sources, tty_sock));
     let user = user.ok_or_else(|| RuntimeError::UserNotFound {
         user: spec.user.clone().unwrap_or_default(),
     })?;
@@ -182,6 +202,13 @@ fn prepare(
             uid: user.uid,
             gid: user.gid,
         });
+    }
+    if let Some(slave) = slave {
+        // Like runc: the terminal belongs to the user the command runs as; its group stays
+        // the one devpts gave it (tty when mapped).
+        nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(user.uid)), None)
+            .map_err(process_err("give the terminal to the container user"))?;
+        attach_terminal(slave)?;
     }
     if spec.network != NetworkMode::Host {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| RuntimeError::Setup {

@@ -1,6 +1,7 @@
-//! The mount sequence of the container process, run inside its new mount namespace:
-//! rootfs, /proc, /dev, /sys, pivot_root, the engine's /etc files, Docker's masked and
-//! read-only paths, then the read-only root.
+//! The mount sequence of the container process: the rootfs in the mount namespace its daemon
+//! lives in ([`mount_root`]), then in the container's own one ([`setup`]) /proc, /dev, /sys,
+//! pivot_root, the engine's /etc files, Docker's masked and read-only paths, the terminal's
+//! /dev/console, then the read-only root.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -219,7 +220,35 @@ fn mount_sys(sys: &dyn Syscall, root: &Path, opts: MountOptions) -> Result<(), R
         None,
     )
     .map_err(setup_err("bind the host /sys on", &target))?;
-    remount_readonly(sys, &target)
+    readonly_tree(sys, &target)
+}
+
+/// Makes `target` and every mount below it read-only: the host's /sys carries submounts
+/// (cgroup, securityfs, debugfs...) that a bind remount of the top alone leaves writable.
+fn readonly_tree(sys: &dyn Syscall, target: &Path) -> Result<(), RuntimeError> {
+    let err = match sys.readonly_recursive(target) {
+        Ok(()) => return Ok(()),
+        Err(err) => err,
+    };
+    tracing::debug!(%err, ?target, "mount_setattr refused, remounting each mount read-only");
+    let mounts = sys
+        .mounts_under(target)
+        .map_err(setup_err("list the mounts under", target))?;
+    for mount in &mounts {
+        match remount_readonly(sys, mount) {
+            Ok(()) => {}
+            // A mount below a directory this user cannot search stays out of the container's
+            // reach as well.
+            Err(RuntimeError::Setup { source, .. })
+                if mount != target
+                    && matches!(source.raw_os_error(), Some(libc::EACCES | libc::ENOENT)) =>
+            {
+                tracing::debug!(err = %source, ?mount, "submount out of reach, left as is");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Bind remount read-only, keeping the flags the kernel locked on the mount.
@@ -301,17 +330,13 @@ fn mask_paths(sys: &dyn Syscall) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// The whole sequence. `before_readonly` runs after the pivot, with the container's files
-/// visible at /, while the root is still writable (user lookup, the working directory).
-pub(crate) fn setup(
-    sys: &dyn Syscall,
-    spec: &ContainerSpec,
-    opts: MountOptions,
-    etc_sources: &[(String, OwnedFd)],
-    before_readonly: impl FnOnce() -> Result<(), RuntimeError>,
-) -> Result<(), RuntimeError> {
+/// The first step, run in the mount namespace that the rootfs's daemon (fuse-overlayfs)
+/// lives in: keeps mounts from propagating to the host and mounts the rootfs at the mount
+/// point. The container then takes a mount namespace of its own for [`setup`], so that its
+/// pivot_root does not move the daemon's root into the mount the daemon serves (a deadlock
+/// on the first write).
+pub(crate) fn mount_root(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), RuntimeError> {
     let none: Option<&Path> = None;
-    // Nothing mounted here may propagate back to the host's namespace.
     sys.mount(
         none,
         Path::new("/"),
@@ -320,7 +345,36 @@ pub(crate) fn setup(
         None,
     )
     .map_err(setup_err("make slave", Path::new("/")))?;
-    mount_rootfs(sys, spec)?;
+    mount_rootfs(sys, spec)
+}
+
+/// Undoes [`mount_root`] once the container is gone, in the namespace that mounted it. For
+/// fuse-overlayfs this releases the last mount of the file system, so the daemon exits.
+pub(crate) fn release_root(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let target = spec.mount_point.as_path();
+    sys.umount2(target, MntFlags::MNT_DETACH)
+        .map_err(setup_err("unmount the rootfs from", target))
+}
+
+/// Provides /dev/console as Docker does with `-t`: the container's pty slave bound over it.
+/// Runs after pivot_root.
+pub(crate) fn bind_console(sys: &dyn Syscall, slave: &Path) -> Result<(), RuntimeError> {
+    let console = Path::new("/dev/console");
+    sys.touch(console).map_err(setup_err("create", console))?;
+    sys.mount(Some(slave), console, None, MsFlags::MS_BIND, None)
+        .map_err(setup_err("bind the pty over", console))
+}
+
+/// The rest of the sequence, after [`mount_root`], in the container's own mount namespace.
+/// `before_readonly` runs after the pivot, with the container's files visible at /, while
+/// the root is still writable (user lookup, the working directory, the terminal).
+pub(crate) fn setup(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    opts: MountOptions,
+    etc_sources: &[(String, OwnedFd)],
+    before_readonly: impl FnOnce() -> Result<(), RuntimeError>,
+) -> Result<(), RuntimeError> {
     let root = spec.mount_point.as_path();
     let proc = root.join("proc");
     ensure_dir(sys, &proc)?;
@@ -345,172 +399,4 @@ pub(crate) fn setup(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::NetworkMode;
-    use crate::runtime::sys::tests::Recorder;
-
-    fn spec(rootfs: Rootfs, readonly: bool) -> ContainerSpec {
-        ContainerSpec {
-            id: "c1".into(),
-            rootfs,
-            mount_point: "/run/c1/merged".into(),
-            readonly_rootfs: readonly,
-            args: vec!["sh".into()],
-            env: vec![],
-            cwd: "/".into(),
-            user: None,
-            hostname: "c1".into(),
-            network: NetworkMode::None,
-            etc_files: vec![],
-            tty: false,
-            stdin: false,
-        }
-    }
-
-    fn overlay() -> Rootfs {
-        Rootfs::Overlay {
-            lowers: vec!["/l/2".into(), "/l/1".into()],
-            upper: "/c/upper".into(),
-            work: "/c/work".into(),
-        }
-    }
-
-    const OPTS: MountOptions = MountOptions {
-        private_net: true,
-        tty_gid_mapped: true,
-    };
-
-    #[test]
-    fn mounts_in_order_and_pivots_before_masking() {
-        let mut rec = Recorder::default();
-        rec.kinds.insert("/proc/kcore".into(), Kind::File);
-        rec.kinds.insert("/sys/firmware".into(), Kind::Dir);
-        rec.kinds.insert("/proc/sys".into(), Kind::Dir);
-        rec.kinds.insert("/etc/hosts".into(), Kind::File);
-        let fd = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-        let files = vec![
-            ("/etc/hosts".to_string(), fd()),
-            ("/etc/resolv.conf".to_string(), fd()),
-        ];
-        let hook_ran = std::cell::Cell::new(None);
-        setup(&rec, &spec(overlay(), true), OPTS, &files, || {
-            hook_ran.set(Some(rec.lines().len()));
-            Ok(())
-        })
-        .unwrap();
-        let lines = rec.lines();
-        assert_eq!(lines[0], "mount - / - MS_REC | MS_SLAVE -");
-        assert_eq!(
-            lines[1],
-            "mount overlay /run/c1/merged overlay - lowerdir=/l/2:/l/1,upperdir=/c/upper,workdir=/c/work,userxattr"
-        );
-        let order = [
-            "mount proc /run/c1/merged/proc proc",
-            "mount tmpfs /run/c1/merged/dev tmpfs",
-            "mount /dev/null /run/c1/merged/dev/null",
-            "mount devpts /run/c1/merged/dev/pts devpts MS_NOSUID | MS_NOEXEC newinstance,ptmxmode=0666,mode=0620,gid=5",
-            "mount shm /run/c1/merged/dev/shm",
-            "symlink /run/c1/merged/dev/ptmx pts/ptmx",
-            "mount sysfs /run/c1/merged/sys sysfs",
-            "chdir /run/c1/merged",
-            "pivot_root . .",
-            "umount2 . MNT_DETACH",
-            "chdir /",
-            "move_mount /etc/hosts",
-            "touch /etc/resolv.conf",
-            "move_mount /etc/resolv.conf",
-            "mount /dev/null /proc/kcore - MS_BIND",
-            "mount tmpfs /sys/firmware tmpfs MS_RDONLY",
-            "mount /proc/sys /proc/sys - MS_BIND | MS_REC",
-            "mount - /proc/sys - MS_RDONLY | MS_NOSUID | MS_NODEV | MS_REMOUNT | MS_BIND",
-            "mount - / - MS_RDONLY | MS_NOSUID | MS_NODEV | MS_REMOUNT | MS_BIND",
-        ];
-        let positions: Vec<usize> = order.iter().map(|p| rec.pos(p)).collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "{positions:?}\n{lines:#?}"
-        );
-        // The hook sees the masks in place but the root still writable.
-        let hook_at = hook_ran.get().unwrap();
-        assert!(hook_at > rec.pos("mount - /proc/sys") && hook_at == lines.len() - 1);
-        // Missing masked paths are skipped.
-        assert!(!lines.iter().any(|l| l.contains("/proc/acpi")));
-        assert!(!lines.iter().any(|l| l.contains("touch /etc/hosts")));
-    }
-
-    #[test]
-    fn host_network_binds_sys_and_keeps_root_writable() {
-        let rec = Recorder::default();
-        let opts = MountOptions {
-            private_net: false,
-            tty_gid_mapped: false,
-        };
-        setup(
-            &rec,
-            &spec(Rootfs::Dir("/img".into()), false),
-            opts,
-            &[],
-            || Ok(()),
-        )
-        .unwrap();
-        let lines = rec.lines();
-        assert_eq!(lines[1], "mount /img /run/c1/merged - MS_BIND | MS_REC -");
-        assert!(!lines.iter().any(|l| l.contains("sysfs")));
-        assert!(
-            rec.pos("mount /sys /run/c1/merged/sys - MS_BIND | MS_REC")
-                < rec.pos("mount - /run/c1/merged/sys - MS_RDONLY")
-        );
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.ends_with("newinstance,ptmxmode=0666,mode=0620"))
-        );
-        assert!(!lines.iter().any(|l| l.starts_with("mount - / - MS_RDONLY")));
-    }
-
-    #[test]
-    fn sysfs_refusal_falls_back_to_bind_and_mqueue_failure_is_tolerated() {
-        let rec = Recorder {
-            fail: vec!["mount sysfs".into(), "mount mqueue".into()],
-            ..Default::default()
-        };
-        setup(&rec, &spec(overlay(), false), OPTS, &[], || Ok(())).unwrap();
-        assert!(rec.pos("mount sysfs") < rec.pos("mount /sys /run/c1/merged/sys"));
-    }
-
-    #[test]
-    fn failure_stops_the_sequence_and_names_the_path() {
-        let rec = Recorder {
-            fail: vec!["mount proc".into()],
-            ..Default::default()
-        };
-        let err = setup(&rec, &spec(overlay(), false), OPTS, &[], || Ok(())).unwrap_err();
-        assert!(
-            matches!(&err, RuntimeError::Setup { path, .. } if path == Path::new("/run/c1/merged/proc"))
-        );
-        assert!(!rec.lines().iter().any(|l| l.starts_with("pivot_root")));
-    }
-
-    #[test]
-    fn refuses_symlinked_targets_and_separators_in_overlay_paths() {
-        let mut rec = Recorder::default();
-        rec.kinds
-            .insert("/run/c1/merged/proc".into(), Kind::Symlink);
-        assert!(setup(&rec, &spec(overlay(), false), OPTS, &[], || Ok(())).is_err());
-        let bad = Rootfs::Overlay {
-            lowers: vec!["/a:b".into()],
-            upper: "/u".into(),
-            work: "/w".into(),
-        };
-        let err = setup(
-            &Recorder::default(),
-            &spec(bad, false),
-            OPTS,
-            &[],
-            || Ok(()),
-        )
-        .unwrap_err();
-        assert!(matches!(err, RuntimeError::UnsafeOverlayPath { .. }));
-    }
-}
+mod tests;

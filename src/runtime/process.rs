@@ -5,26 +5,38 @@
 //! burrow (P)                     host namespaces; writes the id maps, forwards signals,
 //!  │                             proxies the pty, waits for C
 //!  └─ C  (fork)                  unshare(NEWUSER) → "ready" → P maps ids → setresuid(0);
-//!      │                         unshare(NEWNS|NEWUTS|NEWIPC|NEWPID|NEWCGROUP[|NEWNET]);
-//!      │                         waits for G and exits with its code (128+signal if killed)
-//!      └─ G  (fork)              pid 1 of the new pid namespace: mounts, pivot_root, user,
-//!                                caps, seccomp, execve (container.rs)
+//!      │                         subreaper; unshare(NEWNS) → mount namespace M1: / rslave,
+//!      │                         the rootfs at the mount point (fuse-overlayfs starts D);
+//!      │                         unshare(NEWUTS|NEWIPC|NEWPID|NEWCGROUP[|NEWNET]);
+//!      │                         waits for G, unmounts the rootfs in M1, reaps D, and exits
+//!      │                         with G's code (128+signal if killed)
+//!      ├─ G  (fork)              pid 1 of the new pid namespace: unshare(NEWNS) → M2, a copy
+//!      │                         of M1; /proc /dev /sys, pivot_root, pty, user, caps,
+//!      │                         seccomp, execve (container.rs)
+//!      └─ D  (reparented)        the fuse-overlayfs daemon, in M1 and burrow's pid namespace:
+//!                                pivot_root in M2 leaves its root alone (else it deadlocks
+//!                                on its own mount); exits once C unmounts the rootfs
 //! ```
 //! One channel (a CLOEXEC pipe) carries C's and G's messages to P: `UserNsReady`,
 //! `ContainerPid`, then either a `Failed` or end-of-file once G's execve closed the last
-//! writer. C and G die with their parent (PR_SET_PDEATHSIG).
+//! writer. With `-t`, G opens the pty in the container's devpts and sends the master to P
+//! over a socket pair (SCM_RIGHTS) before execve. C and G die with their parent
+//! (PR_SET_PDEATHSIG).
 #![allow(unsafe_code)]
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
-use nix::sys::wait::WaitStatus;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, ChildFailure, ToChild, ToParent};
-use super::tty::{self, Pty, RawMode, Signals};
-use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container};
+use super::sys::Nix;
+use super::tty::{self, RawMode, Signals};
+use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, mounts};
 
 fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
     let step = step.to_string();
@@ -122,7 +134,11 @@ fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
 /// Starts the container in the foreground and waits: returns its exit code (128+signal when
 /// killed). Call only while the process has no other threads.
 pub fn run(spec: &ContainerSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
-    let pty = if spec.tty { Some(Pty::open()?) } else { None };
+    let tty_channel = if spec.tty {
+        Some(tty::master_channel()?)
+    } else {
+        None
+    };
     let signals = Signals::block()?;
     let (from_child, to_parent) = channel::pipe()?;
     let (from_parent, to_child) = channel::pipe()?;
@@ -132,20 +148,27 @@ pub fn run(spec: &ContainerSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
         ForkResult::Child => {
             signals.restore_in_child();
             drop((from_child, to_child));
-            let slave = pty.map(|p| p.slave);
-            let code = middle(spec, map, setgroups, parent, to_parent, &from_parent, slave);
+            let tty_sock = tty_channel.map(|(_, theirs)| theirs);
+            let code = middle(
+                spec,
+                map,
+                setgroups,
+                parent,
+                to_parent,
+                &from_parent,
+                tty_sock,
+            );
             exit_now(code)
         }
         ForkResult::Parent { child } => {
             drop((to_parent, from_parent));
-            let (master, slave) = match pty {
-                Some(p) => (Some(p.master), Some(p.slave)),
-                None => (None, None),
-            };
-            drop(slave);
-            let started = start(child, map, &from_child, to_child);
-            let container = match started {
-                Ok(pid) => pid,
+            let tty_sock = tty_channel.map(|(ours, _)| ours);
+            let started = start(child, map, &from_child, to_child).and_then(|pid| {
+                let master = tty_sock.as_ref().map(tty::recv_master).transpose()?;
+                Ok((pid, master))
+            });
+            let (container, master) = match started {
+                Ok(started) => started,
                 Err(e) => {
                     let _ = wait_code(child);
                     return Err(e);
@@ -189,7 +212,8 @@ fn start(
     }
 }
 
-/// C: user namespace, the other namespaces, then fork G and relay its status.
+/// C: user namespace, a mount namespace holding the rootfs, the other namespaces, then fork
+/// G and relay its status; afterwards release the rootfs so its daemon (if any) exits.
 fn middle(
     spec: &ContainerSpec,
     map: &IdMapping,
@@ -197,7 +221,7 @@ fn middle(
     parent: Pid,
     to_parent: File,
     from_parent: &File,
-    slave: Option<std::os::fd::OwnedFd>,
+    tty_sock: Option<OwnedFd>,
 ) -> i32 {
     if !die_with_parent(parent) {
         return 125;
@@ -209,8 +233,20 @@ fn middle(
     if !die_with_parent(parent) {
         return 125;
     }
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
+    // fuse-overlayfs daemonises; as a subreaper C inherits the daemon and can wait for it.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        fail(&to_parent, process_err("become a subreaper")(e));
+    }
+    // The rootfs is mounted here, before the pid namespace, so fuse-overlayfs runs outside
+    // the container (not in its `ps`, not killed with it) and keeps this namespace's root.
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+        fail(&to_parent, process_err("create a mount namespace")(e));
+    }
+    if let Err(e) = mounts::mount_root(&Nix, spec) {
+        release(spec);
+        fail(&to_parent, e);
+    }
+    let mut flags = CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWCGROUP;
@@ -218,26 +254,69 @@ fn middle(
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if let Err(e) = nix::sched::unshare(flags) {
+        release(spec);
         fail(
             &to_parent,
             process_err("create the container's namespaces")(e),
         );
     }
     match fork() {
-        Err(e) => fail(&to_parent, e),
+        Err(e) => {
+            release(spec);
+            fail(&to_parent, e)
+        }
         Ok(ForkResult::Child) => {
             // G is pid 1 of a new pid namespace: getppid() reads 0 there, so C cannot be
             // checked for; C only exits after G anyway.
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let err = container::init(spec, map, setgroups, slave);
+            let err = container::init(spec, map, setgroups, tty_sock);
             fail(&to_parent, err)
         }
         Ok(ForkResult::Parent { child }) => {
-            drop(slave);
+            drop(tty_sock);
             let _ = channel::send(&to_parent, &ToParent::ContainerPid(child.as_raw()));
             drop(to_parent);
-            wait_code(child).unwrap_or(125)
+            let code = wait_code(child).unwrap_or(125);
+            release(spec);
+            code
         }
+    }
+}
+
+/// How long the rootfs's daemon gets to exit once its mount is released.
+const DAEMON_GRACE: Duration = Duration::from_secs(5);
+
+/// Unmounts the rootfs in C's mount namespace (the container's own namespace died with its
+/// processes), then reaps what C inherited as a subreaper: fuse-overlayfs exits once the
+/// last mount of its file system is gone. Best effort: C is about to exit.
+fn release(spec: &ContainerSpec) {
+    if let Err(err) = mounts::release_root(&Nix, spec) {
+        tracing::debug!(%err, "rootfs not unmounted");
+    }
+    let deadline = Instant::now() + DAEMON_GRACE;
+    loop {
+        match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(WaitStatus::StillAlive) => {
+                kill_children();
+                let _ = nix::sys::wait::waitpid(None, Some(WaitPidFlag::__WALL));
+            }
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// SIGKILLs the children of this process that did not exit in time.
+fn kill_children() {
+    let me = nix::unistd::getpid();
+    let path = format!("/proc/{me}/task/{me}/children");
+    let children = std::fs::read_to_string(&path).unwrap_or_default();
+    for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
+        tracing::debug!(pid, "killing a rootfs daemon that outlived its mount");
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 

@@ -6,8 +6,8 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 
@@ -44,6 +44,58 @@ pub(crate) trait Syscall {
     fn fuse_overlayfs(&self, options: &str, target: &Path) -> io::Result<()>;
     /// Attaches a detached mount (from [`clone_mount`]) at `target`.
     fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> io::Result<()>;
+    /// Makes the mount at `path` and every mount below it read-only in one step
+    /// (mount_setattr with AT_RECURSIVE; Linux 5.12+).
+    fn readonly_recursive(&self, path: &Path) -> io::Result<()>;
+    /// The mount points at or below `path` in this mount namespace, parents first.
+    fn mounts_under(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+}
+
+/// `struct mount_attr` of mount_setattr(2) (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Undoes the octal escapes (`\040` for a space) of a mountinfo path.
+fn unescape_mount_path(field: &str) -> PathBuf {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// The mount points of /proc/self/mountinfo content at or below `path`, in file order
+/// (which lists a parent before what is mounted on it).
+pub(crate) fn parse_mounts_under(mountinfo: &str, path: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|p| p.starts_with(path))
+        .collect()
 }
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -152,19 +204,34 @@ impl Syscall for Nix {
     }
 
     fn fuse_overlayfs(&self, options: &str, target: &Path) -> io::Result<()> {
+        use std::io::{Read, Seek};
+        // The daemon keeps the stderr it inherits for its whole life and fuse-overlayfs 1.x
+        // warns there on every mount ("unknown argument ignored: lazytime"): an anonymous
+        // file takes it, read back only when the mount fails.
+        let memfd = nix::sys::memfd::memfd_create(
+            c"fuse-overlayfs",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let mut log = std::fs::File::from(memfd);
         let status = std::process::Command::new("fuse-overlayfs")
             .arg("-o")
             .arg(options)
             .arg(target)
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.try_clone()?)
             .status()?;
         if status.success() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "fuse-overlayfs exited with {status}"
-            )))
+            return Ok(());
         }
+        let mut stderr = String::new();
+        log.rewind()?;
+        let _ = log.take(4096).read_to_string(&mut stderr);
+        Err(io::Error::other(format!(
+            "fuse-overlayfs exited with {status}: {}",
+            stderr.trim()
+        )))
     }
 
     fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
@@ -187,6 +254,38 @@ impl Syscall for Nix {
             Ok(())
         }
     }
+
+    fn readonly_recursive(&self, path: &Path) -> io::Result<()> {
+        let p = cstring(path)?;
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: `p` is NUL-terminated and `attr` is a mount_attr of the size passed; both
+        // outlive the call, which only reads them.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                p.as_ptr(),
+                (libc::AT_RECURSIVE | libc::AT_SYMLINK_NOFOLLOW) as libc::c_uint,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn mounts_under(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+        Ok(parse_mounts_under(&info, path))
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +302,8 @@ pub(crate) mod tests {
         pub calls: RefCell<Vec<String>>,
         pub kinds: HashMap<PathBuf, Kind>,
         pub fail: Vec<String>,
+        /// What [`Syscall::mounts_under`] answers.
+        pub submounts: Vec<PathBuf>,
     }
 
     impl Recorder {
@@ -302,5 +403,32 @@ pub(crate) mod tests {
         fn move_mount(&self, _mount: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
             self.record(format!("move_mount {}", target.display()))
         }
+        fn readonly_recursive(&self, path: &Path) -> io::Result<()> {
+            self.record(format!("mount_setattr {} ro recursive", path.display()))
+        }
+        fn mounts_under(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+            self.record(format!("mounts_under {}", path.display()))?;
+            Ok(self.submounts.clone())
+        }
+    }
+
+    #[test]
+    fn mountinfo_lists_the_tree_below_a_path_with_escapes_undone() {
+        let info = "\
+22 1 0:21 / / rw - ext4 /dev/vda rw
+23 22 0:22 / /sys rw,nosuid - sysfs sysfs rw
+24 23 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+25 23 0:24 / /sys/kernel/my\\040dir rw - tmpfs tmpfs rw
+26 22 0:25 / /sysroot rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            parse_mounts_under(info, Path::new("/sys")),
+            [
+                PathBuf::from("/sys"),
+                "/sys/fs/cgroup".into(),
+                "/sys/kernel/my dir".into()
+            ]
+        );
+        assert!(parse_mounts_under(info, Path::new("/nowhere")).is_empty());
     }
 }

@@ -1,10 +1,18 @@
-//! burrow's side of a running container: signal forwarding, and with a tty the pty pair,
-//! raw mode on the user's terminal, stdin/stdout proxying and window-size changes.
+//! The terminal of a container started with `-t`: the container's pid 1 opens a pty in the
+//! container's own devpts and passes the master to burrow, which puts the user's terminal in
+//! raw mode, proxies stdin/stdout, copies window-size changes and forwards signals.
 //! Single-threaded: one poll loop over a signalfd, the pty master and stdin.
 #![allow(unsafe_code)]
 
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+use nix::sys::stat::Mode;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -32,36 +40,122 @@ fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) {
     unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
 }
 
-/// A pty pair; the slave goes to the container, the master stays with burrow.
-pub(crate) struct Pty {
+/// A pty from the container's own devpts instance. Opened by the container's pid 1 after
+/// pivot_root, so `tty` inside names it (/dev/pts/0) and the container's /dev/pts lists it;
+/// the master is then handed to burrow over a socket ([`send_master`]).
+pub(crate) struct ContainerPty {
     pub master: OwnedFd,
     pub slave: OwnedFd,
+    /// The slave's path inside the container, e.g. /dev/pts/0.
+    pub slave_path: PathBuf,
 }
 
-impl Pty {
-    /// Opens a pty sized like burrow's own terminal (stdin, else stdout).
-    pub fn open() -> Result<Pty, RuntimeError> {
-        let ws = window_size(std::io::stdin().as_fd())
-            .or_else(|| window_size(std::io::stdout().as_fd()));
-        let ws = ws.map(|w| nix::pty::Winsize {
-            ws_row: w.ws_row,
-            ws_col: w.ws_col,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        });
-        let pair = nix::pty::openpty(ws.as_ref(), None).map_err(term_err)?;
-        for fd in [&pair.master, &pair.slave] {
-            nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .map_err(term_err)?;
-        }
-        Ok(Pty {
-            master: pair.master,
-            slave: pair.slave,
-        })
+fn setup_err(step: &str, path: &Path) -> impl FnOnce(nix::Error) -> RuntimeError {
+    let (step, path) = (step.to_string(), path.to_path_buf());
+    move |e| RuntimeError::Setup {
+        step,
+        path,
+        source: e.into(),
     }
+}
+
+/// Opens a pty in the devpts mounted at /dev/pts, sized like burrow's terminal (the
+/// inherited stdin, else stdout).
+pub(crate) fn open_in_container() -> Result<ContainerPty, RuntimeError> {
+    let ptmx = Path::new("/dev/pts/ptmx");
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = nix::fcntl::open(ptmx, flags, Mode::empty())
+        .map_err(setup_err("open the pty master", ptmx))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads the int behind the pointer, which outlives the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(setup_err("unlock the pty from", ptmx)(nix::Error::last()));
+    }
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int into `number`, which outlives the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) } < 0 {
+        return Err(setup_err("read the pty number from", ptmx)(
+            nix::Error::last(),
+        ));
+    }
+    let slave_path = PathBuf::from(format!("/dev/pts/{number}"));
+    // TIOCGPTPEER opens the slave from the master itself: no path lookup that the image could
+    // redirect, and the right devpts instance by construction.
+    // SAFETY: TIOCGPTPEER takes the open flags as an integer argument and returns a new fd.
+    let raw = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags.bits()) };
+    if raw < 0 {
+        return Err(setup_err("open the pty slave", &slave_path)(
+            nix::Error::last(),
+        ));
+    }
+    // SAFETY: raw is a fresh descriptor that nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(raw) };
+    if let Some(ws) =
+        window_size(std::io::stdin().as_fd()).or_else(|| window_size(std::io::stdout().as_fd()))
+    {
+        set_window_size(master.as_fd(), &ws);
+    }
+    Ok(ContainerPty {
+        master,
+        slave,
+        slave_path,
+    })
+}
+
+/// The socket pair that carries the pty master from the container to burrow, as
+/// (burrow's end, the container's end); both close on exec.
+pub(crate) fn master_channel() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(term_err)
+}
+
+/// Container side: passes the master over `sock` (SCM_RIGHTS).
+pub(crate) fn send_master(sock: &OwnedFd, master: &OwnedFd) -> Result<(), RuntimeError> {
+    let fds = [master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(b"m")],
+        &cmsg,
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(term_err)?;
+    Ok(())
+}
+
+/// burrow's side: the master sent by [`send_master`]. The container sends it before execve,
+/// so once exec succeeded it is waiting in the socket.
+pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    let mut byte = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(term_err)?;
+    for cmsg in msg.cmsgs().map_err(term_err)? {
+        if let Some(&fd) = match &cmsg {
+            ControlMessageOwned::ScmRights(fds) => fds.first(),
+            _ => None,
+        } {
+            // SAFETY: the kernel installed this descriptor for us just now; nothing else owns
+            // it. Extra descriptors (never sent) would leak, not alias.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    Err(term_err(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the container sent no terminal",
+    )))
 }
 
 /// The user's terminal in raw mode; restored on drop (errors included).
@@ -241,5 +335,44 @@ pub(crate) fn supervise(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_crosses_the_socket_and_still_drives_its_slave() {
+        let pair = nix::pty::openpty(None, None).unwrap();
+        let (ours, theirs) = master_channel().unwrap();
+        send_master(&theirs, &pair.master).unwrap();
+        drop((theirs, pair.master));
+        let master = recv_master(&ours).unwrap();
+        assert!(nix::unistd::isatty(&master).unwrap());
+        // Received close-on-exec, like everything else burrow holds.
+        let flags = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert!(flags & libc::FD_CLOEXEC != 0);
+        // Bytes written to the received master reach the slave's input.
+        let mut raw = termios::tcgetattr(&pair.slave).unwrap();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(&pair.slave, SetArg::TCSANOW, &raw).unwrap();
+        // (The master stays open until the slave has read: closing it hangs the slave up.)
+        let mut master = std::fs::File::from(master);
+        master.write_all(b"x").unwrap();
+        let mut byte = [0u8; 1];
+        std::fs::File::from(pair.slave)
+            .read_exact(&mut byte)
+            .unwrap();
+        assert_eq!(&byte, b"x");
+        drop(master);
+        // A closed peer that sent nothing is an error, not a hang.
+        drop(ours);
+        let (ours, theirs) = master_channel().unwrap();
+        drop(theirs);
+        assert!(matches!(
+            recv_master(&ours),
+            Err(RuntimeError::Terminal { .. })
+        ));
     }
 }
