@@ -4,6 +4,7 @@
 mod cli;
 mod engine;
 mod image;
+mod monitor;
 mod runtime;
 mod state;
 mod storage;

@@ -58,6 +58,18 @@ pub struct CreateFlags {
     /// Platform for a multi-arch image, e.g. linux/arm64
     #[arg(long)]
     pub platform: Option<String>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Signal that stops the container (default: the image's STOPSIGNAL, else SIGTERM)
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL (default 10)
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+    /// Run an init as pid 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -87,6 +99,10 @@ impl CreateFlags {
             interactive: self.interactive,
             tls_verify: self.tls_verify,
             platform: self.platform.clone(),
+            restart: self.restart.clone(),
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            init: self.init,
         }
     }
 }
@@ -94,7 +110,7 @@ impl CreateFlags {
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
-    /// Run in the background (arrives with the container monitor)
+    /// Run in the background under its monitor and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
     #[command(flatten)]
@@ -112,12 +128,79 @@ pub struct CreateArgs {
 pub struct StartArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
-    /// Attach stdout/stderr (burrow starts in the foreground, attached)
+    /// Run in the foreground, attached to stdout/stderr, and return its exit status
     #[arg(short, long)]
     pub attach: bool,
-    /// Attach stdin
+    /// Attach stdin (implies --attach)
     #[arg(short, long)]
     pub interactive: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Keep stdin open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run in the background and return at once
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Seconds to wait for the stop signal before SIGKILL
+    #[arg(short = 't', long = "time", alias = "timeout", value_name = "SECONDS")]
+    pub time: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Signal to send
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Do not ask (burrow never asks)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -184,6 +267,22 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     /// Show container details
     Inspect(InspectArgs),
+    /// Stop containers
+    Stop(StopArgs),
+    /// Send a signal to containers
+    Kill(KillArgs),
+    /// Restart containers
+    Restart(StopArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(WaitArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Show the processes of a running container
+    Top(TopArgs),
 }
 
 pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32> {
@@ -197,6 +296,14 @@ pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32
             a.kind = Some("container".into());
             inspect(engine, a)
         }
+        ContainerCommand::Stop(a) => stop(engine, a),
+        ContainerCommand::Kill(a) => kill(engine, a),
+        ContainerCommand::Restart(a) => restart(engine, a),
+        ContainerCommand::Wait(a) => wait(engine, a),
+        ContainerCommand::Rename(a) => rename(engine, a),
+        ContainerCommand::Prune(_) => prune(engine),
+        ContainerCommand::Exec(a) => exec(engine, a),
+        ContainerCommand::Top(a) => top(engine, a),
     }
 }
 
@@ -213,11 +320,13 @@ fn create_container(engine: &mut Engine, flags: &CreateFlags) -> Result<String> 
 }
 
 pub fn run(engine: &mut Engine, a: RunArgs) -> Result<i32> {
-    if a.detach {
-        bail!("detached containers (-d) are not available yet: run in the foreground");
-    }
     let id = create_container(engine, &a.flags)?;
     print_warnings(engine);
+    if a.detach {
+        engine.start_detached(&id)?;
+        out(&format!("{id}\n"));
+        return Ok(0);
+    }
     Ok(engine.start_foreground(&id)?)
 }
 
@@ -228,20 +337,26 @@ pub fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
 }
 
 pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
-    let mut code = 0;
-    for key in &a.containers {
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
         print_warnings(engine);
-        code = engine.start_foreground(key)?;
+        return Ok(engine.start_foreground(&a.containers[0])?);
     }
-    Ok(code)
+    each(&a.containers, |key| {
+        engine.start_detached(key)?;
+        Ok(())
+    })
 }
 
-pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
+/// Runs `f` for every container named, printing each name on success and each error on
+/// its own line, as Docker does; exit status 1 when any failed.
+fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<(), EngineError>) -> Result<i32> {
     let mut code = 0;
-    for key in &a.containers {
-        match engine.remove_container(key, RemoveOptions { force: a.force }) {
-            Ok(_) => out(&format!("{key}\n")),
-            Err(EngineError::NoSuchContainer(_)) if a.force => {}
+    for key in keys {
+        match f(key) {
+            Ok(()) => out(&format!("{key}\n")),
             Err(e) => {
                 eprintln!("burrow: {e}");
                 code = 1;
@@ -249,6 +364,131 @@ pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<i32> {
+    each(&a.containers, |key| engine.stop(key, a.time).map(|_| ()))
+}
+
+pub fn restart(engine: &mut Engine, a: StopArgs) -> Result<i32> {
+    each(&a.containers, |key| engine.restart(key, a.time).map(|_| ()))
+}
+
+pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<i32> {
+    each(&a.containers, |key| engine.kill(key, &a.signal).map(|_| ()))
+}
+
+pub fn wait(engine: &mut Engine, a: WaitArgs) -> Result<i32> {
+    let mut code = 0;
+    for key in &a.containers {
+        match engine.wait(key) {
+            Ok(status) => out(&format!("{status}\n")),
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<i32> {
+    let opts = crate::engine::ExecOptions {
+        command: a.command,
+        env: a.env,
+        workdir: a.workdir,
+        user: a.user,
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+    };
+    Ok(engine.exec(&a.container, &opts)?)
+}
+
+/// Docker's `top` columns (ps -ef): UID PID PPID C STIME TTY TIME CMD.
+pub fn top(engine: &mut Engine, a: TopArgs) -> Result<i32> {
+    let procs = engine.top(&a.container)?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
+    let boot = boot_time().unwrap_or(0);
+    let now = now_unix() as u64;
+    let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
+    for p in procs {
+        let started = boot + p.start_time_ticks / ticks;
+        let cpu_secs = p.cpu_ticks / ticks;
+        let elapsed = now.saturating_sub(started).max(1);
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(p.uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| p.uid.to_string(), |u| u.name);
+        let cmd = if p.cmdline.is_empty() {
+            format!("[{}]", p.comm)
+        } else {
+            p.cmdline.join(" ")
+        };
+        rows.push(format!(
+            "{user}\t{}\t{}\t{}\t{}\t?\t{:02}:{:02}:{:02}\t{cmd}",
+            p.pid,
+            p.ppid,
+            cpu_secs * 100 / elapsed,
+            clock_time(started),
+            cpu_secs / 3600,
+            cpu_secs / 60 % 60,
+            cpu_secs % 60,
+        ));
+    }
+    out(&super::format::align(&rows));
+    Ok(0)
+}
+
+/// Seconds since the epoch at boot (/proc/stat btime).
+fn boot_time() -> Option<u64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// HH:MM (UTC) of a Unix time, as ps prints STIME for processes started today.
+fn clock_time(unix: u64) -> String {
+    format!("{:02}:{:02}", unix / 3600 % 24, unix / 60 % 60)
+}
+
+pub fn rename(engine: &mut Engine, a: RenameArgs) -> Result<i32> {
+    engine.rename(&a.container, &a.new_name)?;
+    Ok(0)
+}
+
+pub fn prune(engine: &mut Engine) -> Result<i32> {
+    let removed = engine.prune_containers()?;
+    let mut text = String::new();
+    if !removed.is_empty() {
+        text.push_str("Deleted Containers:\n");
+        for id in &removed {
+            text.push_str(&format!("{id}\n"));
+        }
+        text.push('\n');
+    }
+    text.push_str("Total reclaimed space: 0B\n");
+    out(&text);
+    Ok(0)
+}
+
+pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
+    let force = a.force;
+    each(&a.containers, |key| {
+        match engine.remove_container(key, RemoveOptions { force }) {
+            // Docker: rm -f of a missing container is not an error.
+            Err(EngineError::NoSuchContainer(_)) if force => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
 }
 
 pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<i32> {
@@ -297,6 +537,11 @@ fn status_text(s: &ContainerSummary) -> String {
         "running" => format!("Up {}", human_duration(now - r.started.unwrap_or(now))),
         "exited" => format!(
             "Exited ({}) {} ago",
+            r.exit_code.unwrap_or(0),
+            human_duration(now - r.finished.unwrap_or(now))
+        ),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
             r.exit_code.unwrap_or(0),
             human_duration(now - r.finished.unwrap_or(now))
         ),

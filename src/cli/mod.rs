@@ -68,11 +68,38 @@ enum Command {
     Rm(container::RmArgs),
     /// Show low-level information on containers or images
     Inspect(container::InspectArgs),
+    /// Stop running containers (stop signal, then SIGKILL after the timeout)
+    Stop(container::StopArgs),
+    /// Send a signal to running containers
+    Kill(container::KillArgs),
+    /// Restart containers
+    Restart(container::StopArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(container::WaitArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Run a command in a running container
+    Exec(container::ExecArgs),
+    /// Show the processes of a running container
+    Top(container::TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(container::ContainerCommand),
+    /// Manage burrow itself
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Show the burrow version
     Version,
+    /// The per-container monitor (internal)
+    #[command(name = "__monitor", hide = true)]
+    Monitor { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCommand {
+    /// Start the containers whose restart policy says they should run (for a crontab
+    /// `@reboot burrow system restore` line or a systemd user unit)
+    Restore,
 }
 
 /// Parses the command line, runs the command, prints any error once, and returns the exit
@@ -92,13 +119,16 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    init_tracing(cli.log_level.as_deref());
     let global = GlobalOptions {
         root: cli.root.clone(),
         runroot: cli.runroot.clone(),
         storage_driver: cli.storage_driver.clone(),
         config: cli.config.clone(),
     };
+    if let Command::Monitor { id } = &cli.command {
+        return monitor_main(global, id, cli.log_level.as_deref());
+    }
+    init_tracing(cli.log_level.as_deref());
     match dispatch(cli.command, global) {
         Ok(code) => code,
         Err(err) => {
@@ -124,16 +154,72 @@ fn render_chain(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_tracing(level: Option<&str>) {
+fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
     let filter = level
         .map(str::to_string)
         .or_else(|| std::env::var("BURROW_LOG").ok())
         .unwrap_or_else(|| "error".into());
+    tracing_subscriber::EnvFilter::new(filter)
+}
+
+fn init_tracing(level: Option<&str>) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(log_filter(level))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// `burrow __monitor ID`, spawned by `run -d` / `start` with stdout a pipe to the starting
+/// command and stderr the container's log. It leaves the caller's session, keeps the pipe
+/// aside for the one "started" message, gives the container its log as stdout, and logs
+/// its own diagnostics to `monitor.log` beside the container's state.
+fn monitor_main(global: GlobalOptions, id: &str, level: Option<&str>) -> i32 {
+    let _ = nix::unistd::setsid();
+    let mut ready = match keep_ready_pipe() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("burrow monitor: cannot set up its stdio: {e}");
+            return 125;
+        }
+    };
+    let mut engine = match Engine::open(global) {
+        Ok(engine) => engine,
+        Err(e) => {
+            crate::engine::report_monitor_failure(&mut ready, &e);
+            return 125;
+        }
+    };
+    let log_path = engine.paths.container_dir(id).join("monitor.log");
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+    {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(log_filter(level))
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    }
+    match engine.monitor(id, &mut ready) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(%e, "monitor failed");
+            crate::engine::report_monitor_failure(&mut ready, &e);
+            125
+        }
+    }
+}
+
+/// Moves the ready pipe off stdout (to a close-on-exec descriptor the container cannot
+/// inherit) and points stdout at stderr, the container's log.
+fn keep_ready_pipe() -> nix::Result<std::fs::File> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let ready = nix::unistd::dup(std::io::stdout())?;
+    fcntl(&ready, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    nix::unistd::dup2_stdout(std::io::stderr())?;
+    Ok(std::fs::File::from(ready))
 }
 
 fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
@@ -158,13 +244,35 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Rm(a) => container::rm(&mut engine, a),
         Command::Inspect(a) => container::inspect(&mut engine, a),
         Command::Container(c) => container::container_command(&mut engine, c),
-        Command::Version => unreachable!("handled above"),
+        Command::Stop(a) => container::stop(&mut engine, a),
+        Command::Kill(a) => container::kill(&mut engine, a),
+        Command::Restart(a) => container::restart(&mut engine, a),
+        Command::Wait(a) => container::wait(&mut engine, a),
+        Command::Rename(a) => container::rename(&mut engine, a),
+        Command::Exec(a) => container::exec(&mut engine, a),
+        Command::Top(a) => container::top(&mut engine, a),
+        Command::System(SystemCommand::Restore) => system_restore(&mut engine),
+        Command::Version | Command::Monitor { .. } => unreachable!("handled above"),
     };
     print_warnings(&mut engine);
     result
 }
 
-fn print_warnings(engine: &mut Engine) {
+fn system_restore(engine: &mut Engine) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for (name, outcome) in engine.restore()? {
+        match outcome {
+            Ok(_) => out(&format!("{name}\n")),
+            Err(e) => {
+                eprintln!("burrow: cannot restore {name}: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub(super) fn print_warnings(engine: &mut Engine) {
     let mut err = std::io::stderr().lock();
     for w in engine.take_warnings() {
         let _ = writeln!(err, "burrow: warning: {w}");

@@ -88,6 +88,11 @@ impl Engine {
             created: now_unix(),
             started: None,
             finished: None,
+            pid_start: None,
+            monitor_pid: None,
+            restart_count: 0,
+            stop_requested: false,
+            error: None,
         };
         // Record first: the unique name is claimed atomically before any file exists.
         self.state
@@ -178,21 +183,35 @@ impl Engine {
         }
     }
 
-    /// A container recorded as running whose lock is free lost its burrow: record the
-    /// truth (exited, status unknown).
+    /// A container recorded as running whose lock is free lost its monitor (or its
+    /// foreground burrow): its processes died with it (they are tied to their parent), so
+    /// record the truth. A pid is only signalled while its start time still matches, so a
+    /// pid the kernel reused is never touched.
     fn repair(&mut self, mut c: ContainerRecord) -> Result<ContainerRecord> {
-        if c.status != RUNNING {
+        if c.status != RUNNING && c.status != super::RESTARTING {
             return Ok(c);
         }
         let lock_path = self.paths.container_run_dir(&c.id).join("lock");
         if lock_path.exists() && FileLock::try_exclusive(&lock_path)?.is_none() {
             return Ok(c);
         }
-        tracing::warn!(container = %c.id, "burrow that ran the container is gone; marking it exited");
+        tracing::warn!(container = %c.id, "the container's monitor is gone; marking it exited");
+        if let Some(pid) = c
+            .pid
+            .filter(|p| crate::monitor::is_same_process(*p, c.pid_start))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         c.status = EXITED.into();
-        c.exit_code = Some(c.exit_code.unwrap_or(255));
+        c.exit_code = Some(137);
+        c.error = Some("the container's monitor died; the container was killed with it".into());
         c.finished = Some(now_unix());
         c.pid = None;
+        c.pid_start = None;
+        c.monitor_pid = None;
         self.state.write(|tx| state::update_container(tx, &c))?;
         Ok(c)
     }
@@ -229,7 +248,17 @@ impl Engine {
         self.state.write(|tx| state::update_container(tx, &c))?;
         self.idmap_used();
 
-        let outcome = crate::runtime::run(&spec, &self.idmap);
+        let state = &mut self.state;
+        let record = &mut c;
+        let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
+            record.pid = Some(pid);
+            record.pid_start = crate::monitor::process_start_time(pid);
+            if let Err(e) = state.write(|tx| state::update_container(tx, record)) {
+                tracing::error!(%e, "cannot record the container's pid");
+            }
+        });
+        c.pid = None;
+        c.pid_start = None;
         c.status = EXITED.into();
         c.finished = Some(now_unix());
         c.exit_code = Some(match &outcome {
@@ -244,7 +273,11 @@ impl Engine {
         Ok(outcome?)
     }
 
-    fn runtime_spec(&self, c: &ContainerRecord, config: &ContainerConfig) -> Result<ContainerSpec> {
+    pub(super) fn runtime_spec(
+        &self,
+        c: &ContainerRecord,
+        config: &ContainerConfig,
+    ) -> Result<ContainerSpec> {
         let dir = self.paths.container_dir(&c.id);
         let rootfs_path = dir.join("rootfs.json");
         let rootfs_json = std::fs::read(&rootfs_path).map_err(|source| EngineError::Io {
@@ -286,16 +319,23 @@ impl Engine {
             etc_files,
             tty: config.tty,
             stdin: config.interactive,
+            init: config.init,
         })
     }
 
     pub fn remove_container(&mut self, key: &str, opts: RemoveOptions) -> Result<String> {
         let c = self.find_container(key)?;
         let _span = tracing::info_span!("rm", container = %&c.id[..12]).entered();
-        if c.status == RUNNING {
-            // The lock is held: a live foreground burrow owns it.
-            let _ = opts.force;
-            return Err(EngineError::ContainerRunning(c.name.clone()));
+        // A held lock is the truth about a live container, whatever the status says.
+        if c.status == RUNNING || c.status == super::RESTARTING || self.watched(&c.id) {
+            if !opts.force {
+                return Err(EngineError::ContainerRunning(c.name.clone()));
+            }
+            self.kill_for_removal(&c)?;
+            // A --rm container's monitor removes it itself.
+            if self.state.find_containers(&c.id)?.is_empty() {
+                return Ok(c.id);
+            }
         }
         self.remove_container_files(&c.id)?;
         self.state.write(|tx| state::remove_container(tx, &c.id))?;
@@ -306,7 +346,7 @@ impl Engine {
         let mut out = Vec::new();
         for c in self.state.containers()? {
             let c = self.repair(c)?;
-            if !all && c.status != RUNNING {
+            if !all && c.status != RUNNING && c.status != super::RESTARTING {
                 continue;
             }
             let config = self.container_config(&c)?;

@@ -76,6 +76,7 @@ impl Engine {
         let config: ContainerConfig = self.container_config(c)?;
         let args = config.args();
         let running = c.status == RUNNING;
+        let restarting = c.status == super::RESTARTING;
         let dir = self.paths.container_dir(&c.id);
         let userdata = dir.join("userdata");
         Ok(json!({
@@ -87,12 +88,12 @@ impl Engine {
                 "Status": c.status,
                 "Running": running,
                 "Paused": false,
-                "Restarting": false,
+                "Restarting": restarting,
                 "OOMKilled": false,
                 "Dead": false,
-                "Pid": c.pid.unwrap_or(0),
-                "ExitCode": if c.status == EXITED { c.exit_code.unwrap_or(0) } else { 0 },
-                "Error": "",
+                "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
+                "ExitCode": if c.status == EXITED || restarting { c.exit_code.unwrap_or(0) } else { 0 },
+                "Error": c.error.clone().unwrap_or_default(),
                 "StartedAt": rfc3339(c.started),
                 "FinishedAt": rfc3339(c.finished),
             },
@@ -101,14 +102,18 @@ impl Engine {
             "HostnamePath": userdata.join("hostname"),
             "HostsPath": userdata.join("hosts"),
             "Name": format!("/{}", c.name),
-            "RestartCount": 0,
+            "RestartCount": c.restart_count,
             "Driver": config.storage_driver,
             "Platform": "linux",
             "HostConfig": {
                 "NetworkMode": config.network,
                 "ReadonlyRootfs": config.read_only,
                 "AutoRemove": config.auto_remove,
-                "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+                "RestartPolicy": {
+                    "Name": config.restart_policy.name(),
+                    "MaximumRetryCount": config.restart_policy.max_retries(),
+                },
+                "Init": config.init,
             },
             "Mounts": [],
             "Config": {
@@ -124,6 +129,8 @@ impl Engine {
                 "Cmd": config.cmd,
                 "Image": c.image_name,
                 "WorkingDir": config.working_dir,
+                "StopSignal": config.stop_signal,
+                "StopTimeout": config.stop_timeout,
                 "Entrypoint": if config.entrypoint.is_empty() { Value::Null } else { json!(config.entrypoint) },
             },
             "NetworkSettings": { "Networks": { config.network.clone(): {} } },

@@ -5,6 +5,7 @@ pub mod config;
 mod container;
 mod image;
 pub mod inspect;
+mod lifecycle;
 mod lock;
 mod names;
 pub mod spec;
@@ -19,6 +20,7 @@ use crate::storage::{DriverKind, Storage};
 pub use config::{GlobalOptions, Paths};
 pub use container::{ContainerSummary, RemoveOptions};
 pub use image::PullOptions;
+pub use lifecycle::{ExecOptions, RESTARTING, report_monitor_failure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -110,6 +112,29 @@ pub enum EngineError {
     },
     #[error("network mode {0:?} is not available yet: use --network none or --network host")]
     UnsupportedNetwork(String),
+    #[error(transparent)]
+    Policy(#[from] crate::monitor::PolicyError),
+    #[error("{message}")]
+    StartFailed {
+        name: String,
+        code: i32,
+        message: String,
+    },
+    #[error("the monitor of container {name} exited before starting it; see {log}")]
+    MonitorDied { name: String, log: PathBuf },
+    #[error("cannot send {signal} to container {name}")]
+    Signal {
+        name: String,
+        signal: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("conflicting options: --restart and --rm (a removed container cannot restart)")]
+    RestartWithRm,
+    #[error("invalid signal {0:?}: use a name such as SIGTERM or TERM, or a number")]
+    BadSignal(String),
     #[error("unknown storage driver {0:?}: use overlay, fuse-overlayfs or vfs")]
     BadStorageDriver(String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -121,6 +146,7 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Runtime(e) => e.exit_code(),
+            EngineError::StartFailed { code, .. } => *code,
             _ => 125,
         }
     }

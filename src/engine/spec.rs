@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+use crate::monitor::{RestartPolicy, parse_signal};
 
 /// The default PATH Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -24,6 +25,8 @@ pub struct ImageRunConfig {
     pub working_dir: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 /// What the user asked for on the command line.
@@ -47,6 +50,10 @@ pub struct CreateOptions {
     pub interactive: bool,
     pub tls_verify: Option<bool>,
     pub platform: Option<String>,
+    pub restart: Option<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u32>,
+    pub init: bool,
 }
 
 /// A container's resolved configuration, stored with it.
@@ -64,6 +71,20 @@ pub struct ContainerConfig {
     pub tty: bool,
     pub interactive: bool,
     pub storage_driver: String,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// The signal `stop` sends first: --stop-signal, else the image's StopSignal, else SIGTERM.
+    #[serde(default = "default_stop_signal")]
+    pub stop_signal: String,
+    /// Seconds `stop` waits before SIGKILL when `-t` is not given (Docker: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
+    #[serde(default)]
+    pub init: bool,
+}
+
+fn default_stop_signal() -> String {
+    "SIGTERM".into()
 }
 
 impl ContainerConfig {
@@ -92,6 +113,22 @@ pub fn merge(
     lookup_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ContainerConfig, EngineError> {
     let network = parse_network(opts.network.as_deref())?;
+    let restart_policy: RestartPolicy = match &opts.restart {
+        Some(r) => r.parse()?,
+        None => RestartPolicy::No,
+    };
+    if opts.auto_remove && restart_policy != RestartPolicy::No {
+        return Err(EngineError::RestartWithRm);
+    }
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .or_else(|| image.stop_signal.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(default_stop_signal);
+    if parse_signal(&stop_signal).is_none() {
+        return Err(EngineError::BadSignal(stop_signal));
+    }
 
     // Docker: an explicit --entrypoint drops the image's Cmd; command arguments replace Cmd.
     let (entrypoint, image_cmd) = match &opts.entrypoint {
@@ -170,6 +207,10 @@ pub fn merge(
         tty: opts.tty,
         interactive: opts.interactive,
         storage_driver: storage_driver.to_string(),
+        restart_policy,
+        stop_signal,
+        stop_timeout: opts.stop_timeout,
+        init: opts.init,
     })
 }
 
@@ -276,6 +317,7 @@ mod tests {
             cmd: cmd.map(v),
             working_dir: Some("/srv".into()),
             user: Some("app".into()),
+            stop_signal: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The container's pid 1 before execve: its own mount namespace, mounts, pivot, terminal,
 //! hostname, `lo`, user, capabilities, no_new_privs, seccomp, exec. Runs in the grandchild
-//! (see `process.rs`).
+//! (see `process.rs`); the last steps ([`finish`]) are shared with `exec`.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -15,7 +15,7 @@ use super::mounts::{self, MountOptions};
 use super::sys::{Nix, clone_mount};
 use super::user::{self, ExecUser};
 use super::{
-    ContainerSpec, IdMapping, NetworkMode, RuntimeError, exec, net, privileges, seccomp, tty,
+    ContainerSpec, IdMapping, NetworkMode, RuntimeError, command, net, privileges, seccomp, tty,
 };
 
 fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
@@ -27,7 +27,7 @@ fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
 }
 
 /// Makes `slave` the controlling terminal and stdio of this (new) session.
-fn attach_terminal(slave: OwnedFd) -> Result<(), RuntimeError> {
+pub(crate) fn attach_terminal(slave: OwnedFd) -> Result<(), RuntimeError> {
     nix::unistd::setsid().map_err(process_err("start a session"))?;
     // SAFETY: TIOCSCTTY takes an int argument, no pointer; slave is an open pty.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
@@ -44,17 +44,18 @@ fn attach_terminal(slave: OwnedFd) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn stdin_from_dev_null() -> Result<(), RuntimeError> {
-    let fd = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(process_err("open /dev/null for stdin"))?;
-    // SAFETY: dup2 onto fd 0, which this process owns; fd is open. fd itself is closed on
-    // drop while 0 keeps the duplicate.
-    if unsafe { libc::dup2(fd.as_raw_fd(), 0) } < 0 {
-        return Err(process_err("redirect stdin")(nix::Error::last()));
+/// Points each of `targets` (standard descriptors) at /dev/null.
+pub(crate) fn dev_null_onto(targets: &[i32]) -> Result<(), RuntimeError> {
+    let fd = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(process_err("open /dev/null for stdio"))?;
+    for &target in targets {
+        // SAFETY: dup2 onto a standard descriptor, which this process owns; fd is open. fd
+        // itself is closed on drop while the target keeps the duplicate.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(process_err("redirect stdio to /dev/null")(
+                nix::Error::last(),
+            ));
+        }
     }
     Ok(())
 }
@@ -89,7 +90,7 @@ fn cloexec_from_3() {
 }
 
 /// Creates the working directory when missing, owned by the container user.
-fn make_cwd(cwd: &str, user: &ExecUser) -> Result<(), RuntimeError> {
+pub(crate) fn make_cwd(cwd: &str, user: &ExecUser) -> Result<(), RuntimeError> {
     let path = Path::new(cwd);
     if path.exists() {
         return Ok(());
@@ -109,34 +110,23 @@ fn make_cwd(cwd: &str, user: &ExecUser) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Everything from the container's own mount namespace to execve. Returns only on failure.
-/// `tty_sock` (with `-t`) carries the pty master back to burrow.
-pub(crate) fn init(
-    spec: &ContainerSpec,
-    map: &IdMapping,
-    setgroups: bool,
-    tty_sock: Option<OwnedFd>,
-) -> RuntimeError {
-    match prepare(spec, map, setgroups, tty_sock) {
-        Ok(ready) => ready.exec(),
-        Err(e) => e,
-    }
-}
-
-struct Ready {
-    prepared: exec::Prepared,
+/// The command, resolved and converted, with the process already running as the container
+/// user under seccomp: only execve is left.
+pub(crate) struct Ready {
+    prepared: command::Prepared,
     command: String,
 }
 
 impl Ready {
-    fn exec(self) -> RuntimeError {
+    /// execve; returns only on failure.
+    pub(crate) fn exec(self) -> RuntimeError {
         // Rust ignores SIGPIPE and burrow blocks signals around fork; the container starts
         // with default dispositions and an empty mask, as under Docker.
         // SAFETY: restoring the default disposition installs no handler.
         let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
         let _ =
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-        exec::exec(&self.prepared, &self.command)
+        command::exec(&self.prepared, &self.command)
     }
 }
 
@@ -148,7 +138,9 @@ fn open_terminal(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
     Ok(pty.slave)
 }
 
-fn prepare(
+/// Everything from the container's own mount namespace up to execve. `tty_sock` (with `-t`)
+/// carries the pty master back to burrow.
+pub(crate) fn prepare(
     spec: &ContainerSpec,
     map: &IdMapping,
     setgroups: bool,
@@ -219,22 +211,38 @@ fn prepare(
         net::loopback_up()?;
     }
     if !spec.tty && !spec.stdin {
-        stdin_from_dev_null()?;
+        dev_null_onto(&[0])?;
     }
-    let mut env = spec.env.clone();
-    if exec::env_get(&env, "HOME").is_none() {
+    finish(&spec.args, &spec.env, &spec.cwd, &user, setgroups)
+}
+
+/// The steps shared by pid 1 and `exec`: HOME, the command's path, the working directory,
+/// then the user, capabilities, no_new_privs and seccomp. Any failure up to the seccomp
+/// filter is still reported over the channel.
+pub(crate) fn finish(
+    args: &[String],
+    env: &[String],
+    cwd: &str,
+    user: &ExecUser,
+    setgroups: bool,
+) -> Result<Ready, RuntimeError> {
+    let mut env = env.to_vec();
+    if command::env_get(&env, "HOME").is_none() {
         env.push(format!("HOME={}", user.home));
     }
-    let command = spec.args.first().cloned().unwrap_or_default();
-    let path = exec::find_in_path(&command, exec::env_get(&env, "PATH"))?;
-    let prepared = exec::prepare(&path, &spec.args, &env)?;
-    nix::unistd::chdir(Path::new(&spec.cwd)).map_err(|e| RuntimeError::Setup {
+    let name = args.first().cloned().unwrap_or_default();
+    let path = command::find_in_path(&name, command::env_get(&env, "PATH"))?;
+    let prepared = command::prepare(&path, args, &env)?;
+    nix::unistd::chdir(Path::new(cwd)).map_err(|e| RuntimeError::Setup {
         step: "chdir to the working directory".into(),
-        path: PathBuf::from(&spec.cwd),
+        path: PathBuf::from(cwd),
         source: e.into(),
     })?;
     cloexec_from_3();
-    privileges::drop_to(&user, setgroups)?;
+    privileges::drop_to(user, setgroups)?;
     seccomp::install()?;
-    Ok(Ready { prepared, command })
+    Ok(Ready {
+        prepared,
+        command: name,
+    })
 }

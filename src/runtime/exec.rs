@@ -1,105 +1,338 @@
-//! Finding the command in the container's PATH and turning execve failures into the errors
-//! Docker reports (127 not found, 126 cannot execute).
+//! `exec`: a new process in the namespaces of a running container, set up like its pid 1
+//! (user, working directory, terminal, capabilities, no_new_privs, seccomp).
+//!
+//! Process tree of [`exec`]:
+//! ```text
+//! burrow (P)        host namespaces: opens the target's namespace files, forwards signals,
+//!  │                proxies the pty, waits for M
+//!  └─ M  (fork)     setns into user, mnt, pid, uts, ipc, net, cgroup; forks E and exits with
+//!      │            its code (at once with `-d`: E is then reparented by the kernel in M's
+//!      │            own pid namespace, to the host's init or a subreaper, not to pid 1)
+//!      └─ E (fork)  in the container's pid namespace: user lookup, cwd, pty, caps, seccomp,
+//!                   execve
+//! ```
+//! P itself never joins: it stays in the host's mount namespace. The channel carries M's
+//! `ContainerPid` (E's host pid, for signals) and any failure, then end-of-file at execve.
+//!
+//! Permissions: the namespace files of a process are guarded by a ptrace access check. The
+//! container's processes may run as a subordinate uid (`-u app` → host uid 100999...), so
+//! burrow's user is not their owner, yet the check passes: the caller has CAP_SYS_PTRACE in
+//! the target's user namespace because it owns that namespace (created by burrow's euid from
+//! burrow's namespace). Verified on 6.18 with pid 1 as a subordinate uid: listing
+//! /proc/PID/ns is denied (the directory's mode), opening /proc/PID/ns/user works. setns on
+//! the user namespace likewise needs CAP_SYS_ADMIN there, which the owner has; the other
+//! namespaces are owned by it, so after joining it the rest follow. A namespace the target
+//! shares with burrow (the network with `--network host`) is skipped: joining the host's own
+//! network namespace would need CAP_SYS_ADMIN in the initial user namespace.
+#![allow(unsafe_code)]
 
-use std::ffi::CString;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::RuntimeError;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
 
-/// Docker's PATH when the image sets none.
-pub(crate) const DEFAULT_PATH: &str =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use super::channel::{self, ToParent};
+use super::container::{self, Ready};
+use super::process::{channel_err, die_with_parent, exit_now, fail, fork, process_err, wait_code};
+use super::tty::{self, RawMode, Signals};
+use super::user::{self, ExecUser};
+use super::{ExecSpec, IdMapping, RuntimeError, procfs};
 
-/// The value of `key` in `KEY=VALUE` entries (the last one wins, like a shell's export).
-pub(crate) fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
-    env.iter()
-        .rev()
-        .find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
+/// The namespaces joined, in this order: the user namespace first, since it grants the
+/// capabilities that joining the others requires.
+const NAMESPACES: [(&str, CloneFlags); 7] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+];
+
+/// One namespace of the target, opened.
+#[derive(Debug)]
+struct Namespace {
+    kind: &'static str,
+    flag: CloneFlags,
+    fd: OwnedFd,
 }
 
-/// Like Go's `exec.LookPath` (what Docker uses): a name with '/' is used as is; otherwise the
-/// first regular file with an execute bit in a PATH dir (an empty entry means ".").
-pub(crate) fn find_in_path(command: &str, path_env: Option<&str>) -> Result<PathBuf, RuntimeError> {
-    if command.contains('/') {
-        return Ok(PathBuf::from(command));
-    }
-    if command.is_empty() {
-        return Err(RuntimeError::CommandNotFound {
-            command: command.to_string(),
+/// Which namespaces to join given whether each is the one burrow is already in: all that
+/// differ, in [`NAMESPACES`] order. A shared user namespace means `pid` is no container.
+fn to_join(
+    pid: i32,
+    shared: impl Fn(&'static str) -> bool,
+) -> Result<Vec<(&'static str, CloneFlags)>, RuntimeError> {
+    if shared("user") {
+        return Err(RuntimeError::NotAContainer {
+            pid,
+            reason: "it shares burrow's user namespace",
         });
     }
-    let path_env = path_env.unwrap_or(DEFAULT_PATH);
-    path_env
-        .split(':')
-        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(command))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .ok_or_else(|| RuntimeError::CommandNotFound {
-            command: command.to_string(),
-        })
+    Ok(NAMESPACES
+        .into_iter()
+        .filter(|(kind, _)| !shared(kind))
+        .collect())
 }
 
-/// Maps an execve errno to the error Docker reports for `command`.
-pub(crate) fn exec_error(command: &str, errno: i32) -> RuntimeError {
-    let source = std::io::Error::from_raw_os_error(errno);
-    let command = command.to_string();
-    match errno {
-        libc::ENOENT => RuntimeError::CommandNotFound { command },
-        libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM | libc::ETXTBSY => {
-            RuntimeError::CannotExecute { command, source }
-        }
-        _ => RuntimeError::ExecFailed { command, source },
+fn gone_or(pid: i32, path: &Path, e: std::io::Error) -> RuntimeError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ESRCH) => RuntimeError::ContainerGone { pid },
+        _ => RuntimeError::Namespace {
+            pid,
+            path: path.to_path_buf(),
+            source: e,
+        },
     }
 }
 
-/// Everything execve needs, converted before the point of no return so a NUL byte in an
-/// argument is reported instead of panicking.
-pub(crate) struct Prepared {
-    pub path: CString,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
+/// A pidfd for `pid`: it keeps naming this process even if the pid is reused.
+fn pidfd_open(pid: i32) -> Result<OwnedFd, RuntimeError> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(gone_or(pid, Path::new("pidfd"), e));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-pub(crate) fn prepare(
-    path: &Path,
-    args: &[String],
-    env: &[String],
-) -> Result<Prepared, RuntimeError> {
-    use std::os::unix::ffi::OsStrExt;
-    let bad = |what: &str| RuntimeError::Setup {
-        step: format!("pass the {what} containing a NUL byte for"),
-        path: path.to_path_buf(),
-        source: std::io::Error::from_raw_os_error(libc::EINVAL),
+/// True once the process behind `pidfd` has exited (the pidfd polls readable).
+fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Opens every namespace of `pid` to join, before any setns. The pidfd taken first proves
+/// that the files opened belong to that process, not to a later one that reused its pid.
+fn open_namespaces(pid: i32) -> Result<Vec<Namespace>, RuntimeError> {
+    let pidfd = pidfd_open(pid)?;
+    let nspid = procfs::nspid(pid)?;
+    if nspid.len() < 2 {
+        return Err(RuntimeError::NotAContainer {
+            pid,
+            reason: "it runs in burrow's pid namespace",
+        });
+    }
+    if nspid.last() != Some(&1) {
+        return Err(RuntimeError::NotAContainer {
+            pid,
+            reason: "it is not pid 1 of its pid namespace",
+        });
+    }
+    let mut opened = Vec::new();
+    for (kind, flag) in NAMESPACES {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+        let file = File::open(&path).map_err(|e| gone_or(pid, &path, e))?;
+        let target = file.metadata().map_err(|e| gone_or(pid, &path, e))?;
+        let own = std::fs::metadata(format!("/proc/self/ns/{kind}")).ok();
+        let shared = own.is_some_and(|m| m.dev() == target.dev() && m.ino() == target.ino());
+        opened.push((kind, flag, OwnedFd::from(file), shared));
+    }
+    let join = to_join(pid, |kind| {
+        opened.iter().any(|(k, _, _, shared)| *k == kind && *shared)
+    })?;
+    if exited(&pidfd) {
+        return Err(RuntimeError::ContainerGone { pid });
+    }
+    Ok(opened
+        .into_iter()
+        .filter(|(kind, ..)| join.iter().any(|(k, _)| k == kind))
+        .map(|(kind, flag, fd, _)| Namespace { kind, flag, fd })
+        .collect())
+}
+
+/// Runs a process inside the running container whose pid 1 has host pid `pid`. Returns its
+/// exit code (128+signal when killed), or 0 at once with `detach`. Call only while the
+/// process has no other threads.
+pub fn exec(pid: i32, spec: &ExecSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
+    let namespaces = open_namespaces(pid)?;
+    // Nobody would read a detached process's terminal.
+    let use_tty = spec.tty && !spec.detach;
+    let tty_channel = if use_tty {
+        Some(tty::master_channel()?)
+    } else {
+        None
     };
-    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| bad("path"))?;
-    let argv = args
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("arguments"))?;
-    let envp = env
-        .iter()
-        .map(|e| CString::new(e.as_str()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("environment"))?;
-    Ok(Prepared {
-        path: cpath,
-        argv,
-        envp,
-    })
+    let signals = Signals::block()?;
+    let (from_child, to_parent) = channel::pipe()?;
+    let parent = nix::unistd::getpid();
+    let setgroups = map.setgroups_allowed();
+    match fork()? {
+        ForkResult::Child => {
+            signals.restore_in_child();
+            drop(from_child);
+            let sock = tty_channel.map(|(_, theirs)| theirs);
+            let code = middle(
+                pid,
+                spec,
+                map,
+                setgroups,
+                parent,
+                &namespaces,
+                to_parent,
+                sock,
+            );
+            exit_now(code)
+        }
+        ForkResult::Parent { child } => {
+            drop((to_parent, namespaces));
+            let sock = tty_channel.map(|(ours, _)| ours);
+            let started = started(child, &from_child).and_then(|e| {
+                let master = sock.as_ref().map(tty::recv_master).transpose()?;
+                Ok((e, master))
+            });
+            let (process, master) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    let _ = wait_code(child);
+                    return Err(e);
+                }
+            };
+            tracing::debug!(container = pid, pid = process.as_raw(), "exec started");
+            if spec.detach {
+                wait_code(child)?;
+                return Ok(0);
+            }
+            let _raw = if use_tty && spec.stdin {
+                RawMode::enter()?
+            } else {
+                None
+            };
+            tty::supervise(&signals, child, process, master.as_ref(), spec.stdin)
+        }
+    }
 }
 
-/// execve; only returns on failure, with the errno mapped.
-pub(crate) fn exec(p: &Prepared, command: &str) -> RuntimeError {
-    if std::fs::metadata(Path::new(p.path.to_str().unwrap_or("/"))).is_ok_and(|m| m.is_dir()) {
-        return exec_error(command, libc::EISDIR);
+/// Waits for E's host pid, then for its execve (end-of-file) or its failure.
+fn started(child: Pid, from_child: &File) -> Result<Pid, RuntimeError> {
+    let vanished = |stage| RuntimeError::ChildVanished {
+        pid: child.as_raw(),
+        stage,
+    };
+    let process = match channel::recv::<ToParent>(from_child)
+        .map_err(channel_err("the exec'd process's pid"))?
+    {
+        Some(ToParent::ContainerPid(pid)) => Pid::from_raw(pid),
+        Some(ToParent::Failed(f)) => return Err(f.into()),
+        _ => return Err(vanished("joining the container")),
+    };
+    match channel::recv::<ToParent>(from_child).map_err(channel_err("the exec status"))? {
+        None => Ok(process),
+        Some(ToParent::Failed(f)) => Err(f.into()),
+        Some(_) => Err(vanished("executing the command")),
     }
-    match nix::unistd::execve(&p.path, &p.argv, &p.envp) {
-        Err(errno) => exec_error(command, errno as i32),
-        Ok(never) => match never {},
+}
+
+/// M: joins the namespaces, forks E, relays its status.
+#[allow(clippy::too_many_arguments)]
+fn middle(
+    pid: i32,
+    spec: &ExecSpec,
+    map: &IdMapping,
+    setgroups: bool,
+    parent: Pid,
+    namespaces: &[Namespace],
+    to_parent: File,
+    tty_sock: Option<OwnedFd>,
+) -> i32 {
+    if !spec.detach && !die_with_parent(parent) {
+        return 125;
     }
+    for ns in namespaces {
+        if let Err(e) = nix::sched::setns(&ns.fd, ns.flag) {
+            fail(
+                &to_parent,
+                RuntimeError::JoinNamespace {
+                    pid,
+                    kind: ns.kind,
+                    source: e.into(),
+                },
+            );
+        }
+    }
+    // Joining the user namespace changed the credentials, which cleared the death signal.
+    if !spec.detach && !die_with_parent(parent) {
+        return 125;
+    }
+    match fork() {
+        // The pid namespace's init has exited: no process can enter it any more.
+        Err(RuntimeError::Process { source, .. })
+            if source.raw_os_error() == Some(libc::ENOMEM) =>
+        {
+            fail(&to_parent, RuntimeError::ContainerGone { pid })
+        }
+        Err(e) => fail(&to_parent, e),
+        Ok(ForkResult::Child) => {
+            if !spec.detach {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            }
+            let err = match enter(spec, map, setgroups, tty_sock) {
+                Ok(ready) => ready.exec(),
+                Err(e) => e,
+            };
+            fail(&to_parent, err)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(tty_sock);
+            let _ = channel::send(&to_parent, &ToParent::ContainerPid(child.as_raw()));
+            drop(to_parent);
+            if spec.detach {
+                0
+            } else {
+                wait_code(child).unwrap_or(125)
+            }
+        }
+    }
+}
+
+/// E: everything between joining and execve, with the container's root as `/`.
+fn enter(
+    spec: &ExecSpec,
+    map: &IdMapping,
+    setgroups: bool,
+    tty_sock: Option<OwnedFd>,
+) -> Result<Ready, RuntimeError> {
+    let user = user::resolve(
+        spec.user.as_deref(),
+        Path::new("/etc/passwd"),
+        Path::new("/etc/group"),
+    )?;
+    if !map.maps_user(user.uid, user.gid) {
+        return Err(RuntimeError::UnmappedUser {
+            uid: user.uid,
+            gid: user.gid,
+        });
+    }
+    container::make_cwd(&spec.cwd, &user)?;
+    if let Some(sock) = &tty_sock {
+        attach_pty(sock, &user)?;
+    } else if spec.detach {
+        container::dev_null_onto(&[0, 1, 2])?;
+    } else if !spec.stdin {
+        container::dev_null_onto(&[0])?;
+    }
+    drop(tty_sock);
+    container::finish(&spec.args, &spec.env, &spec.cwd, &user, setgroups)
+}
+
+/// A new pty of the container's devpts as the controlling terminal and stdio; the master
+/// goes to burrow.
+fn attach_pty(sock: &OwnedFd, user: &ExecUser) -> Result<(), RuntimeError> {
+    let pty = tty::open_in_container()?;
+    tty::send_master(sock, &pty.master)?;
+    nix::unistd::fchown(&pty.slave, Some(nix::unistd::Uid::from_raw(user.uid)), None)
+        .map_err(process_err("give the terminal to the exec user"))?;
+    container::attach_terminal(pty.slave)
 }
 
 #[cfg(test)]
@@ -107,44 +340,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_first_executable_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        for d in [&a, &b] {
-            std::fs::create_dir(d).unwrap();
-        }
-        // Not executable in a, a directory named tool in b/sub, executable in b.
-        std::fs::write(a.join("tool"), "").unwrap();
-        std::fs::create_dir(a.join("dir")).unwrap();
-        std::fs::write(b.join("tool"), "").unwrap();
-        std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("{}:{}", a.display(), b.display());
-        assert_eq!(find_in_path("tool", Some(&path)).unwrap(), b.join("tool"));
-        let err = find_in_path("dir", Some(&path)).unwrap_err();
+    fn joins_the_user_namespace_first_and_skips_shared_ones() {
+        let order = to_join(7, |kind| kind == "net").unwrap();
+        let kinds: Vec<&str> = order.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, ["user", "mnt", "pid", "uts", "ipc", "cgroup"]);
+        assert_eq!(order[0].1, CloneFlags::CLONE_NEWUSER);
+        let err = to_join(7, |kind| kind == "user").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "exec: \"dir\": executable file not found in $PATH"
+            "process 7 is not a container's pid 1: it shares burrow's user namespace"
         );
-        assert_eq!(err.exit_code(), 127);
-        assert_eq!(
-            find_in_path("./x/y", Some(&path)).unwrap(),
-            PathBuf::from("./x/y")
-        );
-        assert!(find_in_path("", Some(&path)).is_err());
     }
 
     #[test]
-    fn reads_path_from_env_and_maps_errnos() {
-        let env = vec![
-            "PATH=/a".to_string(),
-            "PATHX=1".to_string(),
-            "PATH=/b".to_string(),
-        ];
-        assert_eq!(env_get(&env, "PATH"), Some("/b"));
-        assert_eq!(env_get(&env, "HOME"), None);
-        assert_eq!(exec_error("x", libc::ENOENT).exit_code(), 127);
-        assert_eq!(exec_error("x", libc::EACCES).exit_code(), 126);
-        assert_eq!(exec_error("x", libc::ENOEXEC).exit_code(), 126);
-        assert_eq!(exec_error("x", libc::E2BIG).exit_code(), 125);
+    fn refuses_processes_that_are_not_a_container() {
+        // burrow's own process: same pid namespace.
+        let me = std::process::id() as i32;
+        assert!(matches!(
+            open_namespaces(me),
+            Err(RuntimeError::NotAContainer { pid, .. }) if pid == me
+        ));
+        let err = open_namespaces(i32::MAX).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "container process {} is gone (the container is not running)",
+                i32::MAX
+            )
+        );
+        assert_eq!(err.exit_code(), 125);
     }
 }

@@ -7,19 +7,24 @@
 use std::path::PathBuf;
 
 mod channel;
+mod command;
 mod container;
 mod exec;
 mod idmap;
+mod init;
 mod mounts;
 mod net;
 mod privileges;
 mod process;
+mod procfs;
 mod seccomp;
 mod sys;
 mod tty;
 mod user;
 
-pub use process::{in_userns, run};
+pub use exec::exec;
+pub use process::{in_userns, run_observed};
+pub use procfs::container_processes;
 
 /// One line of a uid_map or gid_map: `container_id host_id size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,6 +95,49 @@ pub struct ContainerSpec {
     pub etc_files: Vec<(String, PathBuf)>,
     pub tty: bool,
     pub stdin: bool,
+    /// `--init`: pid 1 stays burrow code (after the same setup) and runs the command as its
+    /// child, forwarding signals to it and reaping zombies (see `init.rs`).
+    #[serde(default)]
+    pub init: bool,
+}
+
+/// A process to start inside a running container (`exec`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecSpec {
+    /// argv; args[0] is looked up in the PATH of `env` when it has no '/'.
+    pub args: Vec<String>,
+    /// KEY=VALUE: the container's environment with `-e` values applied.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; created if missing.
+    pub cwd: String,
+    /// Docker's `-u` syntax, resolved against the container's /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    /// A pty from the container's devpts, proxied like `run -t`.
+    pub tty: bool,
+    pub stdin: bool,
+    /// Start it and return at once: its stdio is /dev/null and it is left running. Like
+    /// nsenter's, it is orphaned outside the container: the kernel reparents it to the host's
+    /// init (or a subreaper above burrow), which reaps it; a `top` still lists it.
+    pub detach: bool,
+}
+
+/// One process of a container, as `top` shows it (ids and times as the host sees them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    /// The real uid on the host.
+    pub uid: u32,
+    /// Field 22 of /proc/PID/stat: clock ticks after boot.
+    pub start_time_ticks: u64,
+    /// Empty for a zombie or a kernel thread.
+    pub cmdline: Vec<String>,
+    pub comm: String,
+    /// R, S, D, Z, T...
+    pub state: char,
+    pub rss_kb: u64,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
 }
 
 /// Why starting a container (or a job in a user namespace) failed. The CLI maps
@@ -188,6 +236,33 @@ pub enum RuntimeError {
     Job { message: String },
     #[error("cannot set up the terminal")]
     Terminal {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container process {pid} is gone (the container is not running)")]
+    ContainerGone { pid: i32 },
+    #[error("process {pid} is not a container's pid 1: {reason}")]
+    NotAContainer { pid: i32, reason: &'static str },
+    #[error(
+        "cannot open {} of container process {pid} (is the container run by another user?)",
+        path.display()
+    )]
+    Namespace {
+        pid: i32,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot join the {kind} namespace of container process {pid}")]
+    JoinNamespace {
+        pid: i32,
+        kind: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}", path.display())]
+    ReadProc {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },

@@ -12,7 +12,8 @@
 //!      │                         with G's code (128+signal if killed)
 //!      ├─ G  (fork)              pid 1 of the new pid namespace: unshare(NEWNS) → M2, a copy
 //!      │                         of M1; /proc /dev /sys, pivot_root, pty, user, caps,
-//!      │                         seccomp, execve (container.rs)
+//!      │                         seccomp, execve (container.rs); with `--init` G forks the
+//!      │                         command instead and stays as its init (init.rs)
 //!      └─ D  (reparented)        the fuse-overlayfs daemon, in M1 and burrow's pid namespace:
 //!                                pivot_root in M2 leaves its root alone (else it deadlocks
 //!                                on its own mount); exits once C unmounts the rootfs
@@ -36,9 +37,9 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use super::channel::{self, ChildFailure, ToChild, ToParent};
 use super::sys::Nix;
 use super::tty::{self, RawMode, Signals};
-use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, mounts};
+use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, init, mounts};
 
-fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
+pub(super) fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
     let step = step.to_string();
     move |e| RuntimeError::Process {
         step,
@@ -46,24 +47,24 @@ fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
     }
 }
 
-fn channel_err(what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+pub(super) fn channel_err(what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Channel { what, source }
 }
 
-fn fork() -> Result<ForkResult, RuntimeError> {
+pub(super) fn fork() -> Result<ForkResult, RuntimeError> {
     // SAFETY: callers run this while the process is single-threaded (documented on the public
     // functions), so the child cannot inherit a lock held by another thread.
     unsafe { nix::unistd::fork() }.map_err(process_err("fork"))
 }
 
 /// Leaves a forked child without running the parent's exit handlers or destructors.
-fn exit_now(code: i32) -> ! {
+pub(super) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
     unsafe { libc::_exit(code) }
 }
 
 /// Dies with the parent; returns false when the parent is already gone.
-fn die_with_parent(parent: Pid) -> bool {
+pub(super) fn die_with_parent(parent: Pid) -> bool {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     nix::unistd::getppid() == parent
 }
@@ -115,12 +116,12 @@ fn map_child(
 }
 
 /// Sends the failure (best effort: the parent may be gone) and exits.
-fn fail(to_parent: &File, err: RuntimeError) -> ! {
+pub(super) fn fail(to_parent: &File, err: RuntimeError) -> ! {
     let _ = channel::send(to_parent, &ToParent::Failed(ChildFailure::from(err)));
     exit_now(125)
 }
 
-fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
+pub(super) fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
     loop {
         match nix::sys::wait::waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -133,7 +134,15 @@ fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
 
 /// Starts the container in the foreground and waits: returns its exit code (128+signal when
 /// killed). Call only while the process has no other threads.
-pub fn run(spec: &ContainerSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
+/// Starts the container in the foreground and waits: returns its exit code (128+signal when
+/// killed). Call only while the process has no other threads. `on_started` gets the host pid of the container's pid 1 once its command
+/// has been executed (the monitor records it). `on_started` runs in this process, single
+/// threaded, before the container's output is proxied.
+pub fn run_observed(
+    spec: &ContainerSpec,
+    map: &IdMapping,
+    on_started: &mut dyn FnMut(i32),
+) -> Result<i32, RuntimeError> {
     let tty_channel = if spec.tty {
         Some(tty::master_channel()?)
     } else {
@@ -175,6 +184,7 @@ pub fn run(spec: &ContainerSpec, map: &IdMapping) -> Result<i32, RuntimeError> {
                 }
             };
             tracing::debug!(id = %spec.id, pid = container.as_raw(), "container started");
+            on_started(container.as_raw());
             let _raw = if spec.tty && spec.stdin {
                 RawMode::enter()?
             } else {
@@ -269,8 +279,11 @@ fn middle(
             // G is pid 1 of a new pid namespace: getppid() reads 0 there, so C cannot be
             // checked for; C only exits after G anyway.
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let err = container::init(spec, map, setgroups, tty_sock);
-            fail(&to_parent, err)
+            match container::prepare(spec, map, setgroups, tty_sock) {
+                Err(e) => fail(&to_parent, e),
+                Ok(ready) if spec.init => exit_now(init::run_as_pid1(ready, to_parent)),
+                Ok(ready) => fail(&to_parent, ready.exec()),
+            }
         }
         Ok(ForkResult::Parent { child }) => {
             drop(tty_sock);

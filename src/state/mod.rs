@@ -86,6 +86,15 @@ pub struct ContainerRecord {
     pub created: i64,
     pub started: Option<i64>,
     pub finished: Option<i64>,
+    /// Start time (clock ticks since boot, /proc/PID/stat field 22) of `pid`, so a pid
+    /// the kernel gave to another process is never taken for the container.
+    pub pid_start: Option<i64>,
+    pub monitor_pid: Option<i32>,
+    pub restart_count: i64,
+    /// Set by stop/kill/rm -f: the restart policy must not bring the container back.
+    pub stop_requested: bool,
+    /// Why the last start failed or how the container ended abnormally.
+    pub error: Option<String>,
 }
 
 pub struct State {
@@ -298,22 +307,70 @@ pub fn insert_container(tx: &Transaction<'_>, c: &ContainerRecord) -> Result<()>
         return Err(StateError::NameInUse(c.name.clone()));
     }
     tx.execute(
-        "INSERT INTO containers (id, name, image_id, image_name, config, status, exit_code, pid, created, started, finished)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO containers (id, name, image_id, image_name, config, status, exit_code, pid, created, started, finished, pid_start, monitor_pid, restart_count, stop_requested, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             c.id, c.name, c.image_id, c.image_name, c.config, c.status, c.exit_code, c.pid,
-            c.created, c.started, c.finished
+            c.created, c.started, c.finished, c.pid_start, c.monitor_pid, c.restart_count,
+            c.stop_requested, c.error
         ],
     )?;
     Ok(())
 }
 
-/// Writes the mutable fields of a container back (status, exit code, pid, times).
+/// Writes what the container's watcher owns back (status, exit code, pids, times...).
+/// `stop_requested` is left alone: only [`request_stop`] and [`clear_stop_request`] change
+/// it, so a stop asked for meanwhile is never overwritten.
 pub fn update_container(tx: &Transaction<'_>, c: &ContainerRecord) -> Result<()> {
     tx.execute(
-        "UPDATE containers SET status = ?2, exit_code = ?3, pid = ?4, started = ?5, finished = ?6
+        "UPDATE containers SET status = ?2, exit_code = ?3, pid = ?4, started = ?5, finished = ?6,
+         pid_start = ?7, monitor_pid = ?8, restart_count = ?9, error = ?10
          WHERE id = ?1",
-        params![c.id, c.status, c.exit_code, c.pid, c.started, c.finished],
+        params![
+            c.id,
+            c.status,
+            c.exit_code,
+            c.pid,
+            c.started,
+            c.finished,
+            c.pid_start,
+            c.monitor_pid,
+            c.restart_count,
+            c.error
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks a container so its restart policy leaves it stopped; returns false when it is gone.
+pub fn request_stop(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE containers SET stop_requested = 1 WHERE id = ?1",
+        [id],
+    )? > 0)
+}
+
+/// A new start: forget an earlier stop request and error.
+pub fn clear_stop_request(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE containers SET stop_requested = 0, error = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+pub fn rename_container(tx: &Transaction<'_>, id: &str, name: &str) -> Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1 AND id != ?2)",
+        params![name, id],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(StateError::NameInUse(name.to_string()));
+    }
+    tx.execute(
+        "UPDATE containers SET name = ?2 WHERE id = ?1",
+        params![id, name],
     )?;
     Ok(())
 }
@@ -325,8 +382,8 @@ pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
 
 // ---- row decoding ----------------------------------------------------------------------
 
-const CONTAINER_COLUMNS: &str =
-    "id, name, image_id, image_name, config, status, exit_code, pid, created, started, finished";
+const CONTAINER_COLUMNS: &str = "id, name, image_id, image_name, config, status, exit_code, pid, \
+     created, started, finished, pid_start, monitor_pid, restart_count, stop_requested, error";
 
 fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
     Ok(ContainerRecord {
@@ -341,6 +398,11 @@ fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
         created: r.get(8)?,
         started: r.get(9)?,
         finished: r.get(10)?,
+        pid_start: r.get(11)?,
+        monitor_pid: r.get(12)?,
+        restart_count: r.get(13)?,
+        stop_requested: r.get(14)?,
+        error: r.get(15)?,
     })
 }
 
@@ -416,6 +478,11 @@ mod tests {
             created: 5,
             started: None,
             finished: None,
+            pid_start: None,
+            monitor_pid: None,
+            restart_count: 0,
+            stop_requested: false,
+            error: None,
         }
     }
 

@@ -35,6 +35,12 @@ const MIGRATIONS: &[&str] = &[
         finished INTEGER
     );
     CREATE INDEX containers_image ON containers(image_id);",
+    // 2: what the monitor of a detached container records.
+    "ALTER TABLE containers ADD COLUMN pid_start INTEGER;
+    ALTER TABLE containers ADD COLUMN monitor_pid INTEGER;
+    ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN error TEXT;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {

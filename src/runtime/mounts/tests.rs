@@ -19,6 +19,7 @@ fn spec(rootfs: Rootfs, readonly: bool) -> ContainerSpec {
         etc_files: vec![],
         tty: false,
         stdin: false,
+        init: false,
     }
 }
 

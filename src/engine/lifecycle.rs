@@ -1,0 +1,480 @@
+//! Detached containers: starting one under its monitor, the monitor's loop, and the
+//! commands that act on a running container (stop, kill, wait, restart, rm -f).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::container::{EXITED, RUNNING};
+use super::lock::FileLock;
+use super::{Engine, EngineError, Result, now_unix};
+use crate::monitor::{self, Backoff, Ready};
+use crate::state::{self, ContainerRecord};
+
+/// Status while the monitor waits out the restart delay.
+pub const RESTARTING: &str = "restarting";
+
+/// Docker's default for `stop -t`.
+const DEFAULT_STOP_TIMEOUT: u32 = 10;
+/// How often waiting commands look at the state again.
+const POLL: Duration = Duration::from_millis(20);
+/// How long `stop` waits for the monitor to record an exit after SIGKILL.
+const AFTER_KILL: Duration = Duration::from_secs(10);
+
+impl Engine {
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.paths.container_run_dir(id).join("lock")
+    }
+
+    fn container_log(&self, id: &str) -> PathBuf {
+        self.paths.container_dir(id).join("container.log")
+    }
+
+    /// Starts a container under a new monitor process and returns once its command runs
+    /// (or failed to). A running container is left alone, as Docker does.
+    pub fn start_detached(&mut self, key: &str) -> Result<String> {
+        let c = self.find_container(key)?;
+        if c.status == RUNNING || c.status == RESTARTING {
+            return Ok(c.id);
+        }
+        let _span = tracing::info_span!("start", container = %&c.id[..12]).entered();
+        self.state
+            .write(|tx| state::clear_stop_request(tx, &c.id))?;
+
+        let log_path = self.container_log(&c.id);
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| EngineError::Io { path, source }
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
+        // The real path, not /proc/self/exe, so `ps` shows the monitor as burrow.
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let (ready_r, ready_w) = std::io::pipe().map_err(io(&exe))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--root")
+            .arg(&self.paths.data)
+            .arg("--runroot")
+            .arg(&self.paths.runtime);
+        if let Some(config) = &self.global.config {
+            cmd.arg("--config").arg(config);
+        }
+        if let Some(driver) = &self.global.storage_driver {
+            cmd.arg("--storage-driver").arg(driver);
+        }
+        cmd.arg("__monitor")
+            .arg(&c.id)
+            .stdin(Stdio::null())
+            .stdout(ready_w)
+            .stderr(log);
+        let child = cmd.spawn().map_err(io(&exe))?;
+        // Our copy of the write end went into `cmd`; drop it so EOF means the monitor is gone.
+        drop(cmd);
+        tracing::debug!(monitor = child.id(), "monitor spawned");
+        match monitor::recv_ready(ready_r) {
+            Some(Ready::Started { pid }) => {
+                tracing::debug!(pid, "container started");
+                Ok(c.id)
+            }
+            Some(Ready::Failed { code, message }) => Err(EngineError::StartFailed {
+                name: c.name,
+                code,
+                message,
+            }),
+            None => Err(EngineError::MonitorDied {
+                name: c.name,
+                log: log_path,
+            }),
+        }
+    }
+
+    /// The monitor's body (`burrow __monitor ID`): runs the container, restarts it as its
+    /// policy says, records every start and exit, and honours --rm. `ready` gets one
+    /// message for the command that started us. Returns the monitor's exit code.
+    pub fn monitor(&mut self, id: &str, ready: &mut Option<File>) -> Result<i32> {
+        let mut c = self.find_container(id)?;
+        let _span = tracing::info_span!("monitor", container = %&c.id[..12]).entered();
+        let run_dir = self.paths.container_run_dir(&c.id);
+        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        let Some(_watching) = self.take_watch(&c.id)? else {
+            // Another monitor (or a foreground burrow) already runs it.
+            if let Some(mut r) = ready.take() {
+                let _ = monitor::send_ready(
+                    &mut r,
+                    &Ready::Started {
+                        pid: c.pid.unwrap_or(0),
+                    },
+                );
+            }
+            return Ok(0);
+        };
+        let config = self.container_config(&c)?;
+        let mut backoff = Backoff::default();
+        let code = loop {
+            let spec = self.runtime_spec(&c, &config)?;
+            c.status = RUNNING.into();
+            c.started = Some(now_unix());
+            c.finished = None;
+            c.exit_code = None;
+            c.monitor_pid = Some(std::process::id() as i32);
+            self.state.write(|tx| state::update_container(tx, &c))?;
+            let began = Instant::now();
+            let state = &mut self.state;
+            let record = &mut c;
+            let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
+                record.pid = Some(pid);
+                record.pid_start = monitor::process_start_time(pid);
+                if let Err(e) = state.write(|tx| state::update_container(tx, record)) {
+                    tracing::error!(%e, "cannot record the container's pid");
+                }
+                if let Some(mut r) = ready.take() {
+                    let _ = monitor::send_ready(&mut r, &Ready::Started { pid });
+                }
+            });
+            let ran_for = began.elapsed();
+            let code = match &outcome {
+                Ok(code) => *code,
+                Err(e) => e.exit_code(),
+            };
+            // Another command may have asked for a stop meanwhile.
+            let latest = self.state.find_containers(&c.id)?.pop();
+            c.stop_requested = latest.as_ref().is_some_and(|l| l.stop_requested);
+            c.status = EXITED.into();
+            c.exit_code = Some(code);
+            c.finished = Some(now_unix());
+            c.pid = None;
+            c.pid_start = None;
+            c.error = outcome.as_ref().err().map(|e| e.to_string());
+            self.state.write(|tx| state::update_container(tx, &c))?;
+            if let (Err(e), Some(mut r)) = (&outcome, ready.take()) {
+                // The first start failed: say so to whoever is waiting, and stop here.
+                let _ = monitor::send_ready(
+                    &mut r,
+                    &Ready::Failed {
+                        code,
+                        message: e.to_string(),
+                    },
+                );
+                break code;
+            }
+            let restarts = u32::try_from(c.restart_count).unwrap_or(u32::MAX);
+            if !config
+                .restart_policy
+                .should_restart(code, restarts, c.stop_requested)
+            {
+                break code;
+            }
+            let delay = backoff.next(ran_for);
+            c.status = RESTARTING.into();
+            self.state.write(|tx| state::update_container(tx, &c))?;
+            if self.wait_unless_stopped(&c.id, delay)? {
+                c.status = EXITED.into();
+                self.state.write(|tx| state::update_container(tx, &c))?;
+                break code;
+            }
+            c.restart_count += 1;
+        };
+        c.monitor_pid = None;
+        self.state.write(|tx| state::update_container(tx, &c))?;
+        // Removed before the lock is let go, so nobody sees a stopped --rm container.
+        if config.auto_remove {
+            self.remove_container(&c.id, super::RemoveOptions { force: true })?;
+        }
+        drop(_watching);
+        Ok(code)
+    }
+
+    /// The container's lock, waiting a little for a previous monitor that is still
+    /// writing its last record; None when another monitor really watches the container.
+    fn take_watch(&self, id: &str) -> Result<Option<FileLock>> {
+        let until = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(lock) = FileLock::try_exclusive(&self.lock_path(id))? {
+                return Ok(Some(lock));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Sleeps `delay` unless a stop is requested first; true when it was.
+    fn wait_unless_stopped(&mut self, id: &str, delay: Duration) -> Result<bool> {
+        let until = Instant::now() + delay;
+        loop {
+            let stopped = self
+                .state
+                .find_containers(id)?
+                .pop()
+                .is_none_or(|c| c.stop_requested);
+            if stopped {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL.min(until - now));
+        }
+    }
+
+    /// Sends `signal` to the container's pid 1, if it is still the process we started.
+    fn signal_container(&self, c: &ContainerRecord, signal: Signal) -> Result<bool> {
+        let Some(pid) = c.pid else { return Ok(false) };
+        if !monitor::is_same_process(pid, c.pid_start) {
+            return Ok(false);
+        }
+        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(e) => Err(EngineError::Signal {
+                name: c.name.clone(),
+                signal: signal.to_string(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after the timeout; the restart policy is
+    /// told to leave the container stopped. Returns the container id.
+    pub fn stop(&mut self, key: &str, timeout: Option<u32>) -> Result<String> {
+        let c = self.find_container(key)?;
+        let _span = tracing::info_span!("stop", container = %&c.id[..12]).entered();
+        self.state
+            .write(|tx| state::request_stop(tx, &c.id).map(|_| ()))?;
+        if c.status != RUNNING && c.status != RESTARTING {
+            return Ok(c.id);
+        }
+        let config = self.container_config(&c)?;
+        let signal = monitor::parse_signal(&config.stop_signal).unwrap_or(Signal::SIGTERM);
+        let timeout = timeout
+            .or(config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        self.signal_container(&c, signal)?;
+        if !self.wait_stopped(&c.id, Duration::from_secs(timeout.into()))? {
+            tracing::debug!(timeout, "stop signal ignored; killing");
+            let current = self.find_container(&c.id)?;
+            self.signal_container(&current, Signal::SIGKILL)?;
+            self.wait_stopped(&c.id, AFTER_KILL)?;
+        }
+        Ok(c.id)
+    }
+
+    /// `kill -s SIGNAL`.
+    pub fn kill(&mut self, key: &str, signal: &str) -> Result<String> {
+        let sig = monitor::parse_signal(signal)
+            .ok_or_else(|| EngineError::BadSignal(signal.to_string()))?;
+        let c = self.find_container(key)?;
+        if sig == Signal::SIGKILL {
+            // Docker: kill is a deliberate stop; the restart policy must not undo it.
+            self.state
+                .write(|tx| state::request_stop(tx, &c.id).map(|_| ()))?;
+        }
+        if c.status != RUNNING || !self.signal_container(&c, sig)? {
+            return Err(EngineError::NotRunning(c.name));
+        }
+        Ok(c.id)
+    }
+
+    /// Whether a monitor (or a foreground burrow) still holds the container's lock.
+    pub(super) fn watched(&self, id: &str) -> bool {
+        let lock = self.lock_path(id);
+        // A missing lock (or run dir, removed with the container) means nobody watches.
+        lock.exists() && matches!(FileLock::try_exclusive(&lock), Ok(None))
+    }
+
+    /// Waits until the container is neither running nor restarting (or is gone), or
+    /// `limit` passed.
+    fn wait_stopped(&mut self, id: &str, limit: Duration) -> Result<bool> {
+        let until = Instant::now() + limit;
+        loop {
+            let Some(c) = self.state.find_containers(id)?.pop() else {
+                return Ok(true);
+            };
+            if !self.watched(id) || (c.status != RUNNING && c.status != RESTARTING) {
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `wait`: blocks until the container stops and returns its exit code.
+    pub fn wait(&mut self, key: &str) -> Result<i32> {
+        let c = self.find_container(key)?;
+        loop {
+            let now = self.find_container(&c.id)?;
+            if now.status != RUNNING && now.status != RESTARTING {
+                return Ok(now.exit_code.unwrap_or(0));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `restart`: stop (with the timeout), then start again under a new monitor.
+    pub fn restart(&mut self, key: &str, timeout: Option<u32>) -> Result<String> {
+        let id = self.stop(key, timeout)?;
+        self.wait_stopped(&id, AFTER_KILL)?;
+        self.start_detached(&id)
+    }
+
+    /// Kills a running container for `rm -f` and waits until its monitor let go of it.
+    pub(super) fn kill_for_removal(&mut self, c: &ContainerRecord) -> Result<()> {
+        self.state
+            .write(|tx| state::request_stop(tx, &c.id).map(|_| ()))?;
+        let until = Instant::now() + AFTER_KILL;
+        while self.watched(&c.id) {
+            // Re-read: the monitor may have restarted the container under a new pid.
+            if let Some(current) = self.state.find_containers(&c.id)?.pop() {
+                self.signal_container(&current, Signal::SIGKILL)?;
+            }
+            if Instant::now() >= until {
+                return Err(EngineError::ContainerRunning(c.name.clone()));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
+    pub fn rename(&mut self, key: &str, name: &str) -> Result<()> {
+        if !super::names::valid(name) {
+            return Err(EngineError::BadName(name.to_string()));
+        }
+        let c = self.find_container(key)?;
+        self.state
+            .write(|tx| state::rename_container(tx, &c.id, name))?;
+        Ok(())
+    }
+
+    /// `container prune`: removes every stopped container. Returns their ids.
+    pub fn prune_containers(&mut self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for s in self.list_containers(true)? {
+            let status = s.record.status.as_str();
+            if status != RUNNING && status != RESTARTING {
+                removed.push(self.remove_container(&s.record.id, Default::default())?);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `system restore` (e.g. from a crontab `@reboot` line): starts every container whose
+    /// restart policy says it should be running and is not. Returns the started names.
+    pub fn restore(&mut self) -> Result<Vec<(String, Result<String>)>> {
+        let mut out = Vec::new();
+        for s in self.list_containers(true)? {
+            let r = &s.record;
+            if r.status == RUNNING || r.status == RESTARTING {
+                continue;
+            }
+            if s.config.restart_policy.restores(r.stop_requested) {
+                let outcome = self.start_detached(&r.id);
+                out.push((r.name.clone(), outcome));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Tells the waiting command why a monitor failed before the container ran.
+pub fn report_monitor_failure(ready: &mut Option<File>, err: &EngineError) {
+    if let Some(mut r) = ready.take() {
+        let _ = monitor::send_ready(
+            &mut r,
+            &Ready::Failed {
+                code: err.exit_code(),
+                message: err.to_string(),
+            },
+        );
+        let _ = r.flush();
+    }
+}
+
+/// What `exec` asks for, before the container's own settings are merged in.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+impl Engine {
+    /// The host pid of a running container's pid 1, checked against its start time.
+    fn running_pid(&mut self, key: &str) -> Result<(ContainerRecord, i32)> {
+        let c = self.find_container(key)?;
+        match c.pid {
+            Some(pid) if c.status == RUNNING && monitor::is_same_process(pid, c.pid_start) => {
+                Ok((c, pid))
+            }
+            _ => Err(EngineError::NotRunning(c.name)),
+        }
+    }
+
+    /// `exec`: runs a command inside a running container; returns its exit code.
+    pub fn exec(&mut self, key: &str, opts: &ExecOptions) -> Result<i32> {
+        let (c, pid) = self.running_pid(key)?;
+        let _span = tracing::info_span!("exec", container = %&c.id[..12]).entered();
+        let config = self.container_config(&c)?;
+        let mut env = config.env.clone();
+        for item in &opts.env {
+            let kv = match item.split_once('=') {
+                Some(_) => item.clone(),
+                None => match std::env::var(item) {
+                    Ok(v) => format!("{item}={v}"),
+                    Err(_) => continue,
+                },
+            };
+            let key = kv
+                .split_once('=')
+                .map_or(kv.as_str(), |(k, _)| k)
+                .to_string();
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+            env.push(kv);
+        }
+        let cwd = match opts.workdir.as_deref().filter(|w| !w.is_empty()) {
+            Some(w) if !w.starts_with('/') => {
+                return Err(EngineError::RelativeWorkdir(w.to_string()));
+            }
+            Some(w) => w.to_string(),
+            None => config.working_dir.clone(),
+        };
+        let spec = crate::runtime::ExecSpec {
+            args: opts.command.clone(),
+            env,
+            cwd,
+            user: opts
+                .user
+                .clone()
+                .or_else(|| Some(config.user.clone()))
+                .filter(|u| !u.is_empty()),
+            tty: opts.tty,
+            stdin: opts.interactive,
+            detach: opts.detach,
+        };
+        Ok(crate::runtime::exec(pid, &spec, &self.idmap)?)
+    }
+
+    /// `top`: the processes of a running container as the host sees them.
+    pub fn top(&mut self, key: &str) -> Result<Vec<crate::runtime::ProcessInfo>> {
+        let (_, pid) = self.running_pid(key)?;
+        Ok(crate::runtime::container_processes(pid)?)
+    }
+}

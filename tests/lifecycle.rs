@@ -1,0 +1,395 @@
+//! Detached containers under their monitor: run -d, stop, kill, wait, restart policies,
+//! rm -f, a SIGKILLed monitor, a reused pid, and many cron-like jobs at once.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Out, User};
+
+/// Processes of `user` whose command line contains `needle`.
+fn pgrep(user: &str, needle: &str) -> Vec<u32> {
+    let o = Command::new("pgrep")
+        .args(["-u", user, "-f", needle])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn field(u: &User, name: &str, template: &str) -> String {
+    u.burrow(&["inspect", "--format", template, name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// Polls `inspect` until `template` renders `want` or 10 s pass.
+#[track_caller]
+fn eventually(u: &User, name: &str, template: &str, want: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = field(u, name, template);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{name}: {template} is {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn detach(u: &User, args: &[&str]) -> Out {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    u.burrow(&all)
+}
+
+#[test]
+fn run_detached_then_stop_with_the_stop_signal() {
+    let u = User::new("detach_stop");
+    let img = u.pull("busybox");
+    let started = Instant::now();
+    let o = detach(
+        &u,
+        &[
+            "--name",
+            "svc",
+            &img,
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    let id = o.ok().stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "{o:#?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "run -d returned at once"
+    );
+    let o = u.burrow(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.ok().stdout.starts_with("svc Up "), "{o:#?}");
+    let pid: i32 = field(&u, "svc", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 0);
+    assert_eq!(field(&u, "svc", "{{.State.Running}}"), "true");
+    assert_eq!(u.burrow(&["stop", "svc"]).ok().stdout, "svc\n");
+    assert_eq!(
+        field(&u, "svc", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(u.burrow(&["wait", "svc"]).ok().stdout, "3\n");
+    // Stopped containers show only with -a.
+    assert_eq!(u.burrow(&["ps", "-q"]).ok().stdout, "");
+    // start brings it back, detached.
+    u.burrow(&["start", "svc"]).ok();
+    assert_eq!(field(&u, "svc", "{{.State.Status}}"), "running");
+    u.burrow(&["rm", "svc"]).code(1).stderr_has("running");
+    u.burrow(&["rm", "-f", "svc"]).ok();
+    assert!(pgrep(&u.name, "trap 'exit 3'").is_empty());
+}
+
+#[test]
+fn stop_kills_after_the_timeout_and_kill_sends_signals() {
+    let u = User::new("stop_timeout");
+    let img = u.pull("busybox");
+    // sleep as pid 1 ignores SIGTERM: stop waits -t then SIGKILLs.
+    detach(&u, &["--name", "stubborn", &img, "sleep", "301.1"]).ok();
+    let t = Instant::now();
+    u.burrow(&["stop", "-t", "1", "stubborn"]).ok();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "waited for the timeout: {took:?}"
+    );
+    assert_eq!(field(&u, "stubborn", "{{.State.ExitCode}}"), "137");
+    assert!(pgrep(&u.name, "sleep 301.1").is_empty());
+    // kill -s delivers a signal the container handles.
+    detach(
+        &u,
+        &[
+            "--name",
+            "handler",
+            &img,
+            "sh",
+            "-c",
+            "trap 'exit 10' USR1; while :; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    u.burrow(&["kill", "-s", "USR1", "handler"]).ok();
+    assert_eq!(u.burrow(&["wait", "handler"]).ok().stdout, "10\n");
+    u.burrow(&["kill", "handler"])
+        .code(1)
+        .stderr_has("not running");
+    u.burrow(&["kill", "-s", "NOPE", "handler"])
+        .code(1)
+        .stderr_has("invalid signal");
+    // --stop-signal is what stop sends first.
+    detach(
+        &u,
+        &[
+            "--name",
+            "custom",
+            "--stop-signal",
+            "USR2",
+            &img,
+            "sh",
+            "-c",
+            "trap 'exit 12' USR2; while :; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    u.burrow(&["stop", "custom"]).ok();
+    assert_eq!(field(&u, "custom", "{{.State.ExitCode}}"), "12");
+}
+
+#[test]
+fn restart_policies() {
+    let u = User::new("restart_policy");
+    let img = u.pull("busybox");
+    detach(
+        &u,
+        &[
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            &img,
+            "sh",
+            "-c",
+            "exit 4",
+        ],
+    )
+    .ok();
+    eventually(
+        &u,
+        "flaky",
+        "{{.State.Status}} {{.RestartCount}}",
+        "exited 2",
+    );
+    assert_eq!(
+        field(
+            &u,
+            "flaky",
+            "{{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "4 on-failure 2"
+    );
+    // on-failure leaves a clean exit alone.
+    detach(
+        &u,
+        &["--name", "fine", "--restart", "on-failure", &img, "true"],
+    )
+    .ok();
+    eventually(
+        &u,
+        "fine",
+        "{{.State.Status}} {{.RestartCount}}",
+        "exited 0",
+    );
+    // always comes back after an exit, but never after stop.
+    detach(
+        &u,
+        &[
+            "--name",
+            "again",
+            "--restart",
+            "always",
+            &img,
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    )
+    .ok();
+    let until = Instant::now() + Duration::from_secs(10);
+    while field(&u, "again", "{{.RestartCount}}") == "0" {
+        assert!(Instant::now() < until, "always did not restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    u.burrow(&["stop", "-t", "1", "again"]).ok();
+    let count = field(&u, "again", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        field(&u, "again", "{{.State.Status}} {{.RestartCount}}"),
+        format!("exited {count}")
+    );
+    u.burrow(&["run", "--rm", "--restart", "always", &img, "true"])
+        .code(125)
+        .stderr_has("--restart and --rm");
+    u.burrow(&["run", "-d", "--restart", "sometimes", &img, "true"])
+        .code(125)
+        .one_line_error();
+}
+
+#[test]
+fn a_sigkilled_monitor_is_noticed_and_restore_brings_always_back() {
+    let u = User::new("monitor_killed");
+    let img = u.pull("busybox");
+    let id = detach(
+        &u,
+        &[
+            "--name",
+            "orphan",
+            "--restart",
+            "always",
+            &img,
+            "sleep",
+            "302.2",
+        ],
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    detach(
+        &u,
+        &[
+            "--name",
+            "quiet",
+            "--restart",
+            "unless-stopped",
+            &img,
+            "sleep",
+            "302.3",
+        ],
+    )
+    .ok();
+    u.burrow(&["stop", "-t", "0", "quiet"]).ok();
+    // The monitor's forked children share its command line: the oldest is the monitor.
+    let monitors = pgrep(&u.name, &format!("__monitor {id}"));
+    assert!(!monitors.is_empty(), "no monitor");
+    let monitor = monitors.iter().min().unwrap();
+    Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .unwrap();
+    // The container dies with its monitor; the next command records the truth.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !pgrep(&u.name, "sleep 302.2").is_empty() {
+        if Instant::now() >= until {
+            let ps = Command::new("ps")
+                .args(["-u", &u.name, "-o", "pid,ppid,stat,args"])
+                .output()
+                .unwrap();
+            panic!(
+                "the container outlived its monitor {monitor} (of {monitors:?}):\n{}",
+                String::from_utf8_lossy(&ps.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = u.burrow(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.ok().stdout.contains("orphan Exited (137)"), "{o:#?}");
+    assert!(field(&u, "orphan", "{{.State.Error}}").contains("monitor"));
+    // After a "reboot": restore starts `always` and leaves the stopped unless-stopped one.
+    let o = u.burrow(&["system", "restore"]);
+    assert_eq!(o.ok().stdout, "orphan\n");
+    assert_eq!(field(&u, "orphan", "{{.State.Status}}"), "running");
+    assert_eq!(field(&u, "quiet", "{{.State.Status}}"), "exited");
+    u.burrow(&["rm", "-f", "orphan", "quiet"]).ok();
+    assert!(pgrep(&u.name, "sleep 302").is_empty());
+    let run_dir = u.home.join("run/burrow/containers");
+    let left = std::fs::read_dir(&run_dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "runtime files left in {}", run_dir.display());
+}
+
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let u = User::new("reused_pid");
+    let img = u.pull("busybox");
+    detach(&u, &["--name", "gone", &img, "sleep", "303.3"]).ok();
+    u.burrow(&["stop", "-t", "0", "gone"]).ok();
+    // A process of the same user now holds a pid; pretend the state still says the
+    // container runs there (its monitor died), with the container's old start time.
+    let mut bystander = Command::new("runuser")
+        .args(["-u", &u.name, "--", "sleep", "303.4"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = pgrep(&u.name, "sleep 303.4")[0] as i64;
+    let db = rusqlite::Connection::open(u.data_dir().join("state.db")).unwrap();
+    db.execute(
+        "UPDATE containers SET status = 'running', pid = ?1, pid_start = 1 WHERE name = 'gone'",
+        [pid],
+    )
+    .unwrap();
+    drop(db);
+    let o = u.burrow(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.ok().stdout.contains("gone Exited (137)"), "{o:#?}");
+    u.burrow(&["rm", "-f", "gone"]).ok();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the bystander with the reused pid was killed"
+    );
+    Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn rename_and_prune() {
+    let u = User::new("rename_prune");
+    let img = u.pull("busybox");
+    u.burrow(&["create", "--name", "old", &img, "true"]).ok();
+    u.burrow(&["create", "--name", "other", &img, "true"]).ok();
+    u.burrow(&["rename", "old", "new"]).ok();
+    u.burrow(&["rename", "new", "other"])
+        .code(125)
+        .stderr_has("already in use");
+    assert_eq!(field(&u, "new", "{{.Name}}"), "/new");
+    detach(&u, &["--name", "alive", &img, "sleep", "304.4"]).ok();
+    let o = u.burrow(&["container", "prune", "-f"]);
+    assert!(o.ok().stdout.starts_with("Deleted Containers:\n"), "{o:#?}");
+    assert_eq!(o.stdout.lines().filter(|l| l.len() == 64).count(), 2);
+    let o = u.burrow(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(o.ok().stdout, "alive\n");
+    u.burrow(&["rm", "-f", "alive"]).ok();
+}
+
+#[test]
+fn twenty_cron_jobs_at_once() {
+    let mut u = User::new("cron20");
+    u.env.clear(); // no XDG_RUNTIME_DIR: /tmp/burrow-UID
+    let _ = std::fs::remove_dir_all(format!("/tmp/burrow-{}", u.uid));
+    let img = u.pull("busybox");
+    let jobs: Vec<_> = (0..20)
+        .map(|i| {
+            let name = format!("job{i}");
+            let script = [
+                format!(
+                    "{} run -d --name {name} {img} sleep 305.{i}",
+                    common::binary().display()
+                ),
+                format!("{} ps -a -q", common::binary().display()),
+                format!("{} stop -t 0 {name}", common::binary().display()),
+                format!("{} rm -f {name}", common::binary().display()),
+            ]
+            .join(" && ");
+            let mut c = Command::new("runuser");
+            c.args(["-u", &u.name, "--", "env", "-i"])
+                .arg(format!("HOME={}", u.home.display()))
+                .arg("PATH=/usr/bin:/bin")
+                .args(["sh", "-c", &script])
+                .stdin(std::process::Stdio::null());
+            std::thread::spawn(move || c.output().unwrap())
+        })
+        .collect();
+    for j in jobs {
+        let o = j.join().unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    assert_eq!(u.burrow(&["ps", "-a", "-q"]).ok().stdout, "");
+    assert!(pgrep(&u.name, "sleep 305.").is_empty());
+    let state = u.burrow(&["images", "-q"]);
+    assert_eq!(state.ok().stdout.lines().count(), 1);
+}
