@@ -393,3 +393,79 @@ fn twenty_cron_jobs_at_once() {
     let state = u.burrow(&["images", "-q"]);
     assert_eq!(state.ok().stdout.lines().count(), 1);
 }
+
+#[test]
+fn healthchecks_report_starting_healthy_and_unhealthy() {
+    let u = User::new("health");
+    let img = u.pull("busybox");
+    detach(
+        &u,
+        &[
+            "--name",
+            "probed",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "2",
+            &img,
+            "sleep",
+            "306.6",
+        ],
+    )
+    .ok();
+    let o = u.burrow(&["ps", "--format", "{{.Status}}"]);
+    assert!(
+        o.ok().stdout.contains("(health: starting)") || o.stdout.contains("(unhealthy)"),
+        "{o:#?}"
+    );
+    eventually(&u, "probed", "{{.State.Health.Status}}", "unhealthy");
+    u.burrow(&["exec", "probed", "touch", "/tmp/ok"]).ok();
+    eventually(
+        &u,
+        "probed",
+        "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+        "healthy 0",
+    );
+    let o = u.burrow(&[
+        "ps",
+        "--filter",
+        "health=healthy",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(
+        o.ok().stdout.starts_with("probed Up ") && o.stdout.contains("(healthy)"),
+        "{o:#?}"
+    );
+    let log = field(&u, "probed", "{{len .State.Health.Log}}");
+    assert!(
+        log.parse::<usize>().unwrap() <= 5,
+        "Docker keeps five probes: {log}"
+    );
+    assert_eq!(
+        field(&u, "probed", "{{index .Config.Healthcheck.Test 2}}"),
+        "test -e /tmp/ok"
+    );
+    u.burrow(&["rm", "-f", "probed"]).ok();
+    assert!(
+        pgrep(&u.name, "__health").is_empty(),
+        "the prober outlived its container"
+    );
+    // --no-healthcheck: no Health at all.
+    detach(
+        &u,
+        &[
+            "--name",
+            "plain",
+            "--no-healthcheck",
+            &img,
+            "sleep",
+            "306.7",
+        ],
+    )
+    .ok();
+    assert_eq!(field(&u, "plain", "{{json .State.Health}}"), "null");
+    u.burrow(&["rm", "-f", "plain"]).ok();
+}

@@ -8,6 +8,10 @@ use serde_json::json;
 
 use super::format::{human_duration, now_unix, short_id};
 use super::image::{print_inspect, print_records};
+use super::lifecycle::{
+    ContainerPruneArgs, ExecArgs, KillArgs, RenameArgs, StopArgs, TopArgs, WaitArgs, each, exec,
+    kill, prune, rename, restart, stop, top, wait,
+};
 use super::progress::Reporter;
 use super::{out, print_warnings};
 use crate::engine::spec::CreateOptions;
@@ -70,6 +74,24 @@ pub struct CreateFlags {
     /// Run an init as pid 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
+    /// Command to run to check health (run with /bin/sh -c)
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between checks (e.g. 30s, 500ms)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub health_interval: Option<std::time::Duration>,
+    /// Longest time one check may run
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub health_timeout: Option<std::time::Duration>,
+    /// Time to start before failed checks count
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub health_start_period: Option<std::time::Duration>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Disable any HEALTHCHECK the image has
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -78,6 +100,11 @@ pub struct CreateFlags {
     /// Command and arguments (replace the image's CMD)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// Go-style durations as Docker takes them: "30s", "1m30s", "500ms".
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 impl CreateFlags {
@@ -103,6 +130,14 @@ impl CreateFlags {
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             init: self.init,
+            health: crate::monitor::health::HealthFlags {
+                cmd: self.health_cmd.clone(),
+                interval: self.health_interval,
+                timeout: self.health_timeout,
+                start_period: self.health_start_period,
+                retries: self.health_retries,
+                disabled: self.no_healthcheck,
+            },
         }
     }
 }
@@ -134,73 +169,6 @@ pub struct StartArgs {
     /// Attach stdin (implies --attach)
     #[arg(short, long)]
     pub interactive: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ExecArgs {
-    /// Keep stdin open
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// Allocate a pseudo-terminal
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// Run in the background and return at once
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Set environment variables
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// User: name|uid[:group|gid]
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Working directory inside the container
-    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
-    pub workdir: Option<String>,
-    pub container: String,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct TopArgs {
-    pub container: String,
-}
-
-#[derive(Args, Debug)]
-pub struct StopArgs {
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-    /// Seconds to wait for the stop signal before SIGKILL
-    #[arg(short = 't', long = "time", alias = "timeout", value_name = "SECONDS")]
-    pub time: Option<u32>,
-}
-
-#[derive(Args, Debug)]
-pub struct KillArgs {
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-    /// Signal to send
-    #[arg(short, long, default_value = "KILL")]
-    pub signal: String,
-}
-
-#[derive(Args, Debug)]
-pub struct WaitArgs {
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct RenameArgs {
-    pub container: String,
-    pub new_name: String,
-}
-
-#[derive(Args, Debug)]
-pub struct ContainerPruneArgs {
-    /// Do not ask (burrow never asks)
-    #[arg(short, long)]
-    pub force: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -350,136 +318,6 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
     })
 }
 
-/// Runs `f` for every container named, printing each name on success and each error on
-/// its own line, as Docker does; exit status 1 when any failed.
-fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<(), EngineError>) -> Result<i32> {
-    let mut code = 0;
-    for key in keys {
-        match f(key) {
-            Ok(()) => out(&format!("{key}\n")),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
-}
-
-pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.stop(key, a.time).map(|_| ()))
-}
-
-pub fn restart(engine: &mut Engine, a: StopArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.restart(key, a.time).map(|_| ()))
-}
-
-pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.kill(key, &a.signal).map(|_| ()))
-}
-
-pub fn wait(engine: &mut Engine, a: WaitArgs) -> Result<i32> {
-    let mut code = 0;
-    for key in &a.containers {
-        match engine.wait(key) {
-            Ok(status) => out(&format!("{status}\n")),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
-}
-
-pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<i32> {
-    let opts = crate::engine::ExecOptions {
-        command: a.command,
-        env: a.env,
-        workdir: a.workdir,
-        user: a.user,
-        tty: a.tty,
-        interactive: a.interactive,
-        detach: a.detach,
-    };
-    Ok(engine.exec(&a.container, &opts)?)
-}
-
-/// Docker's `top` columns (ps -ef): UID PID PPID C STIME TTY TIME CMD.
-pub fn top(engine: &mut Engine, a: TopArgs) -> Result<i32> {
-    let procs = engine.top(&a.container)?;
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100)
-        .max(1) as u64;
-    let boot = boot_time().unwrap_or(0);
-    let now = now_unix() as u64;
-    let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
-    for p in procs {
-        let started = boot + p.start_time_ticks / ticks;
-        let cpu_secs = p.cpu_ticks / ticks;
-        let elapsed = now.saturating_sub(started).max(1);
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(p.uid))
-            .ok()
-            .flatten()
-            .map_or_else(|| p.uid.to_string(), |u| u.name);
-        let cmd = if p.cmdline.is_empty() {
-            format!("[{}]", p.comm)
-        } else {
-            p.cmdline.join(" ")
-        };
-        rows.push(format!(
-            "{user}\t{}\t{}\t{}\t{}\t?\t{:02}:{:02}:{:02}\t{cmd}",
-            p.pid,
-            p.ppid,
-            cpu_secs * 100 / elapsed,
-            clock_time(started),
-            cpu_secs / 3600,
-            cpu_secs / 60 % 60,
-            cpu_secs % 60,
-        ));
-    }
-    out(&super::format::align(&rows));
-    Ok(0)
-}
-
-/// Seconds since the epoch at boot (/proc/stat btime).
-fn boot_time() -> Option<u64> {
-    std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// HH:MM (UTC) of a Unix time, as ps prints STIME for processes started today.
-fn clock_time(unix: u64) -> String {
-    format!("{:02}:{:02}", unix / 3600 % 24, unix / 60 % 60)
-}
-
-pub fn rename(engine: &mut Engine, a: RenameArgs) -> Result<i32> {
-    engine.rename(&a.container, &a.new_name)?;
-    Ok(0)
-}
-
-pub fn prune(engine: &mut Engine) -> Result<i32> {
-    let removed = engine.prune_containers()?;
-    let mut text = String::new();
-    if !removed.is_empty() {
-        text.push_str("Deleted Containers:\n");
-        for id in &removed {
-            text.push_str(&format!("{id}\n"));
-        }
-        text.push('\n');
-    }
-    text.push_str("Total reclaimed space: 0B\n");
-    out(&text);
-    Ok(0)
-}
-
 pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
     let force = a.force;
     each(&a.containers, |key| {
@@ -529,12 +367,26 @@ fn inspect_container(engine: &mut Engine, key: &str) -> Result<serde_json::Value
     engine.inspect_container(&c)
 }
 
+/// The health part of Docker's STATUS column: "healthy", "health: starting"...
+fn health_status(s: &ContainerSummary) -> Option<String> {
+    let health: crate::monitor::health::Health =
+        serde_json::from_str(s.record.health.as_deref()?).ok()?;
+    Some(health.status)
+}
+
 /// Docker's STATUS column.
 fn status_text(s: &ContainerSummary) -> String {
     let r = &s.record;
     let now = now_unix();
     match r.status.as_str() {
-        "running" => format!("Up {}", human_duration(now - r.started.unwrap_or(now))),
+        "running" => {
+            let up = format!("Up {}", human_duration(now - r.started.unwrap_or(now)));
+            match health_status(s).as_deref() {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({h})"),
+                None => up,
+            }
+        }
         "exited" => format!(
             "Exited ({}) {} ago",
             r.exit_code.unwrap_or(0),
@@ -572,7 +424,12 @@ fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
         Some(("exited", v)) => {
             r.status == "exited" && r.exit_code.map(|c| c.to_string()) == Some(v.into())
         }
-        _ => bail!("invalid filter {filter:?}: use status=, name=, id=, ancestor= or exited="),
+        Some(("health", v)) => {
+            r.status == "running" && health_status(s).as_deref().unwrap_or("none") == v
+        }
+        _ => bail!(
+            "invalid filter {filter:?}: use status=, name=, id=, ancestor=, exited= or health="
+        ),
     })
 }
 

@@ -3,6 +3,7 @@
 mod container;
 mod format;
 mod image;
+mod lifecycle;
 mod progress;
 
 use std::io::Write;
@@ -69,19 +70,19 @@ enum Command {
     /// Show low-level information on containers or images
     Inspect(container::InspectArgs),
     /// Stop running containers (stop signal, then SIGKILL after the timeout)
-    Stop(container::StopArgs),
+    Stop(lifecycle::StopArgs),
     /// Send a signal to running containers
-    Kill(container::KillArgs),
+    Kill(lifecycle::KillArgs),
     /// Restart containers
-    Restart(container::StopArgs),
+    Restart(lifecycle::StopArgs),
     /// Wait for containers to stop and print their exit codes
-    Wait(container::WaitArgs),
+    Wait(lifecycle::WaitArgs),
     /// Rename a container
-    Rename(container::RenameArgs),
+    Rename(lifecycle::RenameArgs),
     /// Run a command in a running container
-    Exec(container::ExecArgs),
+    Exec(lifecycle::ExecArgs),
     /// Show the processes of a running container
-    Top(container::TopArgs),
+    Top(lifecycle::TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -93,6 +94,9 @@ enum Command {
     /// The per-container monitor (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor { id: String },
+    /// The healthcheck prober a monitor runs beside its container (internal)
+    #[command(name = "__health", hide = true)]
+    Health { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,14 +248,15 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Rm(a) => container::rm(&mut engine, a),
         Command::Inspect(a) => container::inspect(&mut engine, a),
         Command::Container(c) => container::container_command(&mut engine, c),
-        Command::Stop(a) => container::stop(&mut engine, a),
-        Command::Kill(a) => container::kill(&mut engine, a),
-        Command::Restart(a) => container::restart(&mut engine, a),
-        Command::Wait(a) => container::wait(&mut engine, a),
-        Command::Rename(a) => container::rename(&mut engine, a),
-        Command::Exec(a) => container::exec(&mut engine, a),
-        Command::Top(a) => container::top(&mut engine, a),
+        Command::Stop(a) => lifecycle::stop(&mut engine, a),
+        Command::Kill(a) => lifecycle::kill(&mut engine, a),
+        Command::Restart(a) => lifecycle::restart(&mut engine, a),
+        Command::Wait(a) => lifecycle::wait(&mut engine, a),
+        Command::Rename(a) => lifecycle::rename(&mut engine, a),
+        Command::Exec(a) => lifecycle::exec(&mut engine, a),
+        Command::Top(a) => lifecycle::top(&mut engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
+        Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
         Command::Version | Command::Monitor { .. } => unreachable!("handled above"),
     };
     print_warnings(&mut engine);

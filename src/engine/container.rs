@@ -93,6 +93,7 @@ impl Engine {
             restart_count: 0,
             stop_requested: false,
             error: None,
+            health: None,
         };
         // Record first: the unique name is claimed atomically before any file exists.
         self.state

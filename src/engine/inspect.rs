@@ -96,6 +96,11 @@ impl Engine {
                 "Error": c.error.clone().unwrap_or_default(),
                 "StartedAt": rfc3339(c.started),
                 "FinishedAt": rfc3339(c.finished),
+                "Health": c
+                    .health
+                    .as_deref()
+                    .filter(|_| config.healthcheck.is_some())
+                    .and_then(|h| serde_json::from_str::<Value>(h).ok()),
             },
             "Image": c.image_id,
             "ResolvConfPath": userdata.join("resolv.conf"),
@@ -130,6 +135,13 @@ impl Engine {
                 "Image": c.image_name,
                 "WorkingDir": config.working_dir,
                 "StopSignal": config.stop_signal,
+                "Healthcheck": config.healthcheck.as_ref().map(|h| json!({
+                    "Test": h.command,
+                    "Interval": h.interval_ms * 1_000_000,
+                    "Timeout": h.timeout_ms * 1_000_000,
+                    "StartPeriod": h.start_period_ms * 1_000_000,
+                    "Retries": h.retries,
+                })),
                 "StopTimeout": config.stop_timeout,
                 "Entrypoint": if config.entrypoint.is_empty() { Value::Null } else { json!(config.entrypoint) },
             },

@@ -56,26 +56,14 @@ impl Engine {
             .append(true)
             .open(&log_path)
             .map_err(io(&log_path))?;
-        // The real path, not /proc/self/exe, so `ps` shows the monitor as burrow.
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-        let (ready_r, ready_w) = std::io::pipe().map_err(io(&exe))?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("--root")
-            .arg(&self.paths.data)
-            .arg("--runroot")
-            .arg(&self.paths.runtime);
-        if let Some(config) = &self.global.config {
-            cmd.arg("--config").arg(config);
-        }
-        if let Some(driver) = &self.global.storage_driver {
-            cmd.arg("--storage-driver").arg(driver);
-        }
+        let (ready_r, ready_w) = std::io::pipe().map_err(io(&log_path))?;
+        let mut cmd = self.self_command();
         cmd.arg("__monitor")
             .arg(&c.id)
             .stdin(Stdio::null())
             .stdout(ready_w)
             .stderr(log);
-        let child = cmd.spawn().map_err(io(&exe))?;
+        let child = cmd.spawn().map_err(io(&log_path))?;
         // Our copy of the write end went into `cmd`; drop it so EOF means the monitor is gone.
         drop(cmd);
         tracing::debug!(monitor = child.id(), "monitor spawned");
@@ -94,6 +82,24 @@ impl Engine {
                 log: log_path,
             }),
         }
+    }
+
+    /// This burrow binary with the options that make it see the same state as we do.
+    pub(super) fn self_command(&self) -> Command {
+        // The real path, not /proc/self/exe, so `ps` shows the monitor as burrow.
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let mut cmd = Command::new(exe);
+        cmd.arg("--root")
+            .arg(&self.paths.data)
+            .arg("--runroot")
+            .arg(&self.paths.runtime);
+        if let Some(config) = &self.global.config {
+            cmd.arg("--config").arg(config);
+        }
+        if let Some(driver) = &self.global.storage_driver {
+            cmd.arg("--storage-driver").arg(driver);
+        }
+        cmd
     }
 
     /// The monitor's body (`burrow __monitor ID`): runs the container, restarts it as its
@@ -130,6 +136,8 @@ impl Engine {
             c.monitor_pid = Some(std::process::id() as i32);
             self.state.write(|tx| state::update_container(tx, &c))?;
             let began = Instant::now();
+            let mut prober = None;
+            let mut prober_cmd = config.healthcheck.as_ref().map(|_| self.self_command());
             let state = &mut self.state;
             let record = &mut c;
             let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
@@ -141,7 +149,23 @@ impl Engine {
                 if let Some(mut r) = ready.take() {
                     let _ = monitor::send_ready(&mut r, &Ready::Started { pid });
                 }
+                if let Some(mut cmd) = prober_cmd.take() {
+                    // The prober runs beside the monitor; it stops by itself once the
+                    // container's pid 1 changes, and is killed below in any case.
+                    prober = cmd
+                        .arg("__health")
+                        .arg(&record.id)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .inspect_err(|e| tracing::error!(%e, "cannot start the health prober"))
+                        .ok();
+                }
             });
+            if let Some(mut p) = prober {
+                let _ = p.kill();
+                let _ = p.wait();
+            }
             let ran_for = began.elapsed();
             let code = match &outcome {
                 Ok(code) => *code,

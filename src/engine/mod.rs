@@ -3,6 +3,7 @@
 
 pub mod config;
 mod container;
+mod health;
 mod image;
 pub mod inspect;
 mod lifecycle;

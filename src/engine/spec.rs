@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+use crate::monitor::health::{DockerHealthConfig, HealthFlags, Healthcheck};
 use crate::monitor::{RestartPolicy, parse_signal};
 
 /// The default PATH Docker gives a container whose image sets none.
@@ -27,6 +28,8 @@ pub struct ImageRunConfig {
     pub user: Option<String>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub healthcheck: Option<DockerHealthConfig>,
 }
 
 /// What the user asked for on the command line.
@@ -54,6 +57,7 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u32>,
     pub init: bool,
+    pub health: HealthFlags,
 }
 
 /// A container's resolved configuration, stored with it.
@@ -81,6 +85,8 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<u32>,
     #[serde(default)]
     pub init: bool,
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
 }
 
 fn default_stop_signal() -> String {
@@ -211,6 +217,7 @@ pub fn merge(
         stop_signal,
         stop_timeout: opts.stop_timeout,
         init: opts.init,
+        healthcheck: crate::monitor::health::resolve(image.healthcheck.as_ref(), &opts.health),
     })
 }
 
@@ -318,6 +325,7 @@ mod tests {
             working_dir: Some("/srv".into()),
             user: Some("app".into()),
             stop_signal: None,
+            healthcheck: None,
         }
     }
 

@@ -7,6 +7,8 @@
 //! lock file for as long as it watches the container, so every other command can tell a
 //! watched container from one whose monitor died, without trusting a pid.
 
+pub mod health;
+
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 

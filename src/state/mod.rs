@@ -95,6 +95,8 @@ pub struct ContainerRecord {
     pub stop_requested: bool,
     /// Why the last start failed or how the container ended abnormally.
     pub error: Option<String>,
+    /// State.Health as JSON, when the container has a healthcheck.
+    pub health: Option<String>,
 }
 
 pub struct State {
@@ -350,6 +352,15 @@ pub fn request_stop(tx: &Transaction<'_>, id: &str) -> Result<bool> {
     )? > 0)
 }
 
+/// Stores State.Health (JSON), or clears it.
+pub fn set_health(tx: &Transaction<'_>, id: &str, health: Option<&str>) -> Result<()> {
+    tx.execute(
+        "UPDATE containers SET health = ?2 WHERE id = ?1",
+        params![id, health],
+    )?;
+    Ok(())
+}
+
 /// A new start: forget an earlier stop request and error.
 pub fn clear_stop_request(tx: &Transaction<'_>, id: &str) -> Result<()> {
     tx.execute(
@@ -383,7 +394,8 @@ pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
 // ---- row decoding ----------------------------------------------------------------------
 
 const CONTAINER_COLUMNS: &str = "id, name, image_id, image_name, config, status, exit_code, pid, \
-     created, started, finished, pid_start, monitor_pid, restart_count, stop_requested, error";
+     created, started, finished, pid_start, monitor_pid, restart_count, stop_requested, error, \
+     health";
 
 fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
     Ok(ContainerRecord {
@@ -403,6 +415,7 @@ fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
         restart_count: r.get(13)?,
         stop_requested: r.get(14)?,
         error: r.get(15)?,
+        health: r.get(16)?,
     })
 }
 
@@ -483,6 +496,7 @@ mod tests {
             restart_count: 0,
             stop_requested: false,
             error: None,
+            health: None,
         }
     }
 

@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE containers ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE containers ADD COLUMN error TEXT;",
+    // 3: healthcheck state (State.Health as JSON), written by the health prober.
+    "ALTER TABLE containers ADD COLUMN health TEXT;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
