@@ -34,9 +34,9 @@ cleanup() {
     local ports
     ports=$(sort -u "$BURROW_TEST_STARTED" 2>/dev/null | tr '\n' ' ')
     if [[ -n ${ports// /} ]]; then
-        section "stopping registries started by this run: $ports"
+        # Quietly: the test tally must stay the last line of the run.
         # shellcheck disable=SC2086
-        bash tests/setup.sh stop $ports || true
+        bash tests/setup.sh stop $ports >/dev/null 2>&1 || true
     fi
     rm -f "$BURROW_TEST_STARTED"
 }

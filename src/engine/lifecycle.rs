@@ -21,8 +21,23 @@ pub const RESTARTING: &str = "restarting";
 
 /// Docker's default for `stop -t`.
 const DEFAULT_STOP_TIMEOUT: u32 = 10;
-/// How often waiting commands look at the state again.
+/// How often waiting commands look at the state again, at most.
 const POLL: Duration = Duration::from_millis(20);
+
+/// Sleeps between looks at something that usually changes within milliseconds: 1 ms at
+/// first, doubling up to [`POLL`].
+struct Pacer(Duration);
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer(Duration::from_millis(1))
+    }
+
+    fn pause(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(POLL);
+    }
+}
 /// How long `stop` waits for the monitor to record an exit after SIGKILL.
 const AFTER_KILL: Duration = Duration::from_secs(10);
 
@@ -323,6 +338,7 @@ impl Engine {
     /// `limit` passed.
     fn wait_stopped(&mut self, id: &str, limit: Duration) -> Result<bool> {
         let until = Instant::now() + limit;
+        let mut pacer = Pacer::new();
         loop {
             let Some(c) = self.state.find_containers(id)?.pop() else {
                 return Ok(true);
@@ -333,19 +349,20 @@ impl Engine {
             if Instant::now() >= until {
                 return Ok(false);
             }
-            std::thread::sleep(POLL);
+            pacer.pause();
         }
     }
 
     /// `wait`: blocks until the container stops and returns its exit code.
     pub fn wait(&mut self, key: &str) -> Result<i32> {
         let c = self.find_container(key)?;
+        let mut pacer = Pacer::new();
         loop {
             let now = self.find_container(&c.id)?;
             if now.status != RUNNING && now.status != RESTARTING {
                 return Ok(now.exit_code.unwrap_or(0));
             }
-            std::thread::sleep(POLL);
+            pacer.pause();
         }
     }
 
@@ -361,6 +378,7 @@ impl Engine {
         self.state
             .write(|tx| state::request_stop(tx, &c.id).map(|_| ()))?;
         let until = Instant::now() + AFTER_KILL;
+        let mut pacer = Pacer::new();
         while self.watched(&c.id) {
             // Re-read: the monitor may have restarted the container under a new pid.
             if let Some(current) = self.state.find_containers(&c.id)?.pop() {
@@ -369,7 +387,7 @@ impl Engine {
             if Instant::now() >= until {
                 return Err(EngineError::ContainerRunning(c.name.clone()));
             }
-            std::thread::sleep(POLL);
+            pacer.pause();
         }
         Ok(())
     }
