@@ -469,3 +469,69 @@ fn healthchecks_report_starting_healthy_and_unhealthy() {
     assert_eq!(field(&u, "plain", "{{json .State.Health}}"), "null");
     u.burrow(&["rm", "-f", "plain"]).ok();
 }
+
+#[test]
+fn labels_sizes_and_the_systemd_unit() {
+    let u = User::new("labels_size");
+    let img = u.pull("busybox");
+    detach(
+        &u,
+        &[
+            "--name",
+            "tagged",
+            "-l",
+            "tier=web",
+            "--label",
+            "solo",
+            &img,
+            "sh",
+            "-c",
+            "head -c 300000 /dev/zero > /big; sleep 307.7",
+        ],
+    )
+    .ok();
+    u.burrow(&["create", "--name", "untagged", &img, "true"])
+        .ok();
+    let o = u.burrow(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=tier=web",
+        "--format",
+        "{{.Names}} {{.Labels}}",
+    ]);
+    assert_eq!(o.ok().stdout, "tagged solo=,tier=web\n");
+    let o = u.burrow(&["ps", "-a", "--filter", "label=solo", "-q"]);
+    assert_eq!(o.ok().stdout.lines().count(), 1);
+    assert_eq!(
+        field(&u, "tagged", "{{index .Config.Labels \"tier\"}}"),
+        "web"
+    );
+    // -s: the writable layer holds the 300 kB file.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = u.burrow(&[
+            "ps",
+            "-s",
+            "--filter",
+            "name=tagged",
+            "--format",
+            "{{.Size}}",
+        ]);
+        let size = o.ok().stdout.trim().to_string();
+        if size.starts_with("300kB (virtual ") {
+            break;
+        }
+        assert!(Instant::now() < until, "size never reached 300kB: {size}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = u.burrow(&["ps", "-s"]);
+    assert!(
+        o.ok().stdout.lines().next().unwrap().ends_with("SIZE"),
+        "{o:#?}"
+    );
+    u.burrow(&["rm", "-f", "tagged", "untagged"]).ok();
+    let unit = u.burrow(&["system", "unit"]);
+    assert!(unit.ok().stdout.contains("system restore"), "{unit:#?}");
+    assert!(unit.stdout.contains("[Install]\nWantedBy=default.target"));
+}

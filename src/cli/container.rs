@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::format::{human_duration, now_unix, short_id};
+use super::format::{human_duration, human_size, now_unix, short_id};
 use super::image::{print_inspect, print_records};
 use super::lifecycle::{
     ContainerPruneArgs, ExecArgs, KillArgs, RenameArgs, StopArgs, TopArgs, WaitArgs, each, exec,
@@ -92,6 +92,9 @@ pub struct CreateFlags {
     /// Disable any HEALTHCHECK the image has
     #[arg(long)]
     pub no_healthcheck: bool,
+    /// Set metadata on the container (KEY[=VALUE])
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -138,6 +141,7 @@ impl CreateFlags {
                 retries: self.health_retries,
                 disabled: self.no_healthcheck,
             },
+            labels: self.label.clone(),
         }
     }
 }
@@ -179,6 +183,9 @@ pub struct PsArgs {
     /// Only ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show the size of each container's writable layer
+    #[arg(short, long)]
+    pub size: bool,
     /// Do not truncate output
     #[arg(long)]
     pub no_trunc: bool,
@@ -424,11 +431,15 @@ fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
         Some(("exited", v)) => {
             r.status == "exited" && r.exit_code.map(|c| c.to_string()) == Some(v.into())
         }
+        Some(("label", v)) => match v.split_once('=') {
+            Some((k, want)) => s.config.labels.get(k).is_some_and(|have| have == want),
+            None => s.config.labels.contains_key(v),
+        },
         Some(("health", v)) => {
             r.status == "running" && health_status(s).as_deref().unwrap_or("none") == v
         }
         _ => bail!(
-            "invalid filter {filter:?}: use status=, name=, id=, ancestor=, exited= or health="
+            "invalid filter {filter:?}: use status=, name=, id=, label=, ancestor=, exited= or health="
         ),
     })
 }
@@ -468,6 +479,14 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
         .iter()
         .map(|s| {
             let r = &s.record;
+            // Walking the writable layer costs, so only with -s or a format that asks.
+            let wants_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+            let size = if wants_size {
+                let (rw, virt) = engine.container_size(r);
+                format!("{} (virtual {})", human_size(rw), human_size(virt))
+            } else {
+                String::new()
+            };
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { short_id(&r.id) },
                 "Image": r.image_name,
@@ -477,9 +496,15 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
                 "Ports": "",
                 "State": r.status,
                 "Status": status_text(s),
-                "Size": "",
+                "Size": size,
                 "Names": r.name,
-                "Labels": "",
+                "Labels": s
+                    .config
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 "Mounts": "",
                 "Networks": s.config.network,
             })
@@ -491,10 +516,10 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
         "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
         "Networks": "NETWORKS",
     });
-    print_records(
-        a.format.as_deref(),
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
-        &header,
-        &records,
-    )
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    print_records(a.format.as_deref(), default, &header, &records)
 }

@@ -104,6 +104,8 @@ enum SystemCommand {
     /// Start the containers whose restart policy says they should run (for a crontab
     /// `@reboot burrow system restore` line or a systemd user unit)
     Restore,
+    /// Print a systemd user unit that runs `burrow system restore` at login/boot
+    Unit,
 }
 
 /// Parses the command line, runs the command, prints any error once, and returns the exit
@@ -256,6 +258,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Exec(a) => lifecycle::exec(&mut engine, a),
         Command::Top(a) => lifecycle::top(&mut engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
+        Command::System(SystemCommand::Unit) => system_unit(&engine),
         Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
         Command::Version | Command::Monitor { .. } => unreachable!("handled above"),
     };
@@ -275,6 +278,30 @@ fn system_restore(engine: &mut Engine) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// A user unit for `systemctl --user`: with lingering enabled (`loginctl enable-linger`)
+/// it runs at boot, which is what brings `--restart always` containers back without a
+/// daemon.
+fn system_unit(engine: &Engine) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    out(&format!(
+        "# ~/.config/systemd/user/burrow-restore.service\n\
+         # enable: systemctl --user enable burrow-restore.service && loginctl enable-linger\n\
+         [Unit]\n\
+         Description=Start burrow containers whose restart policy says they should run\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart={} --root {} system restore\n\
+         \n\
+         [Install]\n\
+         WantedBy=default.target\n",
+        exe.display(),
+        engine.paths.data.display()
+    ));
+    Ok(0)
 }
 
 pub(super) fn print_warnings(engine: &mut Engine) {

@@ -217,6 +217,25 @@ impl Engine {
         Ok(c)
     }
 
+    /// `ps -s`: bytes in the container's writable layer, and with the image's below it
+    /// (Docker's "virtual" size). Files the user cannot read (owned by a subordinate id
+    /// and private) are not counted.
+    pub fn container_size(&self, c: &ContainerRecord) -> (u64, u64) {
+        let dir = self.paths.container_dir(&c.id);
+        let layer = ["upper", "rootfs"]
+            .iter()
+            .map(|d| dir.join(d))
+            .find(|d| d.is_dir());
+        let rw = layer.map_or(0, |d| tree_size(&d));
+        let image = self
+            .state
+            .image(&c.image_id)
+            .ok()
+            .flatten()
+            .map_or(0, |i| i.size);
+        (rw, rw + image)
+    }
+
     pub fn container_config(&self, c: &ContainerRecord) -> Result<ContainerConfig> {
         serde_json::from_str(&c.config).map_err(|source| {
             EngineError::State(crate::state::StateError::Corrupt {
@@ -355,6 +374,21 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Bytes of regular files below `dir`, not following symlinks; unreadable parts skipped.
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.

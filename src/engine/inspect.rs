@@ -134,6 +134,7 @@ impl Engine {
                 "Cmd": config.cmd,
                 "Image": c.image_name,
                 "WorkingDir": config.working_dir,
+                "Labels": config.labels,
                 "StopSignal": config.stop_signal,
                 "Healthcheck": config.healthcheck.as_ref().map(|h| json!({
                     "Test": h.command,

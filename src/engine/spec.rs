@@ -30,6 +30,8 @@ pub struct ImageRunConfig {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub healthcheck: Option<DockerHealthConfig>,
+    #[serde(default)]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// What the user asked for on the command line.
@@ -58,6 +60,8 @@ pub struct CreateOptions {
     pub stop_timeout: Option<u32>,
     pub init: bool,
     pub health: HealthFlags,
+    /// `--label KEY[=VALUE]`, in order.
+    pub labels: Vec<String>,
 }
 
 /// A container's resolved configuration, stored with it.
@@ -87,6 +91,9 @@ pub struct ContainerConfig {
     pub init: bool,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
+    /// The image's labels with --label on top.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn default_stop_signal() -> String {
@@ -218,6 +225,16 @@ pub fn merge(
         stop_timeout: opts.stop_timeout,
         init: opts.init,
         healthcheck: crate::monitor::health::resolve(image.healthcheck.as_ref(), &opts.health),
+        labels: image
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(opts.labels.iter().map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.clone(), String::new()),
+            }))
+            .collect(),
     })
 }
 
@@ -326,6 +343,7 @@ mod tests {
             user: Some("app".into()),
             stop_signal: None,
             healthcheck: None,
+            labels: None,
         }
     }
 
