@@ -2,41 +2,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Out, User};
+use common::User;
 
 /// Single-quotes `s` for sh.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// Runs `burrow ARGS…` as the test user inside `script`, which gives it a pseudo-terminal;
-/// `input` is typed on that terminal. Carriage returns are dropped from stdout.
-fn in_terminal(u: &User, args: &[&str], input: &str) -> Out {
-    let burrow = u.command(args);
-    let mut line: Vec<String> = vec![quote(&burrow.get_program().to_string_lossy())];
-    line.extend(burrow.get_args().map(|a| quote(&a.to_string_lossy())));
-    let mut child = Command::new("script")
-        .args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let o = child.wait_with_output().unwrap();
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).replace('\r', ""),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
 /// A detached container, removed with `rm -f` when dropped (a failing test included).
 struct Running<'a>(&'a User, &'static str);
 
@@ -183,8 +153,9 @@ fn exec_dash_t_gives_a_terminal_of_the_containers_devpts() {
     let u = User::new("exec_tty");
     let img = u.pull("busybox");
     let _c = start(&u, "term", &[], &img, "true");
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
+        "",
         &["exec", "-t", "term", "sh", "-c", "tty; echo x > /dev/tty"],
         "",
     );
@@ -192,8 +163,9 @@ fn exec_dash_t_gives_a_terminal_of_the_containers_devpts() {
     let lines: Vec<&str> = o.stdout.lines().map(str::trim).collect();
     assert!(lines[0].starts_with("/dev/pts/"), "{o:#?}");
     assert_eq!(lines[1], "x", "{o:#?}");
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
+        "",
         &["exec", "-it", "term", "sh"],
         "echo typed $((6*7))\nexit 5\n",
     );

@@ -3,53 +3,20 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{Out, User};
+use common::User;
 
 /// Single-quotes `s` for sh.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// Runs `SETUP; burrow ARGS…` (SETUP may be empty) as the test user inside `script`, which
-/// gives it a pseudo-terminal as stdin/stdout/stderr; `input` is typed on that terminal.
-/// Carriage returns the terminal adds are dropped from stdout.
-fn in_terminal(u: &User, setup: &str, args: &[&str], input: &str) -> Out {
-    let burrow = u.command(args);
-    let mut line: Vec<String> = vec![quote(&burrow.get_program().to_string_lossy())];
-    line.extend(burrow.get_args().map(|a| quote(&a.to_string_lossy())));
-    let inner = format!("{setup}{}", line.join(" "));
-    let mut child = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let o = child.wait_with_output().unwrap();
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).replace('\r', ""),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn dash_t_gives_the_container_a_terminal_of_its_own() {
     let u = User::new("tty_basic");
     let img = u.pull("busybox");
-    let o = in_terminal(&u, "", &["run", "--rm", "-t", &img, "tty"], "");
+    let o = common::in_terminal(&u, "", &["run", "--rm", "-t", &img, "tty"], "");
     o.ok();
     // Docker prints /dev/pts/0: the first pty of the container's own devpts.
     assert_eq!(o.stdout.trim(), "/dev/pts/0", "{o:#?}");
 
     // /dev/console is the same terminal, and it is the controlling terminal (/dev/tty opens).
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
         "",
         &[
@@ -74,7 +41,7 @@ fn dash_t_gives_the_container_a_terminal_of_its_own() {
 fn dash_t_passes_the_window_size() {
     let u = User::new("tty_size");
     let img = u.pull("busybox");
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
         "stty rows 31 cols 101; ",
         &["run", "--rm", "-t", &img, "sh", "-c", "stty size"],
@@ -90,7 +57,7 @@ fn dash_it_runs_an_interactive_shell() {
     let img = u.pull("busybox");
     // The shell echoes what is typed (a terminal) and prints the result; `he''llo` tells the
     // typed line from the output.
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
         "",
         &["run", "--rm", "-i", "-t", &img, "sh"],
@@ -112,7 +79,7 @@ fn dash_it_runs_an_interactive_shell() {
 fn the_terminal_belongs_to_the_container_user() {
     let u = User::new("tty_user");
     let img = u.pull("busybox");
-    let o = in_terminal(
+    let o = common::in_terminal(
         &u,
         "",
         &[
@@ -141,7 +108,7 @@ fn without_dash_t_there_is_no_terminal() {
     o.code(1);
     assert_eq!(o.stdout, "not a tty\n");
     // Not even when burrow itself has one.
-    let o = in_terminal(&u, "", &["run", "--rm", &img, "tty"], "");
+    let o = common::in_terminal(&u, "", &["run", "--rm", &img, "tty"], "");
     o.code(1);
     assert_eq!(o.stdout.trim(), "not a tty", "{o:#?}");
 }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -253,4 +254,35 @@ pub fn processes_of(user: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// Quotes for `sh`.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs `SETUP; burrow ARGS…` (SETUP may be empty) as the test user inside `script`, which
+/// gives it a pseudo-terminal as stdin/stdout/stderr; `input` is typed on that terminal.
+/// Carriage returns the terminal adds are dropped from stdout.
+pub fn in_terminal(u: &User, setup: &str, args: &[&str], input: &str) -> Out {
+    let burrow = u.command(args);
+    let mut line: Vec<String> = vec![quote(&burrow.get_program().to_string_lossy())];
+    line.extend(burrow.get_args().map(|a| quote(&a.to_string_lossy())));
+    let inner = format!("{setup}{}", line.join(" "));
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
 }
