@@ -260,22 +260,38 @@ impl Engine {
             return Err(EngineError::AlreadyRunning(c.name.clone()));
         };
         let config = self.container_config(&c)?;
-        let spec = self.runtime_spec(&c, &config)?;
+        self.idmap_used();
+        let outcome = self.run_recorded(&mut c, &config, &mut |_| {})?;
+        drop(_running);
+        if config.auto_remove {
+            self.remove_container(&c.id, RemoveOptions { force: true })?;
+        }
+        Ok(outcome?)
+    }
+
+    /// Runs the container once and records it: running, then its pid once its command
+    /// runs (`started` is called then too), then its exit status. Returns the runtime's
+    /// outcome. The caller holds the container's lock.
+    pub(super) fn run_recorded(
+        &mut self,
+        c: &mut ContainerRecord,
+        config: &ContainerConfig,
+        started: &mut dyn FnMut(&ContainerRecord),
+    ) -> Result<std::result::Result<i32, crate::runtime::RuntimeError>> {
+        let spec = self.runtime_spec(c, config)?;
         c.status = RUNNING.into();
         c.started = Some(now_unix());
         c.exit_code = None;
         c.finished = None;
-        self.state.write(|tx| state::update_container(tx, &c))?;
-        self.idmap_used();
-
+        self.state.write(|tx| state::update_container(tx, c))?;
         let state = &mut self.state;
-        let record = &mut c;
         let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
-            record.pid = Some(pid);
-            record.pid_start = crate::monitor::process_start_time(pid);
-            if let Err(e) = state.write(|tx| state::update_container(tx, record)) {
+            c.pid = Some(pid);
+            c.pid_start = crate::monitor::process_start_time(pid);
+            if let Err(e) = state.write(|tx| state::update_container(tx, c)) {
                 tracing::error!(%e, "cannot record the container's pid");
             }
+            started(c);
         });
         c.pid = None;
         c.pid_start = None;
@@ -285,12 +301,9 @@ impl Engine {
             Ok(code) => *code,
             Err(e) => e.exit_code(),
         });
-        self.state.write(|tx| state::update_container(tx, &c))?;
-        drop(_running);
-        if config.auto_remove {
-            self.remove_container(&c.id, RemoveOptions { force: true })?;
-        }
-        Ok(outcome?)
+        c.error = outcome.as_ref().err().map(|e| e.to_string());
+        self.state.write(|tx| state::update_container(tx, c))?;
+        Ok(outcome)
     }
 
     pub(super) fn runtime_spec(

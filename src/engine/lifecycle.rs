@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::container::{EXITED, RUNNING};
 use super::lock::FileLock;
-use super::{Engine, EngineError, Result, now_unix};
+use super::{Engine, EngineError, Result};
 use crate::monitor::{self, Backoff, Ready};
 use crate::state::{self, ContainerRecord};
 
@@ -142,26 +142,14 @@ impl Engine {
         };
         let config = self.container_config(&c)?;
         let mut backoff = Backoff::default();
+        c.monitor_pid = Some(std::process::id() as i32);
         let code = loop {
-            let spec = self.runtime_spec(&c, &config)?;
-            c.status = RUNNING.into();
-            c.started = Some(now_unix());
-            c.finished = None;
-            c.exit_code = None;
-            c.monitor_pid = Some(std::process::id() as i32);
-            self.state.write(|tx| state::update_container(tx, &c))?;
             let began = Instant::now();
             let mut prober = None;
             let mut prober_cmd = config.healthcheck.as_ref().map(|_| self.self_command());
-            let state = &mut self.state;
-            let record = &mut c;
-            let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
-                record.pid = Some(pid);
-                record.pid_start = monitor::process_start_time(pid);
-                if let Err(e) = state.write(|tx| state::update_container(tx, record)) {
-                    tracing::error!(%e, "cannot record the container's pid");
-                }
+            let outcome = self.run_recorded(&mut c, &config, &mut |record| {
                 if let Some(mut r) = ready.take() {
+                    let pid = record.pid.unwrap_or(0);
                     let _ = monitor::send_ready(&mut r, &Ready::Started { pid });
                 }
                 if let Some(mut cmd) = prober_cmd.take() {
@@ -176,26 +164,16 @@ impl Engine {
                         .inspect_err(|e| tracing::error!(%e, "cannot start the health prober"))
                         .ok();
                 }
-            });
+            })?;
             if let Some(mut p) = prober {
                 let _ = p.kill();
                 let _ = p.wait();
             }
             let ran_for = began.elapsed();
-            let code = match &outcome {
-                Ok(code) => *code,
-                Err(e) => e.exit_code(),
-            };
+            let code = c.exit_code.unwrap_or(125);
             // Another command may have asked for a stop meanwhile.
             let latest = self.state.find_containers(&c.id)?.pop();
             c.stop_requested = latest.as_ref().is_some_and(|l| l.stop_requested);
-            c.status = EXITED.into();
-            c.exit_code = Some(code);
-            c.finished = Some(now_unix());
-            c.pid = None;
-            c.pid_start = None;
-            c.error = outcome.as_ref().err().map(|e| e.to_string());
-            self.state.write(|tx| state::update_container(tx, &c))?;
             if let (Err(e), Some(mut r)) = (&outcome, ready.take()) {
                 // The first start failed: say so to whoever is waiting, and stop here.
                 let _ = monitor::send_ready(
