@@ -514,7 +514,7 @@ fn labels_sizes_and_the_systemd_unit() {
             "ps",
             "-s",
             "--filter",
-            "name=tagged",
+            "label=tier",
             "--format",
             "{{.Size}}",
         ]);

@@ -445,7 +445,13 @@ fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
 }
 
 pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
-    let all = a.all || a.last.is_some() || a.latest || !a.filter.is_empty();
+    // Docker: a status or exited filter looks at stopped containers too; others do not.
+    let all = a.all
+        || a.last.is_some()
+        || a.latest
+        || a.filter
+            .iter()
+            .any(|f| f.starts_with("status=") || f.starts_with("exited="));
     let mut rows = engine.list_containers(all)?;
     for f in &a.filter {
         let mut kept = Vec::new();
