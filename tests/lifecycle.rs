@@ -535,3 +535,73 @@ fn labels_sizes_and_the_systemd_unit() {
     assert!(unit.ok().stdout.contains("system restore"), "{unit:#?}");
     assert!(unit.stdout.contains("[Install]\nWantedBy=default.target"));
 }
+
+#[test]
+fn attach_streams_output_sends_input_and_detaches() {
+    use std::io::Write;
+    let u = User::new("attach");
+    let img = u.pull("busybox");
+    detach(
+        &u,
+        &[
+            "-i",
+            "--name",
+            "echoer",
+            &img,
+            "sh",
+            "-c",
+            "while read l; do echo got $l; done",
+        ],
+    )
+    .ok();
+    let mut attach = u.command(&["attach", "echoer"]);
+    let mut child = attach
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"one\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // ctrl-p ctrl-q: Docker's detach keys.
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got one\n");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("read escape sequence"));
+    assert_eq!(field(&u, "echoer", "{{.State.Status}}"), "running");
+    // The output also went to the container's log.
+    let id = field(&u, "echoer", "{{.Id}}");
+    let log = std::fs::read_to_string(
+        u.data_dir()
+            .join("containers")
+            .join(&id)
+            .join("container.log"),
+    );
+    assert_eq!(log.unwrap(), "got one\n");
+    u.burrow(&["rm", "-f", "echoer"]).ok();
+    // Attached until the container ends: its output and its exit status.
+    detach(
+        &u,
+        &[
+            "--name",
+            "ender",
+            &img,
+            "sh",
+            "-c",
+            "sleep 0.5; echo bye; exit 5",
+        ],
+    )
+    .ok();
+    let o = u.burrow(&["attach", "ender"]);
+    o.code(5);
+    assert_eq!(o.stdout, "bye\n");
+    u.burrow(&["attach", "ender"])
+        .code(125)
+        .stderr_has("not running");
+    u.burrow(&["attach", "--detach-keys", "alt-x", "ender"])
+        .code(125);
+}

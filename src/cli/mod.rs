@@ -1,5 +1,6 @@
 //! The command line: clap definitions, dispatch, and the one place that prints errors.
 
+mod attach;
 mod container;
 mod format;
 mod image;
@@ -79,6 +80,8 @@ enum Command {
     Wait(lifecycle::WaitArgs),
     /// Rename a container
     Rename(lifecycle::RenameArgs),
+    /// Attach to a running container's stdio (detach with ctrl-p ctrl-q)
+    Attach(attach::AttachArgs),
     /// Run a command in a running container
     Exec(lifecycle::ExecArgs),
     /// Show the processes of a running container
@@ -97,6 +100,9 @@ enum Command {
     /// The healthcheck prober a monitor runs beside its container (internal)
     #[command(name = "__health", hide = true)]
     Health { id: String },
+    /// The relay between a detached container's stdio and its log and attach socket (internal)
+    #[command(name = "__relay", hide = true)]
+    Relay { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +261,8 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Restart(a) => lifecycle::restart(&mut engine, a),
         Command::Wait(a) => lifecycle::wait(&mut engine, a),
         Command::Rename(a) => lifecycle::rename(&mut engine, a),
+        Command::Attach(a) => attach::attach(&mut engine, a),
+        Command::Relay { id } => engine.relay(&id).map(|()| 0).map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&mut engine, a),
         Command::Top(a) => lifecycle::top(&mut engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),

@@ -156,6 +156,7 @@ impl Engine {
                 })?;
             }
         }
+        let _ = std::fs::remove_file(self.attach_socket_path(id));
         let run_dir = self.paths.container_run_dir(id);
         if run_dir.exists() {
             std::fs::remove_dir_all(&run_dir).map_err(|source| EngineError::Io {

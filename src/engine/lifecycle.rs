@@ -46,7 +46,7 @@ impl Engine {
         self.paths.container_run_dir(id).join("lock")
     }
 
-    fn container_log(&self, id: &str) -> PathBuf {
+    pub(super) fn container_log(&self, id: &str) -> PathBuf {
         self.paths.container_dir(id).join("container.log")
     }
 
@@ -141,6 +141,7 @@ impl Engine {
             return Ok(0);
         };
         let config = self.container_config(&c)?;
+        let _relay = self.start_relay(&c.id, config.interactive)?;
         let mut backoff = Backoff::default();
         c.monitor_pid = Some(std::process::id() as i32);
         let code = loop {
@@ -225,6 +226,49 @@ impl Engine {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Gives the container (through this process's stdio, which it inherits) pipes whose
+    /// other ends go to a new relay process. The relay exits once this process's ends close.
+    fn start_relay(&self, id: &str, interactive: bool) -> Result<std::process::Child> {
+        let io = |source| EngineError::Io {
+            path: self.attach_socket_path(id),
+            source,
+        };
+        let (out_r, out_w) = std::io::pipe().map_err(io)?;
+        let (relay_input, container_stdin): (Stdio, Option<std::io::PipeReader>) = if interactive {
+            let (r, w) = std::io::pipe().map_err(io)?;
+            (w.into(), Some(r))
+        } else {
+            (Stdio::null(), None)
+        };
+        let child = self
+            .self_command()
+            .arg("__relay")
+            .arg(id)
+            .stdin(out_r)
+            .stdout(relay_input)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io)?;
+        let dup = |e: nix::Error| io(e.into());
+        match &container_stdin {
+            Some(r) => nix::unistd::dup2_stdin(r).map_err(dup)?,
+            None => {
+                let null = std::fs::File::open("/dev/null").map_err(io)?;
+                nix::unistd::dup2_stdin(&null).map_err(dup)?;
+            }
+        }
+        nix::unistd::dup2_stdout(&out_w).map_err(dup)?;
+        nix::unistd::dup2_stderr(&out_w).map_err(dup)?;
+        // `run -d` returns once the container runs: by then `attach` must find the socket.
+        let sock = self.attach_socket_path(id);
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut pacer = Pacer::new();
+        while !sock.exists() && Instant::now() < until {
+            pacer.pause();
+        }
+        Ok(child)
     }
 
     /// Sleeps `delay` unless a stop is requested first; true when it was.

@@ -1,6 +1,7 @@
 //! The operations behind the commands: the one API the CLI (and later the REST service)
 //! calls. The engine owns the order of steps; the modules below it own the mechanics.
 
+mod attach;
 pub mod config;
 mod container;
 mod health;
