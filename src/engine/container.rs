@@ -193,8 +193,7 @@ impl Engine {
         if c.status != RUNNING && c.status != super::RESTARTING {
             return Ok(c);
         }
-        let lock_path = self.paths.container_run_dir(&c.id).join("lock");
-        if lock_path.exists() && FileLock::try_exclusive(&lock_path)?.is_none() {
+        if self.watched(&c.id) {
             return Ok(c);
         }
         tracing::warn!(container = %c.id, "the container's monitor is gone; marking it exited");
@@ -252,12 +251,7 @@ impl Engine {
     pub fn start_foreground(&mut self, key: &str) -> Result<i32> {
         let mut c = self.find_container(key)?;
         let _span = tracing::info_span!("start", container = %&c.id[..12]).entered();
-        let run_dir = self.paths.container_run_dir(&c.id);
-        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
-            path: run_dir.clone(),
-            source,
-        })?;
-        let Some(_running) = FileLock::try_exclusive(&run_dir.join("lock"))? else {
+        let Some(_running) = self.try_watch(&c.id)? else {
             return Err(EngineError::AlreadyRunning(c.name.clone()));
         };
         let config = self.container_config(&c)?;

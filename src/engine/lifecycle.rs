@@ -123,11 +123,6 @@ impl Engine {
     pub fn monitor(&mut self, id: &str, ready: &mut Option<File>) -> Result<i32> {
         let mut c = self.find_container(id)?;
         let _span = tracing::info_span!("monitor", container = %&c.id[..12]).entered();
-        let run_dir = self.paths.container_run_dir(&c.id);
-        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
-            path: run_dir.clone(),
-            source,
-        })?;
         let Some(_watching) = self.take_watch(&c.id)? else {
             // Another monitor (or a foreground burrow) already runs it.
             if let Some(mut r) = ready.take() {
@@ -213,12 +208,22 @@ impl Engine {
         Ok(code)
     }
 
+    /// The container's lock if nobody holds it: whoever has it runs the container.
+    pub(super) fn try_watch(&self, id: &str) -> Result<Option<FileLock>> {
+        let run_dir = self.paths.container_run_dir(id);
+        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        FileLock::try_exclusive(&self.lock_path(id))
+    }
+
     /// The container's lock, waiting a little for a previous monitor that is still
     /// writing its last record; None when another monitor really watches the container.
     fn take_watch(&self, id: &str) -> Result<Option<FileLock>> {
         let until = Instant::now() + Duration::from_secs(2);
         loop {
-            if let Some(lock) = FileLock::try_exclusive(&self.lock_path(id))? {
+            if let Some(lock) = self.try_watch(id)? {
                 return Ok(Some(lock));
             }
             if Instant::now() >= until {
