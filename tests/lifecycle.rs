@@ -605,3 +605,29 @@ fn attach_streams_output_sends_input_and_detaches() {
     u.burrow(&["attach", "--detach-keys", "alt-x", "ender"])
         .code(125);
 }
+
+#[test]
+fn a_detached_rm_container_removes_itself() {
+    let u = User::new("detached_rm");
+    let img = u.pull("busybox");
+    let t = Instant::now();
+    detach(
+        &u,
+        &["--rm", "--name", "brief", &img, "sh", "-c", "sleep 0.3"],
+    )
+    .ok();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !u.burrow(&["ps", "-a", "-q"]).ok().stdout.is_empty() {
+        assert!(Instant::now() < until, "--rm container still listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "removal took {:?}",
+        t.elapsed()
+    );
+    let left = std::fs::read_dir(u.data_dir().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0);
+}

@@ -365,9 +365,16 @@ impl Engine {
                 return Ok(c.id);
             }
         }
-        self.remove_container_files(&c.id)?;
-        self.state.write(|tx| state::remove_container(tx, &c.id))?;
+        self.remove_stopped(&c.id)?;
         Ok(c.id)
+    }
+
+    /// Removes a container nobody runs (or that the caller itself watched): its files,
+    /// then its record.
+    pub(super) fn remove_stopped(&mut self, id: &str) -> Result<()> {
+        self.remove_container_files(id)?;
+        self.state.write(|tx| state::remove_container(tx, id))?;
+        Ok(())
     }
 
     pub fn list_containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {

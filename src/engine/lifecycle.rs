@@ -202,7 +202,7 @@ impl Engine {
         self.state.write(|tx| state::update_container(tx, &c))?;
         // Removed before the lock is let go, so nobody sees a stopped --rm container.
         if config.auto_remove {
-            self.remove_container(&c.id, super::RemoveOptions { force: true })?;
+            self.remove_stopped(&c.id)?;
         }
         drop(_watching);
         Ok(code)
