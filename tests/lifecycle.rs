@@ -631,3 +631,36 @@ fn a_detached_rm_container_removes_itself() {
         .count();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn a_detached_terminal_can_be_attached() {
+    use std::io::Write;
+    let u = User::new("attach_tty");
+    let img = u.pull("busybox");
+    detach(&u, &["-i", "-t", "--name", "term", &img, "sh"]).ok();
+    let burrow = u.command(&["attach", "term"]);
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = vec![quote(&burrow.get_program().to_string_lossy())];
+    line.extend(burrow.get_args().map(|a| quote(&a.to_string_lossy())));
+    let mut child = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    stdin.write_all(b"tty; stty size\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(out.contains("/dev/pts/0\n"), "{out}");
+    assert!(
+        out.contains("24 80\n"),
+        "a detached terminal is 80x24: {out}"
+    );
+    assert_eq!(field(&u, "term", "{{.State.Status}}"), "running");
+    u.burrow(&["rm", "-f", "term"]).ok();
+}

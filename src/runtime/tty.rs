@@ -90,11 +90,17 @@ pub(crate) fn open_in_container() -> Result<ContainerPty, RuntimeError> {
     }
     // SAFETY: raw is a fresh descriptor that nothing else owns.
     let slave = unsafe { OwnedFd::from_raw_fd(raw) };
-    if let Some(ws) =
-        window_size(std::io::stdin().as_fd()).or_else(|| window_size(std::io::stdout().as_fd()))
-    {
-        set_window_size(master.as_fd(), &ws);
-    }
+    // Burrow's own terminal's size; a detached container (whose monitor has no terminal)
+    // gets the classic 80x24 rather than 0x0, which programs such as stty refuse.
+    let ws = window_size(std::io::stdin().as_fd())
+        .or_else(|| window_size(std::io::stdout().as_fd()))
+        .unwrap_or(libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+    set_window_size(master.as_fd(), &ws);
     Ok(ContainerPty {
         master,
         slave,
