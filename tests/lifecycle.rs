@@ -664,3 +664,33 @@ fn a_detached_terminal_can_be_attached() {
     assert_eq!(field(&u, "term", "{{.State.Status}}"), "running");
     u.burrow(&["rm", "-f", "term"]).ok();
 }
+
+#[test]
+fn the_images_healthcheck_stop_signal_and_labels_apply() {
+    let u = User::new("image_health");
+    let img = u.pull("health");
+    detach(
+        &u,
+        &[
+            "--name",
+            "fromimage",
+            &img,
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; touch /tmp/healthy; while :; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    eventually(&u, "fromimage", "{{.State.Health.Status}}", "healthy");
+    assert_eq!(
+        field(
+            &u,
+            "fromimage",
+            "{{.Config.StopSignal}} {{index .Config.Labels \"fixture\"}}"
+        ),
+        "SIGUSR1 health"
+    );
+    u.burrow(&["stop", "fromimage"]).ok();
+    assert_eq!(field(&u, "fromimage", "{{.State.ExitCode}}"), "9");
+    u.burrow(&["rm", "fromimage"]).ok();
+}
