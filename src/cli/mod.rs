@@ -2,6 +2,7 @@
 
 mod attach;
 mod container;
+mod events;
 mod format;
 mod image;
 mod lifecycle;
@@ -89,6 +90,8 @@ enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(container::ContainerCommand),
+    /// Show events: container and image changes, healthcheck transitions
+    Events(events::EventsArgs),
     /// Manage burrow itself
     #[command(subcommand)]
     System(SystemCommand),
@@ -262,6 +265,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Wait(a) => lifecycle::wait(&mut engine, a),
         Command::Rename(a) => lifecycle::rename(&mut engine, a),
         Command::Attach(a) => attach::attach(&mut engine, a),
+        Command::Events(a) => events::events(&mut engine, a),
         Command::Relay { id } => engine.relay(&id).map(|()| 0).map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&mut engine, a),
         Command::Top(a) => lifecycle::top(&mut engine, a),

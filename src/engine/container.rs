@@ -103,6 +103,7 @@ impl Engine {
             let _ = self.state.write(|tx| state::remove_container(tx, &id));
             return Err(e);
         }
+        self.container_event(&record, "create", &[]);
         Ok(id)
     }
 
@@ -283,7 +284,15 @@ impl Engine {
         let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
             c.pid = Some(pid);
             c.pid_start = crate::monitor::process_start_time(pid);
-            if let Err(e) = state.write(|tx| state::update_container(tx, c)) {
+            let attrs = std::collections::BTreeMap::from([
+                ("name".to_string(), c.name.clone()),
+                ("image".to_string(), c.image_name.clone()),
+            ]);
+            let recorded = state.write(|tx| {
+                state::update_container(tx, c)?;
+                state::add_event(tx, "container", "start", &c.id, &attrs)
+            });
+            if let Err(e) = recorded {
                 tracing::error!(%e, "cannot record the container's pid");
             }
             started(c);
@@ -298,6 +307,10 @@ impl Engine {
         });
         c.error = outcome.as_ref().err().map(|e| e.to_string());
         self.state.write(|tx| state::update_container(tx, c))?;
+        if outcome.is_ok() {
+            let code = c.exit_code.unwrap_or(0).to_string();
+            self.container_event(c, "die", &[("exitCode", code)]);
+        }
         Ok(outcome)
     }
 
@@ -366,6 +379,7 @@ impl Engine {
             }
         }
         self.remove_stopped(&c.id)?;
+        self.container_event(&c, "destroy", &[]);
         Ok(c.id)
     }
 

@@ -38,6 +38,7 @@ impl Engine {
             let in_start_period = began.elapsed() < Duration::from_millis(check.start_period_ms);
             if let Some(status) = health.record(probe, check.retries, in_start_period) {
                 tracing::info!(status = %status, "health_status");
+                self.container_event(&c, &format!("health_status: {status}"), &[]);
             }
             if !self.still_running(&c.id, pid)? {
                 return Ok(());

@@ -166,6 +166,8 @@ impl Engine {
             }
             Ok(())
         })?;
+        let name = familiar(&reference.to_string());
+        self.image_event(&name, "pull", &name);
         Ok(record.id)
     }
 
@@ -373,6 +375,7 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchImage(target.to_string()))?;
         self.state
             .write(|tx| state::set_tag(tx, &name, &image.id).map(|_| ()))?;
+        self.image_event(&image.id, "tag", &familiar(&name));
         Ok(())
     }
 
@@ -381,6 +384,22 @@ impl Engine {
     /// `<none>` image while containers use it (Docker's behaviour).
     pub fn remove_image(&mut self, key: &str, force: bool) -> Result<RemovedImage> {
         let image = self.resolve_image(key)?;
+        let removed = self.untag_or_delete(&image, key, force)?;
+        for name in &removed.untagged {
+            self.image_event(&image.id, "untag", name);
+        }
+        if removed.deleted.contains(&image.id) {
+            self.image_event(&image.id, "delete", &image.id);
+        }
+        Ok(removed)
+    }
+
+    fn untag_or_delete(
+        &mut self,
+        image: &ImageRecord,
+        key: &str,
+        force: bool,
+    ) -> Result<RemovedImage> {
         let tags = self.tags_by_image()?.remove(&image.id).unwrap_or_default();
         let users = self.state.containers_using_image(&image.id)?;
         let mut removed = RemovedImage::default();

@@ -203,6 +203,7 @@ impl Engine {
         // Removed before the lock is let go, so nobody sees a stopped --rm container.
         if config.auto_remove {
             self.remove_stopped(&c.id)?;
+            self.container_event(&c, "destroy", &[]);
         }
         drop(_watching);
         Ok(code)
@@ -335,6 +336,7 @@ impl Engine {
             self.signal_container(&current, Signal::SIGKILL)?;
             self.wait_stopped(&c.id, AFTER_KILL)?;
         }
+        self.container_event(&c, "stop", &[]);
         Ok(c.id)
     }
 
@@ -351,6 +353,7 @@ impl Engine {
         if c.status != RUNNING || !self.signal_container(&c, sig)? {
             return Err(EngineError::NotRunning(c.name));
         }
+        self.container_event(&c, "kill", &[("signal", (sig as i32).to_string())]);
         Ok(c.id)
     }
 
@@ -397,7 +400,10 @@ impl Engine {
     pub fn restart(&mut self, key: &str, timeout: Option<u32>) -> Result<String> {
         let id = self.stop(key, timeout)?;
         self.wait_stopped(&id, AFTER_KILL)?;
-        self.start_detached(&id)
+        let id = self.start_detached(&id)?;
+        let c = self.find_container(&id)?;
+        self.container_event(&c, "restart", &[]);
+        Ok(id)
     }
 
     /// Kills a running container for `rm -f` and waits until its monitor let go of it.
@@ -426,6 +432,8 @@ impl Engine {
         let c = self.find_container(key)?;
         self.state
             .write(|tx| state::rename_container(tx, &c.id, name))?;
+        let renamed = self.find_container(&c.id)?;
+        self.container_event(&renamed, "rename", &[("oldName", format!("/{}", c.name))]);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 mod attach;
 pub mod config;
 mod container;
+mod events;
 mod health;
 mod image;
 pub mod inspect;
@@ -19,6 +20,7 @@ use crate::runtime::{IdMapping, RuntimeError};
 use crate::state::{State, StateError};
 use crate::storage::{DriverKind, Storage};
 
+pub use crate::state::EventRecord;
 pub use config::{GlobalOptions, Paths};
 pub use container::{ContainerSummary, RemoveOptions};
 pub use image::PullOptions;

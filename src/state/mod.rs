@@ -99,6 +99,18 @@ pub struct ContainerRecord {
     pub health: Option<String>,
 }
 
+/// One event: Docker's `type`, `action`, actor id and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    /// Nanoseconds since the epoch.
+    pub time_nano: i64,
+    pub kind: String,
+    pub action: String,
+    pub actor_id: String,
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
 pub struct State {
     conn: Connection,
 }
@@ -204,6 +216,52 @@ impl State {
         Ok(used)
     }
 
+    // ---- events -------------------------------------------------------------------
+
+    /// Events after `after_seq`, oldest first, at most `limit`.
+    pub fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<EventRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, time_nano, type, action, actor_id, attributes FROM events
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after_seq, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, time_nano, kind, action, actor_id, attributes) = row?;
+            let attributes =
+                serde_json::from_str(&attributes).map_err(|source| StateError::Corrupt {
+                    what: "event",
+                    id: seq.to_string(),
+                    source,
+                })?;
+            out.push(EventRecord {
+                seq,
+                time_nano,
+                kind,
+                action,
+                actor_id,
+                attributes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The sequence number of the newest event (0 when there is none).
+    pub fn last_event_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     // ---- containers ---------------------------------------------------------------
 
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
@@ -248,6 +306,34 @@ impl State {
 }
 
 // ---- write helpers used inside State::write ------------------------------------------
+
+/// Appends an event; events older than a week are dropped now and then.
+pub fn add_event(
+    tx: &Transaction<'_>,
+    kind: &str,
+    action: &str,
+    actor_id: &str,
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let attributes = serde_json::to_string(attributes).expect("attributes serialise");
+    tx.execute(
+        "INSERT INTO events (time_nano, type, action, actor_id, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now, kind, action, actor_id, attributes],
+    )?;
+    const WEEK_NANOS: i64 = 7 * 24 * 3600 * 1_000_000_000;
+    if tx.last_insert_rowid() % 1000 == 0 {
+        tx.execute(
+            "DELETE FROM events WHERE time_nano < ?1",
+            [now - WEEK_NANOS],
+        )?;
+    }
+    Ok(())
+}
 
 pub fn put_image(tx: &Transaction<'_>, image: &ImageRecord) -> Result<()> {
     let layers = serde_json::to_string(&image.layers).expect("layers serialise");

@@ -43,6 +43,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN error TEXT;",
     // 3: healthcheck state (State.Health as JSON), written by the health prober.
     "ALTER TABLE containers ADD COLUMN health TEXT;",
+    // 4: events, as `burrow events` shows them (Docker's type/action/actor).
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_nano INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        attributes TEXT NOT NULL
+    );
+    CREATE INDEX events_time ON events(time_nano);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
