@@ -182,10 +182,23 @@ fn zstd_plain_schema2_and_multiarch_images() {
     let u = User::new("formats");
     let z = u.pull("zstd");
     u.run(&z, &["true"]).ok();
+    // The same layer reached through another image is unpacked once: the zstd, plain and
+    // schema2 images carry the same tar (one diff id), so one chain id, one directory.
+    let layers = |u: &User| {
+        std::fs::read_dir(u.data_dir().join("layers"))
+            .unwrap()
+            .count()
+    };
+    let before = layers(&u);
     let p = u.pull("plain");
     u.run(&p, &["true"]).ok();
     let s = u.pull("schema2");
     u.run(&s, &["true"]).ok();
+    assert_eq!(
+        layers(&u),
+        before,
+        "one unpacked layer shared by zstd, plain and schema2"
+    );
     let m = u.pull("multiarch");
     assert_eq!(u.run(&m, &["cat", "/etc/arch"]).ok().stdout, "amd64\n");
     let arm = format!("{}/fixtures/multiarch:latest", registry());

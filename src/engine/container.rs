@@ -280,6 +280,11 @@ impl Engine {
         c.exit_code = None;
         c.finished = None;
         self.state.write(|tx| state::update_container(tx, c))?;
+        // Health starts over with every start, "starting" before the first probe.
+        let health = config.healthcheck.as_ref().map(|_| {
+            serde_json::to_string(&crate::monitor::health::Health::default())
+                .expect("health serialises")
+        });
         let state = &mut self.state;
         let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
             c.pid = Some(pid);
@@ -290,6 +295,9 @@ impl Engine {
             ]);
             let recorded = state.write(|tx| {
                 state::update_container(tx, c)?;
+                if health.is_some() {
+                    state::set_health(tx, &c.id, health.as_deref())?;
+                }
                 state::add_event(tx, "container", "start", &c.id, &attrs)
             });
             if let Err(e) = recorded {
