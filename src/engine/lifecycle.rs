@@ -510,22 +510,7 @@ impl Engine {
         let (c, pid) = self.running_pid(key)?;
         let _span = tracing::info_span!("exec", container = %&c.id[..12]).entered();
         let config = self.container_config(&c)?;
-        let mut env = config.env.clone();
-        for item in &opts.env {
-            let kv = match item.split_once('=') {
-                Some(_) => item.clone(),
-                None => match std::env::var(item) {
-                    Ok(v) => format!("{item}={v}"),
-                    Err(_) => continue,
-                },
-            };
-            let key = kv
-                .split_once('=')
-                .map_or(kv.as_str(), |(k, _)| k)
-                .to_string();
-            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-            env.push(kv);
-        }
+        let env = super::spec::apply_env(&config.env, &opts.env, &|k| std::env::var(k).ok())?;
         let cwd = match opts.workdir.as_deref().filter(|w| !w.is_empty()) {
             Some(w) if !w.starts_with('/') => {
                 return Err(EngineError::RelativeWorkdir(w.to_string()));

@@ -189,12 +189,7 @@ pub fn merge(
             env.set(&kv);
         }
     }
-    for item in &opts.env {
-        match expand_env_item(item, lookup_env)? {
-            Some(kv) => env.set(&kv),
-            None => continue,
-        }
-    }
+    env.apply(&opts.env, lookup_env)?;
     if env.get("PATH").is_none() {
         env.set(&format!("PATH={DEFAULT_PATH}"));
     }
@@ -238,6 +233,18 @@ pub fn merge(
     })
 }
 
+/// `base` with `-e` items applied, as `run` applies them: KEY=VALUE replaces KEY in place,
+/// KEY alone copies it from `lookup_env` (and is dropped when that has none).
+pub fn apply_env(
+    base: &[String],
+    items: &[String],
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, EngineError> {
+    let mut env = EnvList(base.to_vec());
+    env.apply(items, lookup_env)?;
+    Ok(env.0)
+}
+
 /// KEY=VALUE list where a later value replaces an earlier one in place.
 #[derive(Default)]
 struct EnvList(Vec<String>);
@@ -259,6 +266,19 @@ impl EnvList {
             None => self.0.push(kv.to_string()),
         }
     }
+    fn apply(
+        &mut self,
+        items: &[String],
+        lookup_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), EngineError> {
+        for item in items {
+            if let Some(kv) = expand_env_item(item, lookup_env)? {
+                self.set(&kv);
+            }
+        }
+        Ok(())
+    }
+
     fn set_default(&mut self, kv: &str) {
         if self.get(Self::key(kv)).is_none() {
             self.0.push(kv.to_string());
