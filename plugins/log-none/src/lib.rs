@@ -1,0 +1,91 @@
+//! The `none` log driver: `burrow logs` has nothing to show, and nothing is kept.
+
+use burrow_plugin_sdk::log::{
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger,
+    PluginInfo, ReadOpts, Reader,
+};
+
+struct NoneDriver;
+
+impl Guest for NoneDriver {
+    type Logger = Discard;
+    type Reader = Discard;
+
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "none".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "discards container output".into(),
+            needs: Capabilities {
+                log_dir: false,
+                network: false,
+                default_addresses: vec![],
+                http_patterns: vec![],
+                http: false,
+                secrets: vec![],
+            },
+        }
+    }
+
+    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
+        match opts.first() {
+            Some(kv) => Err(Error::InvalidConfig(format!(
+                "unknown log opt '{}' for none log driver",
+                kv.key
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn can_read() -> bool {
+        false
+    }
+}
+
+struct Discard;
+
+impl GuestLogger for Discard {
+    fn open(_c: Container, _opts: Vec<Kv>) -> Result<Logger, Error> {
+        Ok(Logger::new(Discard))
+    }
+    fn write(&self, _batch: Vec<Entry>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl GuestReader for Discard {
+    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
+        Err(Error::Unsupported(
+            "configured logging driver does not support reading".into(),
+        ))
+    }
+    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
+        Ok(vec![])
+    }
+}
+
+// Native builds (unit tests) carry no component exports: their names do not link there.
+#[cfg(target_arch = "wasm32")]
+burrow_plugin_sdk::log::export_log_driver!(NoneDriver);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_any_option_with_dockers_message() {
+        let err = NoneDriver::validate(vec![Kv {
+            key: "max-size".into(),
+            value: "1m".into(),
+        }])
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidConfig(ref m) if m == "unknown log opt 'max-size' for none log driver"),
+            "{err:?}"
+        );
+        assert!(NoneDriver::validate(vec![]).is_ok());
+    }
+}
