@@ -694,3 +694,131 @@ fn the_images_healthcheck_stop_signal_and_labels_apply() {
     assert_eq!(field(&u, "fromimage", "{{.State.ExitCode}}"), "9");
     u.burrow(&["rm", "fromimage"]).ok();
 }
+
+/// The one process of `user` whose command line contains `needle`, waiting for it.
+fn the_process(user: &str, needle: &str) -> u32 {
+    // This test run's binary: processes left by an earlier run do not count.
+    let needle = &format!("{} {needle}", common::binary().display());
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let [pid] = pgrep(user, needle)[..] {
+            return pid;
+        }
+        assert!(Instant::now() < until, "no single process {needle:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn foreground_run_goes_through_the_monitor() {
+    let u = User::new("fg_monitor");
+    let img = u.pull("busybox");
+    // stdout and stderr stay apart, and the container's exit code comes back, --rm or not.
+    let o = u.run(&img, &["sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!((o.code, o.stdout.as_str()), (4, "out\n"), "{o:#?}");
+    assert_eq!(o.stderr, "err\n", "{o:#?}");
+    let o = u.burrow(&["run", "--name", "kept", &img, "sh", "-c", "exit 5"]);
+    assert_eq!(o.code, 5, "{o:#?}");
+    assert_eq!(field(&u, "kept", "{{.State.ExitCode}}"), "5");
+
+    // The container belongs to its monitor, not to the command that started it: killing
+    // that command leaves the container running, as with Docker.
+    let mut client = u
+        .command(&["run", "--name", "fg", &img, "sleep", "100"])
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while u
+        .burrow(&["ps", "-q", "--filter", "name=fg"])
+        .stdout
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "fg never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = the_process(&u.name, "run --name fg");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    client.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(field(&u, "fg", "{{.State.Status}}"), "running");
+    u.burrow(&["rm", "-f", "fg"]).ok();
+
+    // --restart applies to a foreground run: the command returns the first exit code and the
+    // monitor goes on restarting the container.
+    let o = u.burrow(&[
+        "run",
+        "--name",
+        "again",
+        "--restart",
+        "on-failure:2",
+        &img,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(o.code, 3, "{o:#?}");
+    eventually(
+        &u,
+        "again",
+        "{{.RestartCount}} {{.State.Status}}",
+        "2 exited",
+    );
+}
+
+#[test]
+fn foreground_run_forwards_signals_to_the_container() {
+    use std::io::{BufRead, BufReader, Read};
+    let u = User::new("fg_sigproxy");
+    let img = u.pull("busybox");
+    let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done";
+    let mut client = u
+        .command(&["run", "--rm", "--name", "sigs", &img, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = the_process(&u.name, "run --rm --name sigs");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = client.wait().unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(status.code(), Some(7));
+    // Without the proxy the signal stays with burrow's command; the container runs on.
+    let mut client = u
+        .command(&[
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "nosigs",
+            &img,
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid = the_process(&u.name, "run --sig-proxy=false --name nosigs");
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    client.wait().unwrap();
+    assert_eq!(field(&u, "nosigs", "{{.State.Status}}"), "running");
+    u.burrow(&["rm", "-f", "nosigs"]).ok();
+}

@@ -52,6 +52,23 @@ fn dash_t_passes_the_window_size() {
 }
 
 #[test]
+fn window_size_changes_reach_the_container() {
+    let u = User::new("tty_resize");
+    let img = u.pull("busybox");
+    // The terminal is resized (SIGWINCH to burrow) while the container waits for it.
+    let wait = "stty size; i=0; while [ \"$(stty size)\" = '31 101' ] && [ $i -lt 100 ]; \
+                do sleep 0.1; i=$((i+1)); done; stty size";
+    let o = common::in_terminal(
+        &u,
+        "stty rows 31 cols 101; (sleep 3; stty rows 42 cols 120 </dev/tty) & ",
+        &["run", "--rm", "-t", &img, "sh", "-c", wait],
+        "",
+    );
+    o.ok();
+    assert_eq!(o.stdout.trim(), "31 101\n42 120", "{o:#?}");
+}
+
+#[test]
 fn dash_it_runs_an_interactive_shell() {
     let u = User::new("tty_interactive");
     let img = u.pull("busybox");

@@ -1,16 +1,19 @@
-//! `attach`: the terminal (or pipes) of this command joined to a detached container's
-//! stdio through its relay, until the container stops or the detach keys are typed.
+//! The client side of a container's stdio: `attach`, and the foreground of `run` and
+//! `start -a`. This command's terminal (or pipes) is joined to the container through its
+//! relay until the container exits or the detach keys are typed.
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::os::unix::net::UnixStream;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError, frame};
 
 #[derive(Args, Debug)]
 pub struct AttachArgs {
@@ -21,10 +24,23 @@ pub struct AttachArgs {
     /// Do not send stdin
     #[arg(long)]
     pub no_stdin: bool,
+    /// Forward the signals this command receives to the container (without a terminal)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+}
+
+/// How a client joins the container.
+pub struct Session {
+    /// Send this command's stdin to the container.
+    pub stdin: bool,
+    /// The container's stdin closes when ours ends (`run -i`, `start -ai`).
+    pub stdin_once: bool,
+    pub detach_keys: Vec<u8>,
+    pub sig_proxy: bool,
 }
 
 /// Docker's detach-key syntax: comma-separated `ctrl-X`, or single characters.
-fn parse_keys(spec: &str) -> Result<Vec<u8>> {
+pub fn parse_keys(spec: &str) -> Result<Vec<u8>> {
     spec.split(',')
         .map(|k| match k.strip_prefix("ctrl-") {
             Some(c) if c.len() == 1 => {
@@ -69,43 +85,155 @@ impl Drop for Raw {
     }
 }
 
+/// The signals a client handles, read from a signalfd; the old mask comes back on drop.
+struct Signals {
+    fd: SignalFd,
+    old: SigSet,
+}
+
+impl Signals {
+    /// SIGWINCH, and with `proxy` the signals that go on to the container; without it
+    /// they keep their usual effect on this command.
+    fn block(proxy: bool) -> Result<Signals> {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        if proxy {
+            for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+                set.add(sig);
+            }
+        }
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        Ok(Signals { fd, old })
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}
+
 pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<i32> {
-    let keys = parse_keys(&a.detach_keys)?;
-    let (id, mut sock) = engine.attach(&a.container)?;
-    let raw = Raw::enter();
+    let session = Session {
+        stdin: !a.no_stdin,
+        stdin_once: false,
+        detach_keys: parse_keys(&a.detach_keys)?,
+        sig_proxy: a.sig_proxy,
+    };
+    let (id, tty, sock) = engine.attach(&a.container)?;
+    join(engine, &id, tty, sock, &session)
+}
+
+/// Writes one frame, or fails the session: the relay is gone.
+fn send(sock: &mut UnixStream, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    sock.write_all(&frame::encode(kind, payload))
+}
+
+/// The client loop; returns the container's exit code (0 after a detach).
+pub fn join(
+    engine: &mut Engine,
+    id: &str,
+    tty: bool,
+    mut sock: UnixStream,
+    s: &Session,
+) -> Result<i32> {
+    let keys = &s.detach_keys;
+    let signals = Signals::block(s.sig_proxy)?;
+    let hello = if s.stdin_once { "stdin-once" } else { "" };
+    send(&mut sock, frame::HELLO, hello.as_bytes())?;
+    if tty && let Some((rows, cols)) = crate::runtime::terminal_size() {
+        send(
+            &mut sock,
+            frame::RESIZE,
+            format!("{rows} {cols}").as_bytes(),
+        )?;
+    }
+    let raw = if tty && s.stdin { Raw::enter() } else { None };
     let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
-    let mut stdin_open = !a.no_stdin;
+    let mut stdin_open = s.stdin;
+    let mut frames = frame::Decoder::default();
     let mut matched = 0;
     let mut buf = vec![0u8; 64 * 1024];
-    let detached = loop {
-        let (sock_ready, stdin_ready) = {
-            let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    let outcome = loop {
+        let (sock_ready, stdin_ready, sig_ready) = {
+            let mut fds = vec![
+                PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+            ];
             if stdin_open {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
-            match poll(&mut fds, PollTimeout::from(100u16)) {
+            match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            (
+                ready(&fds[0]),
+                fds.get(2).is_some_and(ready),
+                ready(&fds[1]),
+            )
         };
+        if sig_ready {
+            while let Ok(Some(info)) = signals.fd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGWINCH) => {
+                        if let (true, Some((rows, cols))) = (tty, crate::runtime::terminal_size()) {
+                            let size = format!("{rows} {cols}");
+                            let _ = send(&mut sock, frame::RESIZE, size.as_bytes());
+                        }
+                    }
+                    Ok(sig) => {
+                        // Docker's sig-proxy: the container gets what we got.
+                        if let Err(e) = engine.kill(id, sig.as_str()) {
+                            tracing::debug!(%e, "cannot forward {sig}");
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
         if sock_ready {
             match sock.read(&mut buf) {
-                Ok(0) | Err(_) => break false,
-                Ok(n) => {
-                    stdout.write_all(&buf[..n])?;
-                    stdout.flush()?;
+                Ok(0) | Err(_) => break None,
+                Ok(n) => frames.push(&buf[..n]),
+            }
+            let mut exit = None;
+            while let Some((kind, payload)) = frames.next_frame() {
+                match kind {
+                    frame::STDOUT => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&payload)?;
+                        out.flush()?;
+                    }
+                    frame::STDERR => {
+                        let mut err = std::io::stderr().lock();
+                        err.write_all(&payload)?;
+                        err.flush()?;
+                    }
+                    frame::EXIT => {
+                        exit = std::str::from_utf8(&payload)
+                            .ok()
+                            .and_then(|c| c.parse::<i32>().ok());
+                    }
+                    _ => {}
                 }
+            }
+            if let Some(code) = exit {
+                break Some(code);
             }
         }
         if stdin_ready {
             match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    let _ = send(&mut sock, frame::CLOSE_STDIN, b"");
+                }
                 Ok(n) => {
                     // Bytes of a partial detach sequence are held back until it fails.
-                    let mut send = Vec::with_capacity(n);
+                    let mut out = Vec::with_capacity(n);
                     let mut done = false;
                     for &b in &buf[..n] {
                         if b == keys[matched] {
@@ -115,42 +243,39 @@ pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<i32> {
                                 break;
                             }
                         } else {
-                            send.extend_from_slice(&keys[..matched]);
+                            out.extend_from_slice(&keys[..matched]);
                             matched = 0;
-                            send.push(b);
+                            out.push(b);
                         }
                     }
-                    if !send.is_empty() {
-                        sock.write_all(&send)?;
+                    if !out.is_empty() {
+                        let _ = send(&mut sock, frame::STDIN, &out);
                     }
                     if done {
-                        break true;
+                        drop(raw);
+                        eprintln!("\r\nread escape sequence");
+                        return Ok(0);
                     }
                 }
             }
-        }
-        if !sock_ready && !stdin_ready && !engine.is_running(&id)? {
-            // Give the relay a moment to pass on the last output.
-            std::thread::sleep(Duration::from_millis(20));
-            while let Ok(n) = {
-                sock.set_nonblocking(true)?;
-                sock.read(&mut buf)
-            } {
-                if n == 0 {
-                    break;
-                }
-                stdout.write_all(&buf[..n])?;
-            }
-            stdout.flush()?;
-            break false;
         }
     };
     drop(raw);
-    if detached {
-        eprintln!("\r\nread escape sequence");
-        return Ok(0);
+    drop(signals);
+    match outcome {
+        Some(code) => Ok(code),
+        // The relay went away without a word: its monitor died. The state says the rest.
+        None => match engine.wait(id) {
+            Ok(code) => Ok(code),
+            Err(EngineError::NoSuchContainer(_)) => {
+                bail!(
+                    "container {} is gone and its exit status with it",
+                    &id[..12]
+                )
+            }
+            Err(e) => Err(e.into()),
+        },
     }
-    Ok(engine.wait(&id)?)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::attach;
 use super::format::{human_duration, human_size, now_unix, short_id};
 use super::image::{print_inspect, print_records};
 use super::lifecycle::{
@@ -15,7 +16,7 @@ use super::lifecycle::{
 use super::progress::Reporter;
 use super::{out, print_warnings};
 use crate::engine::spec::CreateOptions;
-use crate::engine::{ContainerSummary, Engine, EngineError, RemoveOptions};
+use crate::engine::{ContainerSummary, Engine, EngineError, MonitorArgs, RemoveOptions};
 
 /// Flags shared by `run` and `create`. `-h` is --hostname, as in Docker.
 #[derive(Args, Debug)]
@@ -152,6 +153,12 @@ pub struct RunArgs {
     /// Run in the background under its monitor and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Key sequence that detaches from the container, e.g. "ctrl-p,ctrl-q" (the default)
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Forward the signals burrow receives to the container (without a terminal)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub flags: CreateFlags,
 }
@@ -173,6 +180,9 @@ pub struct StartArgs {
     /// Attach stdin (implies --attach)
     #[arg(short, long)]
     pub interactive: bool,
+    /// Key sequence that detaches from the container, e.g. "ctrl-p,ctrl-q" (the default)
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -302,7 +312,30 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<i32> {
         out(&format!("{id}\n"));
         return Ok(0);
     }
-    Ok(engine.start_foreground(&id)?)
+    let session = attach::Session {
+        stdin: a.flags.interactive,
+        stdin_once: a.flags.interactive,
+        detach_keys: attach::parse_keys(&a.detach_keys)?,
+        sig_proxy: a.sig_proxy,
+    };
+    foreground(engine, &id, &session)
+}
+
+/// Starts the container under its monitor with the output held for us, and attaches.
+fn foreground(engine: &mut Engine, key: &str, session: &attach::Session) -> Result<i32> {
+    let (id, tty) = engine.container_tty(key)?;
+    let args = MonitorArgs {
+        hold: true,
+        tty_size: if tty {
+            crate::runtime::terminal_size()
+        } else {
+            None
+        },
+    };
+    engine.start_monitored(&id, &args)?;
+    print_warnings(engine);
+    let sock = engine.connect_relay(&id)?;
+    attach::join(engine, &id, tty, sock, session)
 }
 
 pub fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
@@ -317,7 +350,13 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
             bail!("you cannot start and attach multiple containers at once");
         }
         print_warnings(engine);
-        return Ok(engine.start_foreground(&a.containers[0])?);
+        let session = attach::Session {
+            stdin: a.interactive,
+            stdin_once: a.interactive,
+            detach_keys: attach::parse_keys(&a.detach_keys)?,
+            sig_proxy: true,
+        };
+        return foreground(engine, &a.containers[0], &session);
     }
     each(&a.containers, |key| {
         engine.start_detached(key)?;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::engine::{Engine, EngineError, GlobalOptions};
+use crate::engine::{Engine, EngineError, GlobalOptions, MonitorArgs, RelayArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,13 +99,28 @@ enum Command {
     Version,
     /// The per-container monitor (internal)
     #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
+    Monitor {
+        id: String,
+        /// Hold the output until a client attaches (a foreground run)
+        #[arg(long)]
+        hold: bool,
+        /// The size the container's terminal starts with, ROWSxCOLS
+        #[arg(long, value_parser = parse_tty_size)]
+        tty_size: Option<(u16, u16)>,
+    },
     /// The healthcheck prober a monitor runs beside its container (internal)
     #[command(name = "__health", hide = true)]
     Health { id: String },
     /// The relay between a detached container's stdio and its log and attach socket (internal)
     #[command(name = "__relay", hide = true)]
-    Relay { id: String },
+    Relay {
+        id: String,
+        #[arg(long)]
+        hold: bool,
+        /// The inherited descriptor of the container's stderr pipe
+        #[arg(long)]
+        stderr_fd: i32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,8 +155,12 @@ pub fn main() -> i32 {
         storage_driver: cli.storage_driver.clone(),
         config: cli.config.clone(),
     };
-    if let Command::Monitor { id } = &cli.command {
-        return monitor_main(global, id, cli.log_level.as_deref());
+    if let Command::Monitor { id, hold, tty_size } = &cli.command {
+        let args = crate::engine::MonitorArgs {
+            hold: *hold,
+            tty_size: *tty_size,
+        };
+        return monitor_main(global, id, &args, cli.log_level.as_deref());
     }
     init_tracing(cli.log_level.as_deref());
     match dispatch(cli.command, global) {
@@ -189,7 +208,7 @@ fn init_tracing(level: Option<&str>) {
 /// command and stderr the container's log. It leaves the caller's session, keeps the pipe
 /// aside for the one "started" message, gives the container its log as stdout, and logs
 /// its own diagnostics to `monitor.log` beside the container's state.
-fn monitor_main(global: GlobalOptions, id: &str, level: Option<&str>) -> i32 {
+fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Option<&str>) -> i32 {
     let _ = nix::unistd::setsid();
     let mut ready = match keep_ready_pipe() {
         Ok(f) => Some(f),
@@ -217,7 +236,7 @@ fn monitor_main(global: GlobalOptions, id: &str, level: Option<&str>) -> i32 {
             .with_ansi(false)
             .try_init();
     }
-    match engine.monitor(id, &mut ready) {
+    match engine.monitor(id, args, &mut ready) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(%e, "monitor failed");
@@ -235,6 +254,13 @@ fn keep_ready_pipe() -> nix::Result<std::fs::File> {
     fcntl(&ready, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     nix::unistd::dup2_stdout(std::io::stderr())?;
     Ok(std::fs::File::from(ready))
+}
+
+/// `--tty-size 24x80`.
+fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
+    let (rows, cols) = s.split_once('x').ok_or("expected ROWSxCOLS")?;
+    let n = |v: &str| v.parse::<u16>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((n(rows)?, n(cols)?))
 }
 
 fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
@@ -266,7 +292,14 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Rename(a) => lifecycle::rename(&mut engine, a),
         Command::Attach(a) => attach::attach(&mut engine, a),
         Command::Events(a) => events::events(&mut engine, a),
-        Command::Relay { id } => engine.relay(&id).map(|()| 0).map_err(Into::into),
+        Command::Relay {
+            id,
+            hold,
+            stderr_fd,
+        } => engine
+            .relay(&id, &RelayArgs { hold, stderr_fd })
+            .map(|()| 0)
+            .map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&mut engine, a),
         Command::Top(a) => lifecycle::top(&mut engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),

@@ -247,24 +247,6 @@ impl Engine {
         })
     }
 
-    /// Starts a created or exited container in the foreground and waits for it. Returns
-    /// the container's exit code.
-    pub fn start_foreground(&mut self, key: &str) -> Result<i32> {
-        let mut c = self.find_container(key)?;
-        let _span = tracing::info_span!("start", container = %&c.id[..12]).entered();
-        let Some(_running) = self.try_watch(&c.id)? else {
-            return Err(EngineError::AlreadyRunning(c.name.clone()));
-        };
-        let config = self.container_config(&c)?;
-        self.idmap_used();
-        let outcome = self.run_recorded(&mut c, &config, &mut |_| {})?;
-        drop(_running);
-        if config.auto_remove {
-            self.remove_container(&c.id, RemoveOptions { force: true })?;
-        }
-        Ok(outcome?)
-    }
-
     /// Runs the container once and records it: running, then its pid once its command
     /// runs (`started` is called then too), then its exit status. Returns the runtime's
     /// outcome. The caller holds the container's lock.
@@ -369,6 +351,8 @@ impl Engine {
             tty: config.tty,
             stdin: config.interactive,
             init: config.init,
+            tty_size: self.tty_size,
+            tty_size_file: config.tty.then(|| self.attach_path(&c.id, "size")),
         })
     }
 

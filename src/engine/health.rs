@@ -35,13 +35,15 @@ impl Engine {
                 }
             }
             let probe = self.probe(&c.id, &check.command, check.timeout_ms)?;
+            // A probe that failed because the container is being stopped says nothing
+            // about its health.
+            if !self.still_running(&c.id, pid)? {
+                return Ok(());
+            }
             let in_start_period = began.elapsed() < Duration::from_millis(check.start_period_ms);
             if let Some(status) = health.record(probe, check.retries, in_start_period) {
                 tracing::info!(status = %status, "health_status");
                 self.container_event(&c, &format!("health_status: {status}"), &[]);
-            }
-            if !self.still_running(&c.id, pid)? {
-                return Ok(());
             }
             self.write_health(&c.id, &health)?;
         }
@@ -52,7 +54,7 @@ impl Engine {
             .state
             .find_containers(id)?
             .pop()
-            .is_some_and(|c| c.status == RUNNING && c.pid == pid))
+            .is_some_and(|c| c.status == RUNNING && c.pid == pid && !c.stop_requested))
     }
 
     fn write_health(&mut self, id: &str, health: &Health) -> Result<()> {

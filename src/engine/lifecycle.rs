@@ -10,11 +10,21 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::attach::RelayLine;
 use super::container::{EXITED, RUNNING};
 use super::lock::FileLock;
 use super::{Engine, EngineError, Result};
 use crate::monitor::{self, Backoff, Ready};
 use crate::state::{self, ContainerRecord};
+
+/// How the monitor runs (`burrow __monitor ID [--hold] [--tty-size ROWSxCOLS]`).
+#[derive(Debug, Default, Clone)]
+pub struct MonitorArgs {
+    /// A client attaches right after the start: the relay holds the output for it.
+    pub hold: bool,
+    /// The size the container's terminal starts with.
+    pub tty_size: Option<(u16, u16)>,
+}
 
 /// Status while the monitor waits out the restart delay.
 pub const RESTARTING: &str = "restarting";
@@ -53,11 +63,18 @@ impl Engine {
     /// Starts a container under a new monitor process and returns once its command runs
     /// (or failed to). A running container is left alone, as Docker does.
     pub fn start_detached(&mut self, key: &str) -> Result<String> {
+        self.start_monitored(key, &MonitorArgs::default())
+    }
+
+    /// Starts a container under a new monitor process, as [`Engine::start_detached`], with
+    /// `args` for the monitor: a foreground run holds the output for its client.
+    pub fn start_monitored(&mut self, key: &str, args: &MonitorArgs) -> Result<String> {
         let c = self.find_container(key)?;
         if c.status == RUNNING || c.status == RESTARTING {
             return Ok(c.id);
         }
         let _span = tracing::info_span!("start", container = %&c.id[..12]).entered();
+        self.idmap_used();
         self.state
             .write(|tx| state::clear_stop_request(tx, &c.id))?;
 
@@ -73,11 +90,14 @@ impl Engine {
             .map_err(io(&log_path))?;
         let (ready_r, ready_w) = std::io::pipe().map_err(io(&log_path))?;
         let mut cmd = self.self_command();
-        cmd.arg("__monitor")
-            .arg(&c.id)
-            .stdin(Stdio::null())
-            .stdout(ready_w)
-            .stderr(log);
+        cmd.arg("__monitor").arg(&c.id);
+        if args.hold {
+            cmd.arg("--hold");
+        }
+        if let Some((rows, cols)) = args.tty_size {
+            cmd.arg("--tty-size").arg(format!("{rows}x{cols}"));
+        }
+        cmd.stdin(Stdio::null()).stdout(ready_w).stderr(log);
         let child = cmd.spawn().map_err(io(&log_path))?;
         // Our copy of the write end went into `cmd`; drop it so EOF means the monitor is gone.
         drop(cmd);
@@ -87,15 +107,25 @@ impl Engine {
                 tracing::debug!(pid, "container started");
                 Ok(c.id)
             }
-            Some(Ready::Failed { code, message }) => Err(EngineError::StartFailed {
-                name: c.name,
-                code,
-                message,
-            }),
-            None => Err(EngineError::MonitorDied {
-                name: c.name,
-                log: log_path,
-            }),
+            Some(Ready::Failed { code, message }) => {
+                if args.hold {
+                    self.release_relay(&c.id);
+                }
+                Err(EngineError::StartFailed {
+                    name: c.name,
+                    code,
+                    message,
+                })
+            }
+            None => {
+                if args.hold {
+                    self.release_relay(&c.id);
+                }
+                Err(EngineError::MonitorDied {
+                    name: c.name,
+                    log: log_path,
+                })
+            }
         }
     }
 
@@ -120,7 +150,13 @@ impl Engine {
     /// The monitor's body (`burrow __monitor ID`): runs the container, restarts it as its
     /// policy says, records every start and exit, and honours --rm. `ready` gets one
     /// message for the command that started us. Returns the monitor's exit code.
-    pub fn monitor(&mut self, id: &str, ready: &mut Option<File>) -> Result<i32> {
+    pub fn monitor(
+        &mut self,
+        id: &str,
+        args: &MonitorArgs,
+        ready: &mut Option<File>,
+    ) -> Result<i32> {
+        self.tty_size = args.tty_size;
         let mut c = self.find_container(id)?;
         let _span = tracing::info_span!("monitor", container = %&c.id[..12]).entered();
         let Some(_watching) = self.take_watch(&c.id)? else {
@@ -136,7 +172,7 @@ impl Engine {
             return Ok(0);
         };
         let config = self.container_config(&c)?;
-        let _relay = self.start_relay(&c.id, config.interactive)?;
+        let (_relay, mut relay_line) = self.start_relay(&c.id, config.interactive, args.hold)?;
         let mut backoff = Backoff::default();
         c.monitor_pid = Some(std::process::id() as i32);
         let code = loop {
@@ -191,6 +227,7 @@ impl Engine {
             let delay = backoff.next(ran_for);
             c.status = RESTARTING.into();
             self.state.write(|tx| state::update_container(tx, &c))?;
+            relay_line.exited(code);
             if self.wait_unless_stopped(&c.id, delay)? {
                 c.status = EXITED.into();
                 self.state.write(|tx| state::update_container(tx, &c))?;
@@ -205,6 +242,8 @@ impl Engine {
             self.remove_stopped(&c.id)?;
             self.container_event(&c, "destroy", &[]);
         }
+        // Last, so a client that returns on it finds the container's final state.
+        relay_line.exited(code);
         drop(_watching);
         Ok(code)
     }
@@ -236,28 +275,46 @@ impl Engine {
 
     /// Gives the container (through this process's stdio, which it inherits) pipes whose
     /// other ends go to a new relay process. The relay exits once this process's ends close.
-    fn start_relay(&self, id: &str, interactive: bool) -> Result<std::process::Child> {
+    fn start_relay(
+        &self,
+        id: &str,
+        interactive: bool,
+        hold: bool,
+    ) -> Result<(std::process::Child, RelayLine)> {
         let io = |source| EngineError::Io {
             path: self.attach_socket_path(id),
             source,
         };
         let (out_r, out_w) = std::io::pipe().map_err(io)?;
+        let (err_r, err_w) = std::io::pipe().map_err(io)?;
+        // The relay inherits the stderr pipe under its own number (std sets up only 0-2).
+        let dup = |e: nix::Error| io(e.into());
+        nix::fcntl::fcntl(
+            &err_r,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(dup)?;
         let (relay_input, container_stdin): (Stdio, Option<std::io::PipeReader>) = if interactive {
             let (r, w) = std::io::pipe().map_err(io)?;
             (w.into(), Some(r))
         } else {
             (Stdio::null(), None)
         };
-        let child = self
-            .self_command()
-            .arg("__relay")
+        let mut cmd = self.self_command();
+        cmd.arg("__relay")
             .arg(id)
+            .arg("--stderr-fd")
+            .arg(std::os::fd::AsRawFd::as_raw_fd(&err_r).to_string());
+        if hold {
+            cmd.arg("--hold");
+        }
+        let child = cmd
             .stdin(out_r)
             .stdout(relay_input)
             .stderr(Stdio::null())
             .spawn()
             .map_err(io)?;
-        let dup = |e: nix::Error| io(e.into());
+        drop(err_r);
         match &container_stdin {
             Some(r) => nix::unistd::dup2_stdin(r).map_err(dup)?,
             None => {
@@ -266,15 +323,21 @@ impl Engine {
             }
         }
         nix::unistd::dup2_stdout(&out_w).map_err(dup)?;
-        nix::unistd::dup2_stderr(&out_w).map_err(dup)?;
-        // `run -d` returns once the container runs: by then `attach` must find the socket.
-        let sock = self.attach_socket_path(id);
+        nix::unistd::dup2_stderr(&err_w).map_err(dup)?;
+        // `run -d` returns once the container runs: by then `attach` must reach the relay.
         let until = Instant::now() + Duration::from_secs(5);
         let mut pacer = Pacer::new();
-        while !sock.exists() && Instant::now() < until {
-            pacer.pause();
-        }
-        Ok(child)
+        let line = loop {
+            match self.connect_relay(id) {
+                Ok(s) => break Some(s),
+                Err(e) if Instant::now() >= until => {
+                    tracing::warn!(%e, "the relay does not answer");
+                    break None;
+                }
+                Err(_) => pacer.pause(),
+            }
+        };
+        Ok((child, RelayLine(line)))
     }
 
     /// Sleeps `delay` unless a stop is requested first; true when it was.

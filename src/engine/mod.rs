@@ -21,10 +21,11 @@ use crate::state::{State, StateError};
 use crate::storage::{DriverKind, Storage};
 
 pub use crate::state::EventRecord;
+pub use attach::{RelayArgs, frame};
 pub use config::{GlobalOptions, Paths};
 pub use container::{ContainerSummary, RemoveOptions};
 pub use image::PullOptions;
-pub use lifecycle::{ExecOptions, RESTARTING, report_monitor_failure};
+pub use lifecycle::{ExecOptions, MonitorArgs, RESTARTING, report_monitor_failure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -94,8 +95,6 @@ pub enum EngineError {
     ImageMultiplyTagged { image: String },
     #[error("cannot remove container {0}: it is running (stop it first, or use -f)")]
     ContainerRunning(String),
-    #[error("container {0} is already running")]
-    AlreadyRunning(String),
     #[error(
         "no command specified: image {0} has no Entrypoint or Cmd; give a command after the image"
     )]
@@ -169,6 +168,8 @@ pub struct Engine {
     idmap_warning: Option<String>,
     storage: Option<Storage>,
     warnings: Vec<String>,
+    /// The size a container's terminal starts with (`__monitor --tty-size`).
+    tty_size: Option<(u16, u16)>,
 }
 
 impl Engine {
@@ -188,6 +189,7 @@ impl Engine {
             blobs,
             idmap,
             idmap_warning,
+            tty_size: None,
             storage: None,
             warnings: Vec::new(),
         })
@@ -199,7 +201,7 @@ impl Engine {
     }
 
     /// Notes the id-mapping warning the first time something needs the user namespace.
-    fn idmap_used(&mut self) {
+    pub(super) fn idmap_used(&mut self) {
         if let Some(w) = self.idmap_warning.take() {
             self.warnings.push(w);
         }

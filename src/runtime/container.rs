@@ -131,8 +131,8 @@ impl Ready {
 }
 
 /// Opens the container's pty, provides /dev/console and hands the master to burrow.
-fn open_terminal(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
-    let pty = tty::open_in_container()?;
+fn open_terminal(sock: &OwnedFd, size: Option<(u16, u16)>) -> Result<OwnedFd, RuntimeError> {
+    let pty = tty::open_in_container(size)?;
     mounts::bind_console(&Nix, &pty.slave_path)?;
     tty::send_master(sock, &pty.master)?;
     Ok(pty.slave)
@@ -181,7 +181,7 @@ pub(crate) fn prepare(
         // The pty comes from the container's devpts (mounted above), so the container sees
         // it as its terminal.
         if let Some(sock) = &tty_sock {
-            slave = Some(open_terminal(sock)?);
+            slave = Some(open_terminal(sock, spec.tty_size)?);
         }
         Ok(())
     })?;

@@ -208,7 +208,7 @@ pub fn exec(pid: i32, spec: &ExecSpec, map: &IdMapping) -> Result<i32, RuntimeEr
             } else {
                 None
             };
-            tty::supervise(&signals, child, process, master.as_ref(), spec.stdin)
+            tty::supervise(&signals, child, process, master.as_ref(), spec.stdin, None)
         }
     }
 }
@@ -328,7 +328,7 @@ fn enter(
 /// A new pty of the container's devpts as the controlling terminal and stdio; the master
 /// goes to burrow.
 fn attach_pty(sock: &OwnedFd, user: &ExecUser) -> Result<(), RuntimeError> {
-    let pty = tty::open_in_container()?;
+    let pty = tty::open_in_container(None)?;
     tty::send_master(sock, &pty.master)?;
     nix::unistd::fchown(&pty.slave, Some(nix::unistd::Uid::from_raw(user.uid)), None)
         .map_err(process_err("give the terminal to the exec user"))?;

@@ -25,6 +25,7 @@ mod user;
 pub use exec::exec;
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;
+pub use tty::terminal_size;
 
 /// One line of a uid_map or gid_map: `container_id host_id size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +100,14 @@ pub struct ContainerSpec {
     /// child, forwarding signals to it and reaping zombies (see `init.rs`).
     #[serde(default)]
     pub init: bool,
+    /// With `tty`: the terminal's size (rows, columns) when burrow's own stdin is not the
+    /// user's terminal (a monitor); None = burrow's terminal's size, else 80x24.
+    #[serde(default)]
+    pub tty_size: Option<(u16, u16)>,
+    /// With `tty`: where the size comes from on SIGWINCH when burrow's stdin is not a
+    /// terminal: a file holding "ROWS COLS", written by the attach relay.
+    #[serde(default)]
+    pub tty_size_file: Option<PathBuf>,
 }
 
 /// A process to start inside a running container (`exec`).

@@ -190,7 +190,14 @@ pub fn run_observed(
             } else {
                 None
             };
-            tty::supervise(&signals, child, container, master.as_ref(), spec.stdin)
+            tty::supervise(
+                &signals,
+                child,
+                container,
+                master.as_ref(),
+                spec.stdin,
+                spec.tty_size_file.as_deref(),
+            )
         }
     }
 }

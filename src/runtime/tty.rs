@@ -35,6 +35,31 @@ fn window_size(fd: BorrowedFd<'_>) -> Option<libc::winsize> {
     (rc == 0).then_some(ws)
 }
 
+/// The size (rows, columns) of the terminal on burrow's stdin, if it is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    let ws = window_size(std::io::stdin().as_fd())?;
+    (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+fn winsize(rows: u16, cols: u16) -> libc::winsize {
+    libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// "ROWS COLS" from a size file (see `ContainerSpec::tty_size_file`).
+fn size_from_file(path: &Path) -> Option<libc::winsize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    match (it.next(), it.next()) {
+        (Some(Ok(rows)), Some(Ok(cols))) => Some(winsize(rows, cols)),
+        _ => None,
+    }
+}
+
 fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) {
     // SAFETY: TIOCSWINSZ only reads `ws`, which outlives the call.
     unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
@@ -59,9 +84,9 @@ fn setup_err(step: &str, path: &Path) -> impl FnOnce(nix::Error) -> RuntimeError
     }
 }
 
-/// Opens a pty in the devpts mounted at /dev/pts, sized like burrow's terminal (the
-/// inherited stdin, else stdout).
-pub(crate) fn open_in_container() -> Result<ContainerPty, RuntimeError> {
+/// Opens a pty in the devpts mounted at /dev/pts, sized `size` (rows, columns) or else like
+/// burrow's terminal (the inherited stdin, else stdout).
+pub(crate) fn open_in_container(size: Option<(u16, u16)>) -> Result<ContainerPty, RuntimeError> {
     let ptmx = Path::new("/dev/pts/ptmx");
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let master = nix::fcntl::open(ptmx, flags, Mode::empty())
@@ -92,7 +117,9 @@ pub(crate) fn open_in_container() -> Result<ContainerPty, RuntimeError> {
     let slave = unsafe { OwnedFd::from_raw_fd(raw) };
     // Burrow's own terminal's size; a detached container (whose monitor has no terminal)
     // gets the classic 80x24 rather than 0x0, which programs such as stty refuse.
-    let ws = window_size(std::io::stdin().as_fd())
+    let ws = size
+        .map(|(rows, cols)| winsize(rows, cols))
+        .or_else(|| window_size(std::io::stdin().as_fd()))
         .or_else(|| window_size(std::io::stdout().as_fd()))
         .unwrap_or(libc::winsize {
             ws_row: 24,
@@ -244,13 +271,15 @@ fn exit_code(status: WaitStatus) -> Option<i32> {
 }
 
 /// Waits for `child` (which relays the container's status), forwarding SIGINT/SIGTERM/SIGHUP
-/// to `container` and, with a pty, proxying stdin → master → stdout. Returns the exit code.
+/// to `container` and, with a pty, proxying stdin → master → stdout. On SIGWINCH the master
+/// takes the size of burrow's terminal, or else the one in `size_file`. Returns the exit code.
 pub(crate) fn supervise(
     signals: &Signals,
     child: Pid,
     container: Pid,
     master: Option<&OwnedFd>,
     proxy_stdin: bool,
+    size_file: Option<&Path>,
 ) -> Result<i32, RuntimeError> {
     let stdin = std::io::stdin();
     let mut stdin_open = proxy_stdin && master.is_some();
@@ -298,7 +327,9 @@ pub(crate) fn supervise(
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
                     Ok(Signal::SIGWINCH) => {
-                        if let (Some(m), Some(ws)) = (master, window_size(stdin.as_fd())) {
+                        let ws = window_size(stdin.as_fd())
+                            .or_else(|| size_file.and_then(size_from_file));
+                        if let (Some(m), Some(ws)) = (master, ws) {
                             set_window_size(m.as_fd(), &ws);
                         }
                     }

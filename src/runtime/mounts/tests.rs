@@ -20,6 +20,8 @@ fn spec(rootfs: Rootfs, readonly: bool) -> ContainerSpec {
         tty: false,
         stdin: false,
         init: false,
+        tty_size: None,
+        tty_size_file: None,
     }
 }
 
