@@ -2,11 +2,130 @@
 //!
 //! Plugin authors depend on this crate, never on burrow itself. It carries the WIT worlds
 //! (`wit/burrow.wit`: `log-driver` and `network-driver`, package `burrow:plugin@1.0.0`) and
-//! the guest bindings generated from them.
+//! the guest bindings generated from them. The doc comments in `wit/burrow.wit` are the
+//! contract; the Rust types here are generated from it one to one (WIT `kebab-case` becomes
+//! Rust `snake_case` fields and `CamelCase` types).
 //!
-//! A log driver implements [`log::Guest`] (and the `GuestLogger` / `GuestReader` resources)
-//! and exports itself with [`log::export_log_driver!`]; build it with
-//! `cargo build --release --target wasm32-wasip2`.
+//! A plugin is a WebAssembly component built for `wasm32-wasip2`:
+//!
+//! ```text
+//! rustup target add wasm32-wasip2
+//! cargo build --release --target wasm32-wasip2
+//! burrow plugin install target/wasm32-wasip2/release/NAME.wasm --grant log-dir
+//! ```
+//!
+//! burrow's `examples/log-plugin/` is a complete template to copy, with a README on the
+//! worlds and capabilities.
+//!
+//! # A log driver
+//!
+//! Implement [`log::Guest`] and the [`log::GuestLogger`] / [`log::GuestReader`] resources,
+//! then export the type with [`log::export_log_driver!`]. The crate needs
+//! `crate-type = ["cdylib"]`.
+//!
+//! ```no_run
+//! use std::cell::RefCell;
+//! use burrow_plugin_sdk::log::{
+//!     Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger,
+//!     PluginInfo, ReadOpts, Reader,
+//! };
+//!
+//! struct Counter;
+//!
+//! impl Guest for Counter {
+//!     type Logger = CountingLogger;
+//!     type Reader = NoReader;
+//!
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo {
+//!             name: "counter".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             description: "counts lines and keeps nothing".into(),
+//!             // Nothing to ask for: no files, no network.
+//!             needs: Capabilities {
+//!                 log_dir: false,
+//!                 network: false,
+//!                 default_addresses: vec![],
+//!                 http_patterns: vec![],
+//!                 http: false,
+//!                 secrets: vec![],
+//!             },
+//!         }
+//!     }
+//!
+//!     fn validate(opts: Vec<Kv>) -> Result<(), Error> {
+//!         match opts.first() {
+//!             // Docker's wording: the host shows it verbatim at `create`.
+//!             Some(kv) => Err(Error::InvalidConfig(format!(
+//!                 "unknown log opt '{}' for counter log driver",
+//!                 kv.key
+//!             ))),
+//!             None => Ok(()),
+//!         }
+//!     }
+//!
+//!     fn can_read() -> bool {
+//!         false // the host keeps a local cache so that `burrow logs` works
+//!     }
+//! }
+//!
+//! // Resources are called through `&self`: keep state in a `RefCell`.
+//! struct CountingLogger {
+//!     lines: RefCell<u64>,
+//! }
+//!
+//! impl GuestLogger for CountingLogger {
+//!     fn open(_c: Container, _opts: Vec<Kv>) -> Result<Logger, Error> {
+//!         Ok(Logger::new(CountingLogger { lines: RefCell::new(0) }))
+//!     }
+//!     fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
+//!         *self.lines.borrow_mut() += batch.len() as u64;
+//!         Ok(())
+//!     }
+//!     fn flush(&self) -> Result<(), Error> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! struct NoReader;
+//!
+//! impl GuestReader for NoReader {
+//!     fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
+//!         Err(Error::Unsupported("configured logging driver does not support reading".into()))
+//!     }
+//!     fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
+//!         Ok(vec![])
+//!     }
+//! }
+//!
+//! // The component exports exist only in the wasm build, so that `cargo test` links natively.
+//! #[cfg(target_arch = "wasm32")]
+//! burrow_plugin_sdk::log::export_log_driver!(Counter);
+//! # fn main() {}
+//! ```
+//!
+//! # What the host promises
+//!
+//! - `describe` runs once per process with nothing granted; `validate` checks `--log-opt`s
+//!   at `create` (the host has removed `mode`, `max-buffer-size` and `cache-*`).
+//! - `write` gets batches of at most 1000 entries or 256 KiB, oldest first, under a 5 s
+//!   deadline. Return [`log::Error::Unavailable`] when nothing of the batch was delivered
+//!   (the host retries it, or drops and counts it with `mode=non-blocking`); any other error,
+//!   a trap or a timeout drops the batch and the host continues on a fresh instance.
+//! - An [`log::Entry`]'s `line` has no trailing newline. Lines over 16 KiB arrive as chunks
+//!   ([`log::Partial`]: shared `id` and timestamp, `ordinal` from 1, `last` on the final
+//!   one); an unterminated last line arrives as a chunk with `last: false`.
+//! - `flush` is called at least once a second while lines flow, and before the logger is
+//!   dropped.
+//! - Host imports ([`log::diag`], [`log::endpoints`], [`log::http`], [`log::secrets`]) work
+//!   only as far as the plugin asked for and the user granted. On native builds (unit tests)
+//!   they are stubs that panic: keep the logic in plain functions and test those.
+//!
+//! # A network driver
+//!
+//! Implement [`net::Guest`] and export it with [`net::export_network_driver!`]. A network
+//! driver computes and the host applies: `setup` and `teardown` return a [`net::Plan`],
+//! plain data that the host validates against what it owns before carrying it out.
 
 /// Bindings for the `log-driver` world.
 pub mod log {
@@ -17,10 +136,10 @@ pub mod log {
         export_macro_name: "export_log_driver",
         default_bindings_module: "burrow_plugin_sdk::log",
     });
-    pub use exports::burrow::plugin::logging::{Guest, GuestLogger, GuestReader, Logger, Reader};
-    pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
     pub use burrow::plugin::log_types::*;
+    pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
     pub use burrow::plugin::{diag, endpoints, http, secrets};
+    pub use exports::burrow::plugin::logging::{Guest, GuestLogger, GuestReader, Logger, Reader};
 }
 
 /// Bindings for the `network-driver` world.
@@ -32,8 +151,8 @@ pub mod net {
         export_macro_name: "export_network_driver",
         default_bindings_module: "burrow_plugin_sdk::net",
     });
-    pub use exports::burrow::plugin::networking::Guest;
-    pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
-    pub use burrow::plugin::net_types::*;
     pub use burrow::plugin::diag;
+    pub use burrow::plugin::net_types::*;
+    pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
+    pub use exports::burrow::plugin::networking::Guest;
 }

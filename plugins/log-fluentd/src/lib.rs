@@ -1,0 +1,323 @@
+//! The `fluentd` log driver: Docker's forward-protocol records (Message mode, one event
+//! per line) over tcp, tls or a unix socket, with optional acks. Encoding and delivery
+//! live in plain modules; this file only binds them to the WIT world.
+
+#![deny(unsafe_code)]
+
+pub mod goparse;
+pub mod msgpack;
+pub mod options;
+pub mod sender;
+
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use burrow_plugin_sdk::log::endpoints::{Conn, TlsConfig};
+use burrow_plugin_sdk::log::{
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
+    ReadOpts, Reader,
+};
+
+use msgpack::Encoder;
+use options::{Config, DEFAULT_ADDRESS};
+use sender::{Connector, Sender, Transport, TransportError};
+
+/// fluent-logger-golang's default dial timeout.
+const CONNECT_TIMEOUT_MS: u32 = 3000;
+/// Docker waits for an ack without limit by default; a `write` call has 5 s, which must
+/// hold a wait, a reconnect and a second wait.
+const MAX_ACK_WAIT: Duration = Duration::from_secs(2);
+
+pub struct FluentdDriver;
+
+fn config(opts: &[Kv]) -> Result<Config, Error> {
+    let pairs: Vec<(String, String)> = opts
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    options::parse(&pairs).map_err(|e| Error::InvalidConfig(e.to_string()))
+}
+
+/// Docker's record fields for this container; the tag defaults to the short id.
+pub fn encoder(c: &Container, cfg: &Config) -> Encoder {
+    Encoder {
+        tag: c
+            .tag
+            .clone()
+            .unwrap_or_else(|| c.id.chars().take(12).collect()),
+        container_id: c.id.clone(),
+        container_name: format!("/{}", c.name),
+        attrs: c
+            .attrs
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
+        sub_second: cfg.sub_second,
+    }
+}
+
+/// How long to wait for each ack, when acks are requested.
+pub fn ack_timeout(cfg: &Config) -> Option<Duration> {
+    cfg.request_ack.then(|| {
+        cfg.read_timeout
+            .map_or(MAX_ACK_WAIT, |t| t.min(MAX_ACK_WAIT))
+    })
+}
+
+/// 16 random bytes from WASI's random source (through std's hasher seeding), mixed with
+/// a counter so that two ids never repeat within one logger.
+fn random_chunk_id() -> Box<dyn FnMut() -> [u8; 16]> {
+    let state = RandomState::new();
+    let mut counter = 0u64;
+    Box::new(move || {
+        let mut out = [0u8; 16];
+        for half in out.chunks_mut(8) {
+            counter += 1;
+            let mut h = state.build_hasher();
+            h.write_u64(counter);
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+        out
+    })
+}
+
+impl Guest for FluentdDriver {
+    type Logger = FluentdLogger;
+    type Reader = NoReader;
+
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "fluentd".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "sends container output to fluentd (forward protocol, Docker's records)"
+                .into(),
+            needs: Capabilities {
+                log_dir: false,
+                network: true,
+                default_addresses: vec![DEFAULT_ADDRESS.into()],
+                http_patterns: vec![],
+                http: false,
+                secrets: vec![],
+            },
+        }
+    }
+
+    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
+        config(&opts).map(|_| ())
+    }
+
+    fn can_read() -> bool {
+        false
+    }
+}
+
+struct HostConnector {
+    address: String,
+    tls: Option<TlsConfig>,
+}
+
+struct HostConn(Conn);
+
+fn transport_error(e: Error) -> TransportError {
+    let message = match e {
+        Error::InvalidConfig(m)
+        | Error::Unsupported(m)
+        | Error::Unavailable(m)
+        | Error::Denied(m)
+        | Error::Internal(m) => m,
+    };
+    TransportError { message }
+}
+
+impl Transport for HostConn {
+    fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
+        self.0.send(data).map_err(transport_error)
+    }
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let ms = u32::try_from(timeout.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        self.0
+            .recv(u32::try_from(max).unwrap_or(u32::MAX), ms)
+            .map_err(transport_error)
+    }
+}
+
+impl Connector for HostConnector {
+    type Conn = HostConn;
+    fn connect(&mut self) -> Result<HostConn, TransportError> {
+        Conn::open(&self.address, self.tls.as_ref(), CONNECT_TIMEOUT_MS)
+            .map(HostConn)
+            .map_err(transport_error)
+    }
+}
+
+pub struct FluentdLogger {
+    sender: RefCell<Sender<HostConnector>>,
+}
+
+impl GuestLogger for FluentdLogger {
+    fn open(c: Container, opts: Vec<Kv>) -> Result<Logger, Error> {
+        let cfg = config(&opts)?;
+        // Docker's tls:// verifies against the system roots and has no options of its own.
+        let tls = cfg.tls.then_some(TlsConfig {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            skip_verify: false,
+        });
+        let mut sender = Sender::new(
+            HostConnector {
+                address: cfg.endpoint.clone(),
+                tls,
+            },
+            cfg.endpoint.clone(),
+            encoder(&c, &cfg),
+            ack_timeout(&cfg),
+            random_chunk_id(),
+        );
+        if !cfg.async_connect {
+            sender.connect().map_err(|e| {
+                let source = match &e {
+                    sender::SendError::Connect { source, .. } => source.message.clone(),
+                    other => other.to_string(),
+                };
+                Error::Unavailable(format!("failed to initialize logging driver: {source}"))
+            })?;
+        }
+        Ok(Logger::new(FluentdLogger {
+            sender: RefCell::new(sender),
+        }))
+    }
+
+    fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
+        self.sender.borrow_mut().write(&batch).map_err(|e| {
+            let detail = match &e {
+                sender::SendError::Connect { source, .. }
+                | sender::SendError::Write { source, .. }
+                | sender::SendError::AckClosed { source, .. } => format!(": {source}"),
+                sender::SendError::AckDecode { source, .. } => format!(": {source}"),
+                _ => String::new(),
+            };
+            Error::Unavailable(format!("{e}{detail}"))
+        })
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+pub struct NoReader;
+
+impl GuestReader for NoReader {
+    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
+        Err(Error::Unsupported(
+            "configured logging driver does not support reading".into(),
+        ))
+    }
+    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
+        Ok(vec![])
+    }
+}
+
+// Native builds (unit and integration tests) carry no component exports.
+#[cfg(target_arch = "wasm32")]
+burrow_plugin_sdk::log::export_log_driver!(FluentdDriver);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_plugin_sdk::log::HostInfo;
+
+    fn kv(k: &str, v: &str) -> Kv {
+        Kv {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+
+    fn container(tag: Option<&str>) -> Container {
+        Container {
+            id: "1de4280a76da0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4a22".into(),
+            name: "fl1".into(),
+            image_id: String::new(),
+            image_name: "local/bb:1".into(),
+            command: "sh".into(),
+            hostname: "1de4280a76da".into(),
+            created_ns: 0,
+            tag: tag.map(str::to_string),
+            attrs: vec![kv("team", "a")],
+            host: HostInfo {
+                hostname: "vm".into(),
+                pid: 1,
+                utc_offset_secs: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn validate_uses_dockers_messages() {
+        assert!(FluentdDriver::validate(vec![kv("fluentd-async", "true"), kv("env", "A")]).is_ok());
+        let e = FluentdDriver::validate(vec![kv("max-file", "2")]).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidConfig(m) if m == "unknown log opt 'max-file' for fluentd log driver"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn describe_asks_for_the_default_address() {
+        let info = FluentdDriver::describe();
+        assert_eq!(info.name, "fluentd");
+        assert!(info.needs.network);
+        assert_eq!(info.needs.default_addresses, ["tcp://127.0.0.1:24224"]);
+    }
+
+    #[test]
+    fn record_fields_follow_docker() {
+        let cfg = options::parse(&[]).unwrap();
+        let e = encoder(&container(None), &cfg);
+        assert_eq!(e.tag, "1de4280a76da");
+        assert_eq!(e.container_name, "/fl1");
+        assert_eq!(e.attrs, [("team".to_string(), "a".to_string())]);
+        assert_eq!(
+            encoder(&container(Some("docker.fl1")), &cfg).tag,
+            "docker.fl1"
+        );
+    }
+
+    #[test]
+    fn ack_wait_is_bounded_by_the_call_deadline() {
+        let parse = |kv: &[(&str, &str)]| {
+            options::parse(
+                &kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        assert_eq!(ack_timeout(&parse(&[])), None);
+        assert_eq!(
+            ack_timeout(&parse(&[("fluentd-request-ack", "true")])),
+            Some(MAX_ACK_WAIT)
+        );
+        assert_eq!(
+            ack_timeout(&parse(&[
+                ("fluentd-request-ack", "true"),
+                ("fluentd-read-timeout", "300ms")
+            ])),
+            Some(Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn chunk_ids_differ() {
+        let mut next = random_chunk_id();
+        let (a, b) = (next(), next());
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 16]);
+    }
+}

@@ -1,0 +1,419 @@
+//! The fluentd driver's options, checked as moby's `daemon/logger/fluentd` does, with its
+//! messages. Retries, backoff and buffering belong to the host, so their options are only
+//! validated here.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::goparse::{self, GoError};
+
+pub const DEFAULT_ADDRESS: &str = "tcp://127.0.0.1:24224";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The `endpoints` address: `tcp://host:port` or `unix:///path`.
+    pub endpoint: String,
+    /// `tls://`: the tcp connection is wrapped in TLS.
+    pub tls: bool,
+    /// fluentd-async (or the older fluentd-async-connect): start without connecting.
+    pub async_connect: bool,
+    pub sub_second: bool,
+    pub request_ack: bool,
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("unknown log opt '{key}' for fluentd log driver")]
+    Unknown { key: String },
+    #[error("invalid fluentd-address ({address}): {reason}")]
+    Address { address: String, reason: String },
+    #[error("invalid fluentd-max-retries: value out of range")]
+    MaxRetriesRange,
+    #[error("invalid value for {key}: value (\"{value}\") must be between 100ms and 10s")]
+    ReconnectRange { key: &'static str, value: String },
+    #[error("invalid value for {key}: value must be a duration that is non-negative")]
+    Negative { key: &'static str },
+    /// Docker wraps the parse error into this message's text.
+    #[error("invalid value for {key}{context}: {source}")]
+    Invalid {
+        key: &'static str,
+        context: &'static str,
+        source: GoError,
+    },
+    /// Docker returns these parse errors unwrapped.
+    #[error("{source}")]
+    Value { key: &'static str, source: GoError },
+}
+
+const KNOWN: [&str; 16] = [
+    "env",
+    "env-regex",
+    "labels",
+    "labels-regex",
+    "tag",
+    "fluentd-address",
+    "fluentd-async",
+    "fluentd-async-connect",
+    "fluentd-async-reconnect-interval",
+    "fluentd-buffer-limit",
+    "fluentd-max-retries",
+    "fluentd-request-ack",
+    "fluentd-retry-wait",
+    "fluentd-sub-second-precision",
+    "fluentd-write-timeout",
+    "fluentd-read-timeout",
+];
+
+/// Checks every option, in moby's order, and builds the configuration.
+pub fn parse(opts: &[(String, String)]) -> Result<Config, OptionError> {
+    if let Some((key, _)) = opts.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
+        return Err(OptionError::Unknown { key: key.clone() });
+    }
+    let get = |key: &str| {
+        opts.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let address = get("fluentd-address");
+    let (endpoint, tls) = parse_address(address).map_err(|reason| OptionError::Address {
+        address: address.to_string(),
+        reason,
+    })?;
+
+    let value = |key: &'static str| move |source| OptionError::Value { key, source };
+    let buffer_limit = get("fluentd-buffer-limit");
+    if !buffer_limit.is_empty() {
+        goparse::ram_in_bytes(buffer_limit).map_err(value("fluentd-buffer-limit"))?;
+    }
+    let retry_wait = get("fluentd-retry-wait");
+    if !retry_wait.is_empty() {
+        goparse::parse_duration(retry_wait).map_err(value("fluentd-retry-wait"))?;
+    }
+    let max_retries = get("fluentd-max-retries");
+    if !max_retries.is_empty() {
+        let n = goparse::parse_uint(max_retries, 32).map_err(value("fluentd-max-retries"))?;
+        if n > i32::MAX as u64 {
+            return Err(OptionError::MaxRetriesRange);
+        }
+    }
+    // fluentd-async-connect is the pre-20.10 spelling; either one turns async on.
+    let mut async_connect = false;
+    for key in ["fluentd-async", "fluentd-async-connect"] {
+        let v = get(key);
+        if !v.is_empty() {
+            async_connect |= goparse::parse_bool(v).map_err(value(key))?;
+        }
+    }
+    let interval = get("fluentd-async-reconnect-interval");
+    if !interval.is_empty() {
+        const KEY: &str = "fluentd-async-reconnect-interval";
+        let d = goparse::parse_duration(interval).map_err(|source| OptionError::Invalid {
+            key: KEY,
+            context: "",
+            source,
+        })?;
+        if d != 0 && !(100_000_000..=10_000_000_000).contains(&d) {
+            return Err(OptionError::ReconnectRange {
+                key: KEY,
+                value: goparse::duration_string(d),
+            });
+        }
+    }
+    let flag = |key: &'static str| -> Result<bool, OptionError> {
+        let v = get(key);
+        if v.is_empty() {
+            Ok(false)
+        } else {
+            goparse::parse_bool(v).map_err(value(key))
+        }
+    };
+    let sub_second = flag("fluentd-sub-second-precision")?;
+    let request_ack = flag("fluentd-request-ack")?;
+    let timeout = |key: &'static str| -> Result<Option<Duration>, OptionError> {
+        let v = get(key);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let d = goparse::parse_duration(v).map_err(|source| OptionError::Invalid {
+            key,
+            context: ": value must be a duration",
+            source,
+        })?;
+        if d < 0 {
+            return Err(OptionError::Negative { key });
+        }
+        Ok((d > 0).then(|| Duration::from_nanos(d as u64)))
+    };
+    let write_timeout = timeout("fluentd-write-timeout")?;
+    let read_timeout = timeout("fluentd-read-timeout")?;
+    Ok(Config {
+        endpoint,
+        tls,
+        async_connect,
+        sub_second,
+        request_ack,
+        read_timeout,
+        write_timeout,
+    })
+}
+
+/// moby's parseAddress: `[tcp://|tls://]host[:port]` or `unix:///path`, giving the
+/// `endpoints` address and whether TLS wraps it. Errors are the reason text only.
+pub fn parse_address(address: &str) -> Result<(String, bool), String> {
+    if address.is_empty() {
+        return Ok((DEFAULT_ADDRESS.to_string(), false));
+    }
+    let full = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("tcp://{address}")
+    };
+    let url_err = |reason: String| format!("parse \"{full}\": {reason}");
+    let colon = full.find(':').unwrap_or(0);
+    let scheme = &full[..colon];
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(url_err("missing protocol scheme".into()));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    let rest = full[colon + 1..].split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.strip_prefix("//") {
+        Some(after) => match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        },
+        None => ("", ""),
+    };
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = split_host_port(hostport).map_err(url_err)?;
+    match scheme.as_str() {
+        "unix" => {
+            if path.trim_start_matches('/').is_empty() {
+                return Err("path is empty".into());
+            }
+            return Ok((format!("unix://{path}"), false));
+        }
+        "tcp" | "tls" => {}
+        _ => return Err(format!("unsupported scheme: '{scheme}'")),
+    }
+    if !path.is_empty() {
+        return Err("should not contain a path element".into());
+    }
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    let port = if port.is_empty() {
+        24224
+    } else {
+        goparse::parse_uint(port, 16).map_err(|e| format!("invalid port: {e}"))?
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    Ok((format!("tcp://{host}:{port}"), scheme == "tls"))
+}
+
+/// url.Parse's host/port split: the port, when present, must be digits.
+fn split_host_port(hostport: &str) -> Result<(&str, &str), String> {
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest),
+            None => return Err("missing ']' in host".into()),
+        },
+        None => match hostport.find(':') {
+            Some(i) => (&hostport[..i], &hostport[i..]),
+            None => (hostport, ""),
+        },
+    };
+    if port.is_empty() || port == ":" {
+        return Ok((host, ""));
+    }
+    match port.strip_prefix(':') {
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => Ok((host, p)),
+        _ => Err(format!("invalid port \"{port}\" after host")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(kv: &[(&str, &str)]) -> String {
+        parse(&opts(kv)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.endpoint, "tcp://127.0.0.1:24224");
+        assert!(!c.tls && !c.async_connect && !c.sub_second && !c.request_ack);
+        assert_eq!((c.read_timeout, c.write_timeout), (None, None));
+    }
+
+    #[test]
+    fn addresses_as_moby() {
+        let ok = [
+            ("127.0.0.1:24299", "tcp://127.0.0.1:24299", false),
+            ("example.com", "tcp://example.com:24224", false),
+            ("[::1]:123", "tcp://[::1]:123", false),
+            ("tcp://", "tcp://127.0.0.1:24224", false),
+            ("tls://example.com:65535", "tcp://example.com:65535", true),
+            ("unix:///run/fluent.sock", "unix:///run/fluent.sock", false),
+            ("unix:///s.sock:80", "unix:///s.sock:80", false),
+        ];
+        for (input, endpoint, tls) in ok {
+            assert_eq!(
+                parse_address(input).unwrap(),
+                (endpoint.to_string(), tls),
+                "{input}"
+            );
+        }
+        let bad = [
+            ("://", "parse \"://\": missing protocol scheme"),
+            ("udp://", "unsupported scheme: 'udp'"),
+            ("unixgram://", "unsupported scheme: 'unixgram'"),
+            ("tcp+tls://", "unsupported scheme: 'tcp+tls'"),
+            (
+                "corrupted:c",
+                "parse \"tcp://corrupted:c\": invalid port \":c\" after host",
+            ),
+            (
+                "tcp://example.com:-1",
+                "parse \"tcp://example.com:-1\": invalid port \":-1\" after host",
+            ),
+            (
+                "tcp://example.com:65536",
+                "invalid port: strconv.ParseUint: parsing \"65536\": value out of range",
+            ),
+            ("unix://", "path is empty"),
+            ("example.com:1/p", "should not contain a path element"),
+        ];
+        for (input, reason) in bad {
+            assert_eq!(parse_address(input).unwrap_err(), reason, "{input}");
+        }
+        assert_eq!(
+            err(&[("fluentd-address", "udp://h:1")]),
+            "invalid fluentd-address (udp://h:1): unsupported scheme: 'udp'"
+        );
+    }
+
+    #[test]
+    fn unknown_option() {
+        assert_eq!(
+            err(&[("fluentd-tag", "x")]),
+            "unknown log opt 'fluentd-tag' for fluentd log driver"
+        );
+        assert_eq!(
+            err(&[("", "x")]),
+            "unknown log opt '' for fluentd log driver"
+        );
+    }
+
+    #[test]
+    fn flags_and_their_errors() {
+        let c = parse(&opts(&[
+            ("fluentd-async-connect", "true"),
+            ("fluentd-sub-second-precision", "1"),
+            ("fluentd-request-ack", "True"),
+            ("tag", "docker.{{.Name}}"),
+            ("labels", "a"),
+        ]))
+        .unwrap();
+        assert!(c.async_connect && c.sub_second && c.request_ack);
+        assert!(
+            parse(&opts(&[("fluentd-async", "true")]))
+                .unwrap()
+                .async_connect
+        );
+        assert_eq!(
+            err(&[("fluentd-request-ack", "yes")]),
+            "strconv.ParseBool: parsing \"yes\": invalid syntax"
+        );
+    }
+
+    #[test]
+    fn reconnect_interval_bounds() {
+        for ok in ["100ms", "10s", "0s"] {
+            assert!(
+                parse(&opts(&[("fluentd-async-reconnect-interval", ok)])).is_ok(),
+                "{ok}"
+            );
+        }
+        assert_eq!(
+            err(&[("fluentd-async-reconnect-interval", "99ms")]),
+            "invalid value for fluentd-async-reconnect-interval: value (\"99ms\") must be between 100ms and 10s"
+        );
+        assert_eq!(
+            err(&[("fluentd-async-reconnect-interval", "-1s")]),
+            "invalid value for fluentd-async-reconnect-interval: value (\"-1s\") must be between 100ms and 10s"
+        );
+        assert_eq!(
+            err(&[("fluentd-async-reconnect-interval", "1")]),
+            "invalid value for fluentd-async-reconnect-interval: time: missing unit in duration \"1\""
+        );
+    }
+
+    #[test]
+    fn timeouts() {
+        let c = parse(&opts(&[
+            ("fluentd-read-timeout", "250ms"),
+            ("fluentd-write-timeout", "0s"),
+        ]))
+        .unwrap();
+        assert_eq!(c.read_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(c.write_timeout, None);
+        assert_eq!(
+            err(&[("fluentd-write-timeout", "1")]),
+            "invalid value for fluentd-write-timeout: value must be a duration: time: missing unit in duration \"1\""
+        );
+        assert_eq!(
+            err(&[("fluentd-read-timeout", "-1s")]),
+            "invalid value for fluentd-read-timeout: value must be a duration that is non-negative"
+        );
+    }
+
+    #[test]
+    fn retry_and_buffer_options_are_validated() {
+        assert!(
+            parse(&opts(&[
+                ("fluentd-buffer-limit", "8192"),
+                ("fluentd-retry-wait", "1s"),
+                ("fluentd-max-retries", "10"),
+            ]))
+            .is_ok()
+        );
+        assert_eq!(
+            err(&[("fluentd-buffer-limit", "lots")]),
+            "invalid size: 'lots'"
+        );
+        assert_eq!(
+            err(&[("fluentd-retry-wait", "1")]),
+            "time: missing unit in duration \"1\""
+        );
+        assert_eq!(
+            err(&[("fluentd-max-retries", "-1")]),
+            "strconv.ParseUint: parsing \"-1\": invalid syntax"
+        );
+        assert_eq!(
+            err(&[("fluentd-max-retries", "4294967295")]),
+            "invalid fluentd-max-retries: value out of range"
+        );
+    }
+}
