@@ -574,14 +574,7 @@ fn attach_streams_output_sends_input_and_detaches() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("read escape sequence"));
     assert_eq!(field(&u, "echoer", "{{.State.Status}}"), "running");
     // The output also went to the container's log.
-    let id = field(&u, "echoer", "{{.Id}}");
-    let log = std::fs::read_to_string(
-        u.data_dir()
-            .join("containers")
-            .join(&id)
-            .join("container.log"),
-    );
-    assert_eq!(log.unwrap(), "got one\n");
+    assert_eq!(u.burrow(&["logs", "echoer"]).ok().stdout, "got one\n");
     u.burrow(&["rm", "-f", "echoer"]).ok();
     // Attached until the container ends: its output and its exit status.
     detach(

@@ -15,6 +15,7 @@ use super::lifecycle::{
 };
 use super::progress::Reporter;
 use super::{out, print_warnings};
+use crate::engine::logconfig::LogConfig;
 use crate::engine::spec::CreateOptions;
 use crate::engine::{ContainerSummary, Engine, EngineError, MonitorArgs, RemoveOptions};
 
@@ -96,6 +97,13 @@ pub struct CreateFlags {
     /// Set metadata on the container (KEY[=VALUE])
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Logging driver for the container (json-file, syslog, fluentd, awslogs, none, or an
+    /// installed plugin)
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver option
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -112,8 +120,8 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 impl CreateFlags {
-    fn options(&self) -> CreateOptions {
-        CreateOptions {
+    fn options(&self) -> Result<CreateOptions> {
+        Ok(CreateOptions {
             image: self.image.clone(),
             command: self.command.clone(),
             name: self.name.clone(),
@@ -143,7 +151,8 @@ impl CreateFlags {
                 disabled: self.no_healthcheck,
             },
             labels: self.label.clone(),
-        }
+            log: LogConfig::from_flags(self.log_driver.as_deref(), &self.log_opt)?,
+        })
     }
 }
 
@@ -294,7 +303,7 @@ pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32
 
 fn create_container(engine: &mut Engine, flags: &CreateFlags) -> Result<String> {
     let reporter = Reporter::new(false);
-    let opts = flags.options();
+    let opts = flags.options()?;
     if matches!(
         engine.resolve_image(&opts.image),
         Err(EngineError::NoSuchImage(_))

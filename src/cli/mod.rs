@@ -6,6 +6,8 @@ mod events;
 mod format;
 mod image;
 mod lifecycle;
+mod logs;
+mod plugin;
 mod progress;
 
 use std::io::Write;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::engine::{Engine, EngineError, GlobalOptions, MonitorArgs, RelayArgs};
+use crate::engine::{Engine, EngineError, GlobalOptions, MonitorArgs, RELAY_READY, RelayArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,6 +87,11 @@ enum Command {
     Attach(attach::AttachArgs),
     /// Run a command in a running container
     Exec(lifecycle::ExecArgs),
+    /// Show a container's logs
+    Logs(logs::LogsArgs),
+    /// Manage log driver plugins
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Show the processes of a running container
     Top(lifecycle::TopArgs),
     /// Manage containers
@@ -256,6 +263,15 @@ fn keep_ready_pipe() -> nix::Result<std::fs::File> {
     Ok(std::fs::File::from(ready))
 }
 
+/// The relay tells its monitor it is ready on stderr, then lets go of it (errors before
+/// this reach the monitor as the usual one-line message).
+fn relay_ready() {
+    eprintln!("{RELAY_READY}");
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
 /// `--tty-size 24x80`.
 fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
     let (rows, cols) = s.split_once('x').ok_or("expected ROWSxCOLS")?;
@@ -291,13 +307,15 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Wait(a) => lifecycle::wait(&mut engine, a),
         Command::Rename(a) => lifecycle::rename(&mut engine, a),
         Command::Attach(a) => attach::attach(&mut engine, a),
+        Command::Logs(a) => logs::logs(&mut engine, a),
+        Command::Plugin(c) => plugin::plugin(&mut engine, c),
         Command::Events(a) => events::events(&mut engine, a),
         Command::Relay {
             id,
             hold,
             stderr_fd,
         } => engine
-            .relay(&id, &RelayArgs { hold, stderr_fd })
+            .relay(&id, &RelayArgs { hold, stderr_fd }, &mut relay_ready)
             .map(|()| 0)
             .map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&mut engine, a),

@@ -21,6 +21,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::container::RUNNING;
 use super::{Engine, EngineError, Result};
+use crate::monitor::logpipe::{LogPipe, Splitter};
+use crate::plugin::Source;
 
 /// Frame kinds.
 pub mod frame {
@@ -73,6 +75,9 @@ pub mod frame {
         }
     }
 }
+
+/// What a relay prints on stderr once it is ready.
+pub const RELAY_READY: &str = "relay ready";
 
 /// How long a relay started for a foreground run keeps the output waiting for its client.
 const HOLD: Duration = Duration::from_secs(10);
@@ -144,18 +149,20 @@ impl Engine {
     }
 
     /// The relay's loop: stdin is the container's stdout, stdout the container's stdin.
-    pub fn relay(&mut self, id: &str, args: &RelayArgs) -> Result<()> {
+    /// `ready` is called once the log driver is open and the socket listens: before then
+    /// an error means the container must not start.
+    pub fn relay(&mut self, id: &str, args: &RelayArgs, ready: &mut dyn FnMut()) -> Result<()> {
         let c = self.find_container(id)?;
-        let log_path = self.container_log(&c.id);
+        let config = self.container_config(&c)?;
+        let log_path = self.log_dir(&c.id);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| EngineError::Io { path, source }
         };
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
+        let mut log = Log {
+            pipe: self.open_log_pipe(&c, &config)?,
+            split: [Splitter::new(Source::Stdout), Splitter::new(Source::Stderr)],
+        };
         let stderr_path = PathBuf::from(format!("/proc/self/fd/{}", args.stderr_fd));
         let err = std::fs::File::open(&stderr_path).map_err(io(&stderr_path))?;
         let sock_path = self.attach_socket_path(&c.id);
@@ -164,6 +171,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(&sock_path);
         let listener = UnixListener::bind(&sock_path).map_err(io(&sock_path))?;
+        ready();
         let monitor = nix::unistd::getppid();
         let mut relay = Relay {
             outputs: [
@@ -191,9 +199,17 @@ impl Engine {
         }
         // The monitor's last word may still wait in the socket: it wrote, then exited.
         relay.last_words(&listener, &mut buf);
-        relay.send_exit();
+        relay.send_exit(&mut log);
         let _ = std::fs::remove_file(&sock_path);
         let _ = std::fs::remove_file(&relay.size_file);
+        let Log { pipe, mut split } = log;
+        let mut rest = Vec::new();
+        for s in &mut split {
+            s.finish(&mut rest);
+        }
+        pipe.push(rest);
+        let stats = pipe.finish();
+        self.record_log_drops(&c, &config, stats.dropped);
         Ok(())
     }
 
@@ -248,6 +264,13 @@ impl RelayLine {
     }
 }
 
+/// The container's output on its way to the log driver.
+struct Log {
+    pipe: LogPipe,
+    /// stdout's and stderr's.
+    split: [Splitter; 2],
+}
+
 struct Relay {
     /// The container's stdout and stderr pipes, until each reaches end of file.
     outputs: [Option<(u8, std::fs::File)>; 2],
@@ -263,7 +286,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn step(&mut self, listener: &UnixListener, log: &mut std::fs::File, buf: &mut [u8]) {
+    fn step(&mut self, listener: &UnixListener, log: &mut Log, buf: &mut [u8]) {
         if self.held.is_some_and(|until| Instant::now() >= until) {
             self.held = None;
         }
@@ -332,7 +355,7 @@ impl Relay {
             for i in 0..self.outputs.len() {
                 self.pump(i, log, buf, true);
             }
-            self.send_exit();
+            self.send_exit(log);
         }
     }
 
@@ -360,7 +383,7 @@ impl Relay {
 
     /// Moves output from pipe `i` to the log and the attached clients; `drain` reads until
     /// nothing is left instead of once.
-    fn pump(&mut self, i: usize, log: &mut std::fs::File, buf: &mut [u8], drain: bool) {
+    fn pump(&mut self, i: usize, log: &mut Log, buf: &mut [u8], drain: bool) {
         loop {
             let Some((kind, file)) = self.outputs[i].as_mut() else {
                 return;
@@ -383,7 +406,9 @@ impl Relay {
                 self.outputs[i] = None;
                 return;
             }
-            let _ = log.write_all(&buf[..n]);
+            let mut entries = Vec::new();
+            log.split[i].push(&buf[..n], &mut entries);
+            log.pipe.push(entries);
             let framed = frame::encode(kind, &buf[..n]);
             // A client that cannot take the output is dropped, not waited for.
             self.clients
@@ -447,8 +472,10 @@ impl Relay {
         }
     }
 
-    fn send_exit(&mut self) {
+    /// Passes on an exit code once the log has what came before it.
+    fn send_exit(&mut self, log: &mut Log) {
         if let Some(code) = self.pending_exit.take() {
+            log.pipe.sync(Duration::from_secs(5));
             let framed = frame::encode(frame::EXIT, &code);
             self.clients
                 .retain_mut(|c| !c.attached || c.stream.write_all(&framed).is_ok());

@@ -64,6 +64,7 @@ impl Engine {
         let config = spec::merge(&run_config, opts, &id, &host_hostname, &driver, &|k| {
             std::env::var(k).ok()
         })?;
+        self.check_log_config(&config.log)?;
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => {

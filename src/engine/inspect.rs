@@ -79,6 +79,8 @@ impl Engine {
         let restarting = c.status == super::RESTARTING;
         let dir = self.paths.container_dir(&c.id);
         let userdata = dir.join("userdata");
+        let log_path = self.log_path(&c.id, &config);
+        let log_dropped = self.log_drops(&c.id);
         Ok(json!({
             "Id": c.id,
             "Created": rfc3339(Some(c.created)),
@@ -106,6 +108,9 @@ impl Engine {
             "ResolvConfPath": userdata.join("resolv.conf"),
             "HostnamePath": userdata.join("hostname"),
             "HostsPath": userdata.join("hosts"),
+            "LogPath": log_path.map(|p| p.display().to_string()).unwrap_or_default(),
+            // burrow's own: lines the log driver could not take, over all runs.
+            "LogDropped": log_dropped,
             "Name": format!("/{}", c.name),
             "RestartCount": c.restart_count,
             "Driver": config.storage_driver,
@@ -119,6 +124,10 @@ impl Engine {
                     "MaximumRetryCount": config.restart_policy.max_retries(),
                 },
                 "Init": config.init,
+                "LogConfig": {
+                    "Type": config.log.driver,
+                    "Config": config.log.opts,
+                },
             },
             "Mounts": [],
             "Config": {

@@ -287,6 +287,7 @@ impl Engine {
         };
         let (out_r, out_w) = std::io::pipe().map_err(io)?;
         let (err_r, err_w) = std::io::pipe().map_err(io)?;
+        let (status_r, status_w) = std::io::pipe().map_err(io)?;
         // The relay inherits the stderr pipe under its own number (std sets up only 0-2).
         let dup = |e: nix::Error| io(e.into());
         nix::fcntl::fcntl(
@@ -311,10 +312,22 @@ impl Engine {
         let child = cmd
             .stdin(out_r)
             .stdout(relay_input)
-            .stderr(Stdio::null())
+            .stderr(status_w)
             .spawn()
             .map_err(io)?;
+        drop(cmd);
         drop(err_r);
+        // The relay opens the log driver first: if it cannot, the container does not start.
+        let mut status = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(status_r), &mut status);
+        if status.trim_end() != super::RELAY_READY {
+            let message = status.trim_end().trim_start_matches("burrow: ");
+            return Err(EngineError::LogConfig(if message.is_empty() {
+                "the log relay died while starting".to_string()
+            } else {
+                message.to_string()
+            }));
+        }
         match &container_stdin {
             Some(r) => nix::unistd::dup2_stdin(r).map_err(dup)?,
             None => {

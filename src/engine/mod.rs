@@ -10,8 +10,12 @@ mod image;
 pub mod inspect;
 mod lifecycle;
 mod lock;
+pub mod logconfig;
+mod logs;
 mod names;
+pub mod plugins;
 pub mod spec;
+pub mod template;
 
 use std::path::PathBuf;
 
@@ -21,11 +25,12 @@ use crate::state::{State, StateError};
 use crate::storage::{DriverKind, Storage};
 
 pub use crate::state::EventRecord;
-pub use attach::{RelayArgs, frame};
+pub use attach::{RELAY_READY, RelayArgs, frame};
 pub use config::{GlobalOptions, Paths};
 pub use container::{ContainerSummary, RemoveOptions};
 pub use image::PullOptions;
 pub use lifecycle::{ExecOptions, MonitorArgs, RESTARTING, report_monitor_failure};
+pub use logs::{LogLine, LogsOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -57,6 +62,11 @@ pub enum EngineError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A log option the host or the driver refused; the message is Docker's.
+    #[error("{0}")]
+    LogConfig(String),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     #[error("cannot unpack {image}: {message}")]
     Unpack { image: String, message: String },
     #[error("image {image} has a malformed configuration")]
@@ -170,6 +180,8 @@ pub struct Engine {
     warnings: Vec<String>,
     /// The size a container's terminal starts with (`__monitor --tty-size`).
     tty_size: Option<(u16, u16)>,
+    /// The WebAssembly plugin host, started on first use.
+    plugins: Option<crate::plugin::PluginHost>,
 }
 
 impl Engine {
@@ -190,6 +202,7 @@ impl Engine {
             idmap,
             idmap_warning,
             tty_size: None,
+            plugins: None,
             storage: None,
             warnings: Vec::new(),
         })

@@ -62,6 +62,8 @@ pub struct CreateOptions {
     pub health: HealthFlags,
     /// `--label KEY[=VALUE]`, in order.
     pub labels: Vec<String>,
+    /// `--log-driver` and `--log-opt`.
+    pub log: super::logconfig::LogConfig,
 }
 
 /// A container's resolved configuration, stored with it.
@@ -94,6 +96,8 @@ pub struct ContainerConfig {
     /// The image's labels with --label on top.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub log: super::logconfig::LogConfig,
 }
 
 fn default_stop_signal() -> String {
@@ -230,6 +234,7 @@ pub fn merge(
                 None => (l.clone(), String::new()),
             }))
             .collect(),
+        log: opts.log.clone(),
     })
 }
 

@@ -8,6 +8,17 @@
 //! watched container from one whose monitor died, without trusting a pid.
 
 pub mod health;
+pub mod logpipe;
+
+/// For helper threads: signals are the main thread's business (signalfds and sig-proxy
+/// block them there, and a process-directed signal goes to any thread that does not).
+pub fn block_all_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&nix::sys::signal::SigSet::all()),
+        None,
+    );
+}
 
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 mod channel;
+mod clock;
 mod command;
 mod container;
 mod exec;
@@ -22,6 +23,7 @@ mod sys;
 mod tty;
 mod user;
 
+pub use clock::utc_offset_secs;
 pub use exec::exec;
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;

@@ -148,10 +148,23 @@ impl User {
             .status()
             .unwrap();
         assert!(status.success());
+        // Compiled plugins are cached per user: tests share the user's cache, so that only
+        // the first test pays for compiling them.
+        let cache = PathBuf::from(STATE).join(format!("cache-{name}"));
+        std::fs::create_dir_all(&cache).unwrap();
+        let status = Command::new("chown")
+            .arg(format!("{name}:"))
+            .arg(&cache)
+            .status()
+            .unwrap();
+        assert!(status.success());
         User {
             name: name.to_string(),
             uid,
-            env: vec![("XDG_RUNTIME_DIR".into(), runtime.display().to_string())],
+            env: vec![
+                ("XDG_RUNTIME_DIR".into(), runtime.display().to_string()),
+                ("XDG_CACHE_HOME".into(), cache.display().to_string()),
+            ],
             home,
         }
     }

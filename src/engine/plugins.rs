@@ -1,0 +1,296 @@
+//! Installed plugins (`burrow plugin install|ls|inspect|rm|enable|disable`): each is kept
+//! as `DATA/plugins/NAME/plugin.wasm` with `plugin.json` (what it asks for, what the user
+//! granted, whether it is enabled).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{Engine, EngineError, Result};
+use crate::plugin::{Capabilities, Grants};
+
+/// The capabilities of the WIT `capabilities` record, as users grant them.
+pub const CAPABILITIES: [&str; 4] = ["log-dir", "network", "http", "secrets"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GrantSet {
+    pub log_dir: bool,
+    pub network: bool,
+    pub http: bool,
+    pub secrets: Vec<String>,
+}
+
+impl GrantSet {
+    /// What a plugin's `describe()` asks for.
+    pub fn asked(needs: &Capabilities) -> GrantSet {
+        GrantSet {
+            log_dir: needs.log_dir,
+            network: needs.network,
+            http: needs.http,
+            secrets: needs.secrets.clone(),
+        }
+    }
+
+    /// The capability names in this set.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (on, name) in [
+            (self.log_dir, "log-dir"),
+            (self.network, "network"),
+            (self.http, "http"),
+            (!self.secrets.is_empty(), "secrets"),
+        ] {
+            if on {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// What `asked` gets when the user granted the capabilities named in `granted`.
+    pub fn grant(asked: &GrantSet, granted: &[String]) -> GrantSet {
+        let has = |n: &str| granted.iter().any(|g| g == n);
+        GrantSet {
+            log_dir: asked.log_dir && has("log-dir"),
+            network: asked.network && has("network"),
+            http: asked.http && has("http"),
+            secrets: if has("secrets") {
+                asked.secrets.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstalledPlugin {
+    pub name: String,
+    pub digest: String,
+    pub version: String,
+    pub description: String,
+    pub enabled: bool,
+    pub asks: GrantSet,
+    pub granted: GrantSet,
+    /// The addresses and URL patterns it asked for, shown at install.
+    pub default_addresses: Vec<String>,
+    pub http_patterns: Vec<String>,
+}
+
+impl InstalledPlugin {
+    pub fn grants(&self) -> Grants {
+        Grants {
+            log_dir: self.granted.log_dir,
+            network: self.granted.network,
+            http: self.granted.http,
+            secrets: self.granted.secrets.clone(),
+        }
+    }
+}
+
+/// A plugin read for installation, before the user agreed.
+pub struct Candidate {
+    pub plugin: InstalledPlugin,
+    wasm: Vec<u8>,
+}
+
+impl Engine {
+    fn plugins_dir(&self) -> PathBuf {
+        self.paths.data.join("plugins")
+    }
+
+    pub(super) fn plugin_wasm(&self, name: &str) -> PathBuf {
+        self.plugins_dir().join(name).join("plugin.wasm")
+    }
+
+    fn plugin_record_path(&self, name: &str) -> PathBuf {
+        self.plugins_dir().join(name).join("plugin.json")
+    }
+
+    /// The installed plugin `name`, if there is one.
+    pub(super) fn installed_plugin(&self, name: &str) -> Result<Option<InstalledPlugin>> {
+        if !valid_name(name) {
+            return Ok(None);
+        }
+        let path = self.plugin_record_path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|_| {
+                EngineError::LogConfig(format!(
+                    "plugin record {} is damaged: remove the plugin and install it again",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(EngineError::Io { path, source }),
+        }
+    }
+
+    /// Every installed plugin, by name.
+    pub fn plugins(&self) -> Result<Vec<InstalledPlugin>> {
+        let dir = self.plugins_dir();
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => return Err(EngineError::Io { path: dir, source }),
+        };
+        for e in entries.flatten() {
+            if let Some(p) = self.installed_plugin(&e.file_name().to_string_lossy())? {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Loads a component for installation: checks its world and version and asks it what
+    /// it needs, in a sandbox with nothing granted.
+    pub fn plugin_candidate(&mut self, path: &Path, alias: Option<&str>) -> Result<Candidate> {
+        let wasm = std::fs::read(path).map_err(|source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let driver = self
+            .plugin_host()?
+            .load_log_driver(&wasm, Grants::default())?;
+        let info = driver.info();
+        let name = alias.unwrap_or(&info.name).to_string();
+        if !valid_name(&name) {
+            return Err(EngineError::LogConfig(format!(
+                "invalid plugin name {name:?}: use letters, digits, '-', '_' and '.' (or --alias)"
+            )));
+        }
+        if self.plugin_host()?.builtin_names().contains(&name) {
+            return Err(EngineError::LogConfig(format!(
+                "plugin name {name:?} is a built-in log driver's: install it under another name with --alias"
+            )));
+        }
+        if self.installed_plugin(&name)?.is_some() {
+            return Err(EngineError::LogConfig(format!(
+                "plugin {name:?} is already installed (burrow plugin rm {name} first)"
+            )));
+        }
+        let asks = GrantSet::asked(&info.needs);
+        Ok(Candidate {
+            plugin: InstalledPlugin {
+                name,
+                digest: format!("sha256:{}", hex::encode(Sha256::digest(&wasm))),
+                version: info.version.clone(),
+                description: info.description.clone(),
+                enabled: true,
+                granted: GrantSet::default(),
+                asks,
+                default_addresses: info.needs.default_addresses.clone(),
+                http_patterns: info.needs.http_patterns.clone(),
+            },
+            wasm,
+        })
+    }
+
+    /// Stores a candidate with what the user granted.
+    pub fn plugin_install(
+        &mut self,
+        mut c: Candidate,
+        granted: GrantSet,
+    ) -> Result<InstalledPlugin> {
+        c.plugin.granted = granted;
+        let dir = self.plugins_dir().join(&c.plugin.name);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EngineError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let wasm = self.plugin_wasm(&c.plugin.name);
+        super::lock::write_atomic(&wasm, &c.wasm)?;
+        self.write_plugin(&c.plugin)?;
+        Ok(c.plugin)
+    }
+
+    fn write_plugin(&self, p: &InstalledPlugin) -> Result<()> {
+        let path = self.plugin_record_path(&p.name);
+        let json = serde_json::to_vec_pretty(p).expect("plugin records serialise");
+        super::lock::write_atomic(&path, &json)
+    }
+
+    fn plugin_named(&self, name: &str) -> Result<InstalledPlugin> {
+        self.installed_plugin(name)?.ok_or_else(|| {
+            EngineError::LogConfig(format!(
+                "plugin {name:?} is not installed (burrow plugin ls lists them)"
+            ))
+        })
+    }
+
+    pub fn plugin_inspect(&self, name: &str) -> Result<InstalledPlugin> {
+        self.plugin_named(name)
+    }
+
+    /// Enables or disables a plugin; a plugin containers use stays enabled.
+    pub fn plugin_set_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
+        if !enabled && !force_ok(self, name)? {
+            return Err(in_use(name));
+        }
+        self.plugin_set_enabled_forced(name, enabled)
+    }
+
+    pub fn plugin_set_enabled_forced(&mut self, name: &str, enabled: bool) -> Result<()> {
+        let mut p = self.plugin_named(name)?;
+        p.enabled = enabled;
+        self.write_plugin(&p)
+    }
+
+    /// Removes a plugin; a plugin containers use stays unless `force`.
+    pub fn plugin_remove(&mut self, name: &str, force: bool) -> Result<()> {
+        let p = self.plugin_named(name)?;
+        if !force && !force_ok(self, name)? {
+            return Err(in_use(name));
+        }
+        let dir = self.plugins_dir().join(&p.name);
+        std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io { path: dir, source })
+    }
+}
+
+/// True when no container logs through `name`.
+fn force_ok(engine: &Engine, name: &str) -> Result<bool> {
+    for c in engine.state.containers()? {
+        if engine.container_config(&c)?.log.driver == name {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn in_use(name: &str) -> EngineError {
+    EngineError::LogConfig(format!(
+        "plugin {name:?} is in use by a container: remove the container first, or use --force"
+    ))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_what_was_asked_and_granted() {
+        let asked = GrantSet {
+            log_dir: true,
+            network: true,
+            http: false,
+            secrets: vec!["aws".into()],
+        };
+        assert_eq!(asked.names(), ["log-dir", "network", "secrets"]);
+        let g = GrantSet::grant(&asked, &["network".into(), "http".into()]);
+        assert_eq!(g.names(), ["network"]);
+        assert!(!g.http, "not asked, so not given");
+        assert!(valid_name("my-driver_1.0"));
+        assert!(!valid_name("../x") && !valid_name("") && !valid_name(".hidden"));
+    }
+}
