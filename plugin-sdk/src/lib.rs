@@ -21,13 +21,15 @@
 //!
 //! Implement [`log::Guest`] and the [`log::GuestLogger`] / [`log::GuestReader`] resources,
 //! then export the type with [`log::export_log_driver!`]. The crate needs
-//! `crate-type = ["cdylib"]`.
+//! `crate-type = ["cdylib"]`. A driver that cannot read its lines back uses
+//! [`log::NoReader`] as its reader; one that delivers entry by entry can use
+//! [`log::resume::Resume`] so that the host's retry of a batch skips what already went out.
 //!
 //! ```no_run
 //! use std::cell::RefCell;
 //! use burrow_plugin_sdk::log::{
-//!     Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger,
-//!     PluginInfo, ReadOpts, Reader,
+//!     Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader,
+//!     PluginInfo,
 //! };
 //!
 //! struct Counter;
@@ -87,17 +89,6 @@
 //!     }
 //! }
 //!
-//! struct NoReader;
-//!
-//! impl GuestReader for NoReader {
-//!     fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-//!         Err(Error::Unsupported("configured logging driver does not support reading".into()))
-//!     }
-//!     fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-//!         Ok(vec![])
-//!     }
-//! }
-//!
 //! // The component exports exist only in the wasm build, so that `cargo test` links natively.
 //! #[cfg(target_arch = "wasm32")]
 //! burrow_plugin_sdk::log::export_log_driver!(Counter);
@@ -109,9 +100,13 @@
 //! - `describe` runs once per process with nothing granted; `validate` checks `--log-opt`s
 //!   at `create` (the host has removed `mode`, `max-buffer-size` and `cache-*`).
 //! - `write` gets batches of at most 1000 entries or 256 KiB, oldest first, under a 5 s
-//!   deadline. Return [`log::Error::Unavailable`] when nothing of the batch was delivered
-//!   (the host retries it, or drops and counts it with `mode=non-blocking`); any other error,
-//!   a trap or a timeout drops the batch and the host continues on a fresh instance.
+//!   deadline. Return [`log::Error::Unavailable`] when the destination is down: with
+//!   `mode=blocking` the host offers the same batch again after a backoff (100 ms doubling
+//!   to 2 s; [`log::resume`] skips what an earlier call delivered), with `mode=non-blocking`
+//!   it drops and counts it. Any other error drops the batch and counts its lines as lost;
+//!   the instance keeps its state. After a trap the host sends the batch once more on a
+//!   fresh instance; after a timeout it drops the batch and the next call starts a fresh
+//!   instance.
 //! - An [`log::Entry`]'s `line` has no trailing newline. Lines over 16 KiB arrive as chunks
 //!   ([`log::Partial`]: shared `id` and timestamp, `ordinal` from 1, `last` on the final
 //!   one); an unterminated last line arrives as a chunk with `last: false`.
@@ -140,6 +135,10 @@ pub mod log {
     pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
     pub use burrow::plugin::{diag, endpoints, http, secrets};
     pub use exports::burrow::plugin::logging::{Guest, GuestLogger, GuestReader, Logger, Reader};
+
+    mod no_reader;
+    pub mod resume;
+    pub use no_reader::NoReader;
 }
 
 /// Bindings for the `network-driver` world.

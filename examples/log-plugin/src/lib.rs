@@ -10,15 +10,16 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader, Source,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
+    Source,
 };
 
 /// The name users pass to `--log-driver`.
 const NAME: &str = "lines";
 
-/// The driver. Its `Logger` and `Reader` are WIT resources: the host calls their methods
-/// through `&self`, so state lives behind a `RefCell`.
+/// The driver. Its `Logger` is a WIT resource: the host calls its methods through `&self`,
+/// so state lives behind a `RefCell`. It does not read its file back: the SDK's `NoReader`
+/// refuses `burrow logs` with Docker's message, and the host's local cache answers instead.
 pub struct Lines;
 
 impl Guest for Lines {
@@ -138,20 +139,6 @@ impl GuestLogger for LinesLogger {
 
     fn flush(&self) -> Result<(), Error> {
         Ok(())
-    }
-}
-
-pub struct NoReader;
-
-impl GuestReader for NoReader {
-    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-        Err(Error::Unsupported(
-            "configured logging driver does not support reading".into(),
-        ))
-    }
-
-    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-        Ok(vec![])
     }
 }
 

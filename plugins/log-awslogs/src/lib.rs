@@ -21,8 +21,8 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader, Source, diag, http, secrets,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
+    Source, diag, http, secrets,
 };
 
 use api::{Clock, HttpRequest, HttpResponse, Transport, TransportError};
@@ -194,20 +194,6 @@ impl Drop for AwsLogger {
         if let Err(e) = r {
             diag::log(diag::Level::Error, &chain(&e));
         }
-    }
-}
-
-struct NoReader;
-
-impl GuestReader for NoReader {
-    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-        Err(Error::Unsupported(
-            "configured logging driver does not support reading".into(),
-        ))
-    }
-
-    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-        Ok(vec![])
     }
 }
 

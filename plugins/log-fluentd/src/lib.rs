@@ -1,12 +1,56 @@
 //! The `fluentd` log driver: Docker's forward-protocol records (Message mode, one event
 //! per line) over tcp, tls or a unix socket, with optional acks. Encoding and delivery
 //! live in plain modules; this file only binds them to the WIT world.
+//!
+//! # Retries, backoff and buffering
+//!
+//! As Docker's driver (fluent-logger-golang v1.9, in dockerd 20.10 and later), except that
+//! nothing sleeps inside a call: the host gives each `write` 5 s, so the waits between
+//! attempts are kept as state between calls.
+//!
+//! - **Attempts.** An attempt sends one batch (with fluentd-request-ack, one event, which
+//!   then waits up to 2 s for its ack). When its connection breaks (a send fails, an ack is
+//!   wrong or missing) it reconnects and sends once more at once; a refused dial, or a
+//!   second failure, fails the attempt.
+//! - **Backoff.** After the n-th consecutive failed attempt the next one waits
+//!   fluentd-retry-wait × 1.5^(n-1), at most 60 s (fluent-logger's MaxRetryWait).
+//!   fluentd-retry-wait defaults to 1 s; under 1 ms means fluent-logger's 500 ms.
+//!   (fluent-logger rounds 1.5^(n-1) down to a whole number; this driver does not.) A
+//!   delivery resets the count. Without fluentd-async, a write that comes before the wait
+//!   is over returns `unavailable` at once, without dialing, saying how long is left; the
+//!   host keeps the batch and offers it again (its own backoff runs from 100 ms to 2 s),
+//!   so real attempts follow this driver's backoff. An offered-again batch skips the acked
+//!   events that an earlier call delivered.
+//! - **fluentd-max-retries** (default 2147483647, math.MaxInt32; 0 means fluent-logger's
+//!   13). After that many consecutive failed attempts the batch is given up: `write`
+//!   returns `internal` with fluent-logger's "fluent#write: failed to write after N
+//!   attempts", so that the host counts its lines as lost, and the count starts over.
+//! - **fluentd-async.** Writes never wait for the server. While it is unavailable, a
+//!   batch's encoded events go to a buffer of at most fluentd-buffer-limit bytes (default
+//!   1 MiB, moby's defaultBufferLimit; 0 means fluent-logger's 8 KiB; fluent-logger counts
+//!   events, this driver counts bytes so that its memory stays bounded) and `write` returns
+//!   ok. A batch that does not fit whole is refused with `internal` ("fluent#appendBuffer:
+//!   Buffer full, limit N"), so that the host counts its lines as lost. Buffered events go
+//!   first, on the next `write` or `flush` that the backoff allows; a call starts no send
+//!   after 1 s, leaving the rest for the next. When fluentd-max-retries runs out, the batch
+//!   being written is refused as above and the buffer is dropped (the message says how many
+//!   events).
+//!
+//! Known gaps in the host's count of lost lines: **events dropped from the fluentd-async
+//! buffer are not counted** (the host counted them as delivered when they were buffered);
+//! nor is a buffer left when the container stops (Docker discards it too:
+//! ForceStopAsyncSend), or one lost with its instance after a trap or a timeout (the buffer
+//! relies on the host keeping the instance after an error the plugin returns). With acks,
+//! a batch that is given up, or refused by a full buffer, after some of its events were
+//! acked is counted whole.
 
 #![deny(unsafe_code)]
 
+pub mod buffer;
 pub mod goparse;
 pub mod msgpack;
 pub mod options;
+pub mod retry;
 pub mod sender;
 
 use std::cell::RefCell;
@@ -16,13 +60,14 @@ use std::time::Duration;
 
 use burrow_plugin_sdk::log::endpoints::{Conn, TlsConfig};
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
+    diag,
 };
 
 use msgpack::Encoder;
 use options::{Config, DEFAULT_ADDRESS};
-use sender::{Connector, Sender, Transport, TransportError};
+use retry::RetryPolicy;
+use sender::{Connector, SendError, Sender, Transport, TransportError, chain};
 
 /// fluent-logger-golang's default dial timeout.
 const CONNECT_TIMEOUT_MS: u32 = 3000;
@@ -55,6 +100,24 @@ pub fn encoder(c: &Container, cfg: &Config) -> Encoder {
             .map(|kv| (kv.key.clone(), kv.value.clone()))
             .collect(),
         sub_second: cfg.sub_second,
+    }
+}
+
+/// fluentd-retry-wait and fluentd-max-retries.
+pub fn retry_policy(cfg: &Config) -> RetryPolicy {
+    RetryPolicy {
+        wait: cfg.retry_wait,
+        max_retries: cfg.max_retries,
+    }
+}
+
+/// The WIT error for a failed delivery: `unavailable` while the host should offer the batch
+/// again, `internal` once it is given up, so that the host counts its lines as lost.
+pub fn wit_error(e: &SendError) -> Error {
+    if e.is_final() {
+        Error::Internal(chain(e))
+    } else {
+        Error::Unavailable(chain(e))
     }
 }
 
@@ -177,8 +240,11 @@ impl GuestLogger for FluentdLogger {
             encoder(&c, &cfg),
             ack_timeout(&cfg),
             random_chunk_id(),
-        );
-        if !cfg.async_connect {
+        )
+        .with_retry(retry_policy(&cfg));
+        if cfg.is_async {
+            sender = sender.with_async_buffer(cfg.buffer_limit);
+        } else {
             sender.connect().map_err(|e| {
                 let source = match &e {
                     sender::SendError::Connect { source, .. } => source.message.clone(),
@@ -193,33 +259,21 @@ impl GuestLogger for FluentdLogger {
     }
 
     fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-        self.sender.borrow_mut().write(&batch).map_err(|e| {
-            let detail = match &e {
-                sender::SendError::Connect { source, .. }
-                | sender::SendError::Write { source, .. }
-                | sender::SendError::AckClosed { source, .. } => format!(": {source}"),
-                sender::SendError::AckDecode { source, .. } => format!(": {source}"),
-                _ => String::new(),
-            };
-            Error::Unavailable(format!("{e}{detail}"))
-        })
+        self.sender
+            .borrow_mut()
+            .write(&batch)
+            .map_err(|e| wit_error(&e))
     }
 
+    /// Sends what fluentd-async buffered. The host only notes a failed flush, so a buffer
+    /// dropped here is reported through `diag` too.
     fn flush(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-pub struct NoReader;
-
-impl GuestReader for NoReader {
-    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-        Err(Error::Unsupported(
-            "configured logging driver does not support reading".into(),
-        ))
-    }
-    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-        Ok(vec![])
+        self.sender.borrow_mut().flush().map_err(|e| {
+            if let SendError::GaveUp { dropped: 1.., .. } = e {
+                diag::log(diag::Level::Warn, &chain(&e));
+            }
+            wit_error(&e)
+        })
     }
 }
 
@@ -310,6 +364,60 @@ mod tests {
                 ("fluentd-read-timeout", "300ms")
             ])),
             Some(Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn only_given_up_data_is_an_error_the_host_counts_as_lost() {
+        let refused = SendError::Connect {
+            address: "tcp://127.0.0.1:24224".into(),
+            source: TransportError {
+                message: "connection refused".into(),
+            },
+        };
+        let e = wit_error(&refused);
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m == "cannot connect to the fluentd server at tcp://127.0.0.1:24224: connection refused"),
+            "{e:?}"
+        );
+        let gave_up = SendError::GaveUp {
+            attempts: 5,
+            dropped: 0,
+            source: Box::new(refused),
+        };
+        let e = wit_error(&gave_up);
+        assert!(
+            matches!(&e, Error::Internal(m) if m == "fluent#write: failed to write after 5 attempts: cannot connect to the fluentd server at tcp://127.0.0.1:24224: connection refused"),
+            "{e:?}"
+        );
+        let full = SendError::BufferFull {
+            limit: 1048576,
+            source: None,
+        };
+        let e = wit_error(&full);
+        assert!(
+            matches!(&e, Error::Internal(m) if m == "fluent#appendBuffer: Buffer full, limit 1048576"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn retry_options_reach_the_policy() {
+        let cfg = options::parse(&[
+            ("fluentd-retry-wait".to_string(), "250ms".to_string()),
+            ("fluentd-max-retries".to_string(), "4".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(
+            retry_policy(&cfg),
+            RetryPolicy {
+                wait: Duration::from_millis(250),
+                max_retries: 4
+            }
+        );
+        assert_eq!(
+            retry_policy(&options::parse(&[]).unwrap()),
+            RetryPolicy::default()
         );
     }
 

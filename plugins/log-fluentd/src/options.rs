@@ -1,6 +1,6 @@
 //! The fluentd driver's options, checked as moby's `daemon/logger/fluentd` does, with its
-//! messages. Retries, backoff and buffering belong to the host, so their options are only
-//! validated here.
+//! messages, and read as fluent-logger-golang reads the values moby hands it (zero often
+//! means "the library's default").
 
 use std::time::Duration;
 
@@ -9,6 +9,18 @@ use thiserror::Error;
 use crate::goparse::{self, GoError};
 
 pub const DEFAULT_ADDRESS: &str = "tcp://127.0.0.1:24224";
+/// moby's defaultBufferLimit.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+/// fluent-logger-golang's defaultBufferLimit, which replaces a limit of zero.
+const LIBRARY_BUFFER_LIMIT: usize = 8 * 1024;
+/// moby's defaultRetryWait (1000 ms).
+pub const DEFAULT_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// fluent-logger-golang's defaultRetryWait, which replaces a wait under 1 ms.
+const LIBRARY_RETRY_WAIT: Duration = Duration::from_millis(500);
+/// moby's defaultMaxRetries (math.MaxInt32).
+pub const DEFAULT_MAX_RETRIES: u32 = i32::MAX as u32;
+/// fluent-logger-golang's defaultMaxRetry, which replaces zero.
+const LIBRARY_MAX_RETRIES: u32 = 13;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -16,8 +28,17 @@ pub struct Config {
     pub endpoint: String,
     /// `tls://`: the tcp connection is wrapped in TLS.
     pub tls: bool,
-    /// fluentd-async (or the older fluentd-async-connect): start without connecting.
-    pub async_connect: bool,
+    /// fluentd-async (or the older fluentd-async-connect, which fluent-logger-golang now
+    /// treats the same): start without connecting, and buffer instead of waiting.
+    pub is_async: bool,
+    /// fluentd-buffer-limit: the most bytes of encoded events fluentd-async buffers.
+    /// fluent-logger-golang counts events instead; bytes keep the plugin's memory bounded.
+    pub buffer_limit: usize,
+    /// fluentd-retry-wait: the wait after the first failed attempt (whole milliseconds, as
+    /// moby hands it on).
+    pub retry_wait: Duration,
+    /// fluentd-max-retries: consecutive failed attempts before the data is given up.
+    pub max_retries: u32,
     pub sub_second: bool,
     pub request_ack: bool,
     pub read_timeout: Option<Duration>,
@@ -86,27 +107,44 @@ pub fn parse(opts: &[(String, String)]) -> Result<Config, OptionError> {
     })?;
 
     let value = |key: &'static str| move |source| OptionError::Value { key, source };
-    let buffer_limit = get("fluentd-buffer-limit");
-    if !buffer_limit.is_empty() {
-        goparse::ram_in_bytes(buffer_limit).map_err(value("fluentd-buffer-limit"))?;
+    let mut buffer_limit = DEFAULT_BUFFER_LIMIT;
+    let v = get("fluentd-buffer-limit");
+    if !v.is_empty() {
+        let n = goparse::ram_in_bytes(v).map_err(value("fluentd-buffer-limit"))?;
+        buffer_limit = match usize::try_from(n) {
+            Ok(0) => LIBRARY_BUFFER_LIMIT,
+            Ok(n) => n,
+            Err(_) => usize::MAX,
+        };
     }
-    let retry_wait = get("fluentd-retry-wait");
-    if !retry_wait.is_empty() {
-        goparse::parse_duration(retry_wait).map_err(value("fluentd-retry-wait"))?;
+    let mut retry_wait = DEFAULT_RETRY_WAIT;
+    let v = get("fluentd-retry-wait");
+    if !v.is_empty() {
+        let ns = goparse::parse_duration(v).map_err(value("fluentd-retry-wait"))?;
+        // moby: int(d.Seconds() * 1000); a negative wait waits nothing.
+        let ms = ns / 1_000_000;
+        retry_wait = match u64::try_from(ms) {
+            Ok(0) => LIBRARY_RETRY_WAIT,
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => Duration::ZERO,
+        };
     }
-    let max_retries = get("fluentd-max-retries");
-    if !max_retries.is_empty() {
-        let n = goparse::parse_uint(max_retries, 32).map_err(value("fluentd-max-retries"))?;
-        if n > i32::MAX as u64 {
-            return Err(OptionError::MaxRetriesRange);
-        }
+    let mut max_retries = DEFAULT_MAX_RETRIES;
+    let v = get("fluentd-max-retries");
+    if !v.is_empty() {
+        let n = goparse::parse_uint(v, 32).map_err(value("fluentd-max-retries"))?;
+        max_retries = match u32::try_from(n) {
+            Ok(0) => LIBRARY_MAX_RETRIES,
+            Ok(n) if n <= DEFAULT_MAX_RETRIES => n,
+            _ => return Err(OptionError::MaxRetriesRange),
+        };
     }
     // fluentd-async-connect is the pre-20.10 spelling; either one turns async on.
-    let mut async_connect = false;
+    let mut is_async = false;
     for key in ["fluentd-async", "fluentd-async-connect"] {
         let v = get(key);
         if !v.is_empty() {
-            async_connect |= goparse::parse_bool(v).map_err(value(key))?;
+            is_async |= goparse::parse_bool(v).map_err(value(key))?;
         }
     }
     let interval = get("fluentd-async-reconnect-interval");
@@ -154,7 +192,10 @@ pub fn parse(opts: &[(String, String)]) -> Result<Config, OptionError> {
     Ok(Config {
         endpoint,
         tls,
-        async_connect,
+        is_async,
+        buffer_limit,
+        retry_wait,
+        max_retries,
         sub_second,
         request_ack,
         read_timeout,
@@ -263,8 +304,11 @@ mod tests {
     fn defaults() {
         let c = parse(&[]).unwrap();
         assert_eq!(c.endpoint, "tcp://127.0.0.1:24224");
-        assert!(!c.tls && !c.async_connect && !c.sub_second && !c.request_ack);
+        assert!(!c.tls && !c.is_async && !c.sub_second && !c.request_ack);
         assert_eq!((c.read_timeout, c.write_timeout), (None, None));
+        assert_eq!(c.buffer_limit, 1024 * 1024);
+        assert_eq!(c.retry_wait, Duration::from_secs(1));
+        assert_eq!(c.max_retries, 2_147_483_647);
     }
 
     #[test]
@@ -336,12 +380,8 @@ mod tests {
             ("labels", "a"),
         ]))
         .unwrap();
-        assert!(c.async_connect && c.sub_second && c.request_ack);
-        assert!(
-            parse(&opts(&[("fluentd-async", "true")]))
-                .unwrap()
-                .async_connect
-        );
+        assert!(c.is_async && c.sub_second && c.request_ack);
+        assert!(parse(&opts(&[("fluentd-async", "true")])).unwrap().is_async);
         assert_eq!(
             err(&[("fluentd-request-ack", "yes")]),
             "strconv.ParseBool: parsing \"yes\": invalid syntax"
@@ -390,14 +430,38 @@ mod tests {
     }
 
     #[test]
-    fn retry_and_buffer_options_are_validated() {
-        assert!(
-            parse(&opts(&[
-                ("fluentd-buffer-limit", "8192"),
-                ("fluentd-retry-wait", "1s"),
-                ("fluentd-max-retries", "10"),
-            ]))
-            .is_ok()
+    fn retry_and_buffer_options() {
+        let c = parse(&opts(&[
+            ("fluentd-buffer-limit", "2m"),
+            ("fluentd-retry-wait", "1500us"),
+            ("fluentd-max-retries", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(c.buffer_limit, 2 * 1024 * 1024);
+        assert_eq!(c.retry_wait, Duration::from_millis(1), "whole milliseconds");
+        assert_eq!(c.max_retries, 10);
+        // Zero (or under 1 ms) is fluent-logger-golang's cue for its own defaults.
+        let z = parse(&opts(&[
+            ("fluentd-buffer-limit", "0"),
+            ("fluentd-retry-wait", "900us"),
+            ("fluentd-max-retries", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (z.buffer_limit, z.retry_wait, z.max_retries),
+            (8192, Duration::from_millis(500), 13)
+        );
+        let neg = parse(&opts(&[("fluentd-retry-wait", "-3s")])).unwrap();
+        assert_eq!(neg.retry_wait, Duration::ZERO);
+        assert_eq!(
+            parse(&opts(&[("fluentd-max-retries", "2147483647")]))
+                .unwrap()
+                .max_retries,
+            i32::MAX as u32
+        );
+        assert_eq!(
+            err(&[("fluentd-max-retries", "2147483648")]),
+            "invalid fluentd-max-retries: value out of range"
         );
         assert_eq!(
             err(&[("fluentd-buffer-limit", "lots")]),

@@ -1,14 +1,22 @@
-//! Delivers batches to a forward-protocol server: one buffer per batch, or with
-//! fluentd-request-ack one event at a time, each waiting for its `{"ack": chunk}`. A
-//! failure gets one fresh connection and one resend; after that the batch is the host's
-//! to retry (it owns backoff and buffering).
+//! Delivers batches to a forward-protocol server as fluent-logger-golang v1.9 (dockerd's
+//! client) does, but within the host's 5 s per call: its sleeps between attempts become
+//! state kept between calls ([`Backoff`]), and fluentd-async's queue a bounded buffer that
+//! later calls drain ([`Pending`]). The crate docs give the semantics a user sees.
 
 use std::time::{Duration, Instant};
 
 use burrow_plugin_sdk::log::Entry;
+use burrow_plugin_sdk::log::resume::Resume;
 use thiserror::Error;
 
+use crate::buffer::{Pending, Record};
+use crate::goparse;
 use crate::msgpack::{self, AckError, Encoder};
+use crate::retry::{Backoff, Clock, Next, RetryPolicy, SystemClock};
+
+/// With fluentd-async, a call starts no new send after this long, so that draining a full
+/// buffer (one acked event at a time) stays well within the host's 5 s deadline.
+pub const DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 /// A connection's failure as the host (or the OS) words it.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -62,20 +70,68 @@ pub enum SendError {
         #[source]
         source: TransportError,
     },
+    /// The backoff after a failed attempt has not passed: nothing was tried.
+    #[error("the fluentd server at {address} is unavailable; next attempt in {}", go_duration(*wait))]
+    Waiting {
+        address: String,
+        wait: Duration,
+        /// Why the last attempt failed.
+        #[source]
+        last: TransportError,
+    },
+    /// fluentd-max-retries consecutive attempts failed: the data is given up, and with
+    /// fluentd-async so is every buffered event (`dropped` of them).
+    #[error("fluent#write: failed to write after {attempts} attempts{}", dropped_note(*dropped))]
+    GaveUp {
+        attempts: u32,
+        dropped: usize,
+        #[source]
+        source: Box<SendError>,
+    },
+    /// fluentd-async: the batch does not fit in what is left of fluentd-buffer-limit.
+    #[error("fluent#appendBuffer: Buffer full, limit {limit}")]
+    BufferFull {
+        limit: usize,
+        /// Why events are waiting, when an attempt failed.
+        #[source]
+        source: Option<Box<SendError>>,
+    },
 }
 
-/// Which part of a failed batch already reached the server, so that the host's retry of
-/// the same batch does not deliver it twice.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Resume {
-    key: Option<(u64, usize, usize)>,
-    done: usize,
+impl SendError {
+    /// True when the data is given up for good: the host must count it as lost rather
+    /// than offer it again.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            SendError::GaveUp { .. } | SendError::BufferFull { .. }
+        )
+    }
 }
 
-fn batch_key(batch: &[Entry]) -> Option<(u64, usize, usize)> {
-    batch
-        .first()
-        .map(|e| (e.time_ns, e.line.len(), batch.len()))
+/// Go's rendering of a wait, rounded up to the millisecond ("1.5s", "250ms").
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    goparse::duration_string(i64::try_from(ms * 1_000_000).unwrap_or(i64::MAX))
+}
+
+fn dropped_note(dropped: usize) -> String {
+    match dropped {
+        0 => String::new(),
+        n => format!(" (dropped {n} buffered events)"),
+    }
+}
+
+/// The error and its sources, joined with ": ", as the user reads it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 pub struct Sender<C: Connector> {
@@ -88,10 +144,16 @@ pub struct Sender<C: Connector> {
     ack_timeout: Option<Duration>,
     /// 16 fresh random bytes per acked event.
     chunk_id: Box<dyn FnMut() -> [u8; 16]>,
+    /// Synchronous mode: what the host's retry of a failed batch skips.
     resume: Resume,
+    backoff: Backoff,
+    /// Some with fluentd-async.
+    pending: Option<Pending>,
+    clock: Box<dyn Clock>,
 }
 
 impl<C: Connector> Sender<C> {
+    /// A synchronous sender with Docker's retry defaults and the system clock.
     pub fn new(
         connector: C,
         address: String,
@@ -107,7 +169,33 @@ impl<C: Connector> Sender<C> {
             ack_timeout,
             chunk_id,
             resume: Resume::default(),
+            backoff: Backoff::new(RetryPolicy::default()),
+            pending: None,
+            clock: Box::new(SystemClock),
         }
+    }
+
+    /// fluentd-retry-wait and fluentd-max-retries.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.backoff = Backoff::new(policy);
+        self
+    }
+
+    /// fluentd-async: writes never wait for the server; up to `limit` bytes of encoded
+    /// events wait in a buffer instead.
+    pub fn with_async_buffer(mut self, limit: usize) -> Self {
+        self.pending = Some(Pending::new(limit));
+        self
+    }
+
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// The fluentd-async buffer.
+    pub fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
     }
 
     /// Connects now (fluentd-async=false does so when the container starts).
@@ -126,65 +214,161 @@ impl<C: Connector> Sender<C> {
             })
     }
 
+    /// Delivers a batch. Synchronous: an error means the host should offer the batch
+    /// again, unless [`SendError::is_final`]. fluentd-async: the batch is sent or
+    /// buffered, and only a final error is returned.
     pub fn write(&mut self, batch: &[Entry]) -> Result<(), SendError> {
-        let key = batch_key(batch);
-        let skip = if key.is_some() && self.resume.key == key {
-            self.resume.done.min(batch.len())
-        } else {
-            0
+        match self.pending.take() {
+            Some(mut pending) => {
+                let result = self.write_async(&mut pending, batch);
+                self.pending = Some(pending);
+                result
+            }
+            None => self.write_sync(batch),
+        }
+    }
+
+    /// fluentd-async: sends buffered events when the backoff allows. Synchronous: nothing
+    /// to do.
+    pub fn flush(&mut self) -> Result<(), SendError> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(());
         };
-        let result = match self.ack_timeout {
-            None => {
-                let mut buf = Vec::new();
-                for e in &batch[skip..] {
-                    self.encoder.encode(e, None, &mut buf);
-                }
-                if buf.is_empty() {
-                    Ok(())
-                } else {
-                    self.attempt_twice(&buf, None).map_err(|e| (skip, e))
-                }
-            }
-            Some(_) => {
-                let mut outcome = Ok(());
-                for (i, e) in batch.iter().enumerate().skip(skip) {
-                    let chunk = base64_std(&(self.chunk_id)());
-                    let mut buf = Vec::new();
-                    self.encoder.encode(e, Some(&chunk), &mut buf);
-                    if let Err(err) = self.attempt_twice(&buf, Some(&chunk)) {
-                        outcome = Err((i, err));
-                        break;
-                    }
-                }
-                outcome
-            }
+        let start = self.clock.now();
+        let result = self
+            .send_queue(&mut pending, start)
+            .map_err(|e| give_up_buffer(e, &mut pending));
+        self.pending = Some(pending);
+        result
+    }
+
+    /// Each event as it goes on the wire, with a fresh chunk id when acks are requested.
+    fn records(&mut self, entries: &[Entry]) -> Vec<Record> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let chunk = self.ack_timeout.map(|_| base64_std(&(self.chunk_id)()));
+            let mut data = Vec::new();
+            self.encoder.encode(e, chunk.as_deref(), &mut data);
+            out.push(Record { data, chunk });
+        }
+        out
+    }
+
+    fn write_sync(&mut self, batch: &[Entry]) -> Result<(), SendError> {
+        let skip = self.resume.skip(batch);
+        let records = self.records(&batch[skip..]);
+        let mut done = skip;
+        let result = if self.ack_timeout.is_some() {
+            records.iter().try_for_each(|r| {
+                self.deliver(&r.data, r.chunk.as_deref())?;
+                done += 1;
+                Ok(())
+            })
+        } else if records.is_empty() {
+            Ok(())
+        } else {
+            let buf: Vec<u8> = records.into_iter().flat_map(|r| r.data).collect();
+            self.deliver(&buf, None)
         };
         match result {
-            Ok(()) => {
-                self.resume = Resume::default();
-                Ok(())
-            }
-            Err((done, e)) => {
-                self.resume = Resume { key, done };
+            Err(e) if !e.is_final() => {
+                self.resume.failed(batch, done);
                 Err(e)
+            }
+            other => {
+                self.resume.clear();
+                other
             }
         }
     }
 
-    /// Two tries, the second on a fresh connection; a refused dial ends it at once.
-    fn attempt_twice(&mut self, buf: &[u8], chunk: Option<&str>) -> Result<(), SendError> {
+    /// Older events first: the batch is sent only once the buffer is empty, and whatever
+    /// of it is not sent joins the buffer whole or not at all.
+    fn write_async(&mut self, pending: &mut Pending, batch: &[Entry]) -> Result<(), SendError> {
+        let start = self.clock.now();
+        let mut fresh = Pending::new(usize::MAX);
+        if fresh.push_all(self.records(batch)).is_err() {
+            unreachable!("an unbounded buffer takes everything");
+        }
+        let mut outcome = self.send_queue(pending, start);
+        if outcome.is_ok() && pending.is_empty() {
+            outcome = self.send_queue(&mut fresh, start);
+        }
+        let why = match outcome {
+            Ok(()) if fresh.is_empty() => return Ok(()),
+            Ok(()) => None,
+            Err(e) if e.is_final() => return Err(give_up_buffer(e, pending)),
+            Err(e) => Some(Box::new(e)),
+        };
+        pending
+            .push_all(fresh.into_records())
+            .map_err(|_| SendError::BufferFull {
+                limit: pending.limit(),
+                source: why,
+            })
+    }
+
+    /// Sends from the front of `queue` until it is empty, an attempt fails, or the call
+    /// has spent [`DRAIN_BUDGET`].
+    fn send_queue(&mut self, queue: &mut Pending, start: Instant) -> Result<(), SendError> {
+        while let Some((data, chunk, n)) = queue.next_send() {
+            if self.clock.now().saturating_duration_since(start) >= DRAIN_BUDGET {
+                break;
+            }
+            self.deliver(&data, chunk.as_deref())?;
+            queue.delivered(n);
+        }
+        Ok(())
+    }
+
+    /// One attempt at one send, paced by the backoff: on the live connection or a new
+    /// one, and when that connection breaks (a failed send, a wrong or missing ack) once
+    /// more at once on a new one, as fluent-logger-golang redials after a failed write. A
+    /// refused dial ends the attempt. A failed attempt starts the next wait, or gives up
+    /// after fluentd-max-retries of them.
+    fn deliver(&mut self, data: &[u8], chunk: Option<&str>) -> Result<(), SendError> {
+        let wait = match self.conn {
+            Some(_) => None,
+            None => self.backoff.wait_left(self.clock.now()),
+        };
+        if let Some(wait) = wait {
+            return Err(SendError::Waiting {
+                address: self.address.clone(),
+                wait,
+                last: TransportError {
+                    message: self.backoff.last_error().to_string(),
+                },
+            });
+        }
         let mut outcome = Ok(());
         for _ in 0..2 {
             if self.conn.is_none() {
-                self.conn = Some(self.dial()?);
+                match self.dial() {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
             }
-            outcome = self.attempt(buf, chunk);
+            outcome = self.attempt(data, chunk);
             if outcome.is_ok() {
-                return outcome;
+                break;
             }
             self.conn = None;
         }
-        outcome
+        let Err(e) = outcome else {
+            self.backoff.succeeded();
+            return Ok(());
+        };
+        match self.backoff.failed(self.clock.now(), chain(&e)) {
+            Next::RetryIn(_) => Err(e),
+            Next::GiveUp(attempts) => Err(SendError::GaveUp {
+                attempts,
+                dropped: 0,
+                source: Box::new(e),
+            }),
+        }
     }
 
     fn attempt(&mut self, buf: &[u8], chunk: Option<&str>) -> Result<(), SendError> {
@@ -197,7 +381,7 @@ impl<C: Connector> Sender<C> {
         let (Some(want), Some(timeout)) = (chunk, self.ack_timeout) else {
             return Ok(());
         };
-        let deadline = Instant::now() + timeout;
+        let deadline = self.clock.now() + timeout;
         let mut reply = Vec::new();
         loop {
             if let Some((got, _)) =
@@ -216,7 +400,7 @@ impl<C: Connector> Sender<C> {
                     })
                 };
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(self.clock.now());
             if left.is_zero() {
                 return Err(SendError::AckTimeout { address, timeout });
             }
@@ -228,6 +412,22 @@ impl<C: Connector> Sender<C> {
                 })?;
             reply.extend_from_slice(&data);
         }
+    }
+}
+
+/// fluentd-max-retries ran out with events buffered: they go too (fluent-logger-golang
+/// drops an event once its retries run out). The host counted their lines as delivered
+/// when they were buffered, so these losses are not in its count: a known gap.
+fn give_up_buffer(e: SendError, pending: &mut Pending) -> SendError {
+    match e {
+        SendError::GaveUp {
+            attempts, source, ..
+        } => SendError::GaveUp {
+            attempts,
+            dropped: pending.clear(),
+            source,
+        },
+        other => other,
     }
 }
 
@@ -254,203 +454,5 @@ pub fn base64_std(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use burrow_plugin_sdk::log::Source;
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::rc::Rc;
-
-    /// What the fake server does with the next event.
-    #[derive(Clone, Copy, Debug)]
-    enum Reply {
-        Ack,
-        WrongAck,
-        Silent,
-        FailSend,
-    }
-
-    #[derive(Default)]
-    struct Wire {
-        sent: Vec<Vec<u8>>,
-        connects: usize,
-        refuse: bool,
-        script: VecDeque<Reply>,
-        pending: Vec<u8>,
-    }
-
-    struct FakeConn(Rc<RefCell<Wire>>);
-    impl Transport for FakeConn {
-        fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
-            let mut w = self.0.borrow_mut();
-            let reply = w.script.pop_front().unwrap_or(Reply::Ack);
-            if let Reply::FailSend = reply {
-                return Err(TransportError {
-                    message: "write: broken pipe".into(),
-                });
-            }
-            w.sent.push(data.to_vec());
-            // The chunk is the last string of the event: find it after "chunk".
-            let pos = data.windows(6).rposition(|x| x == b"\xa5chunk");
-            if let Some(p) = pos {
-                let chunk = &data[p + 6..];
-                let mut ack = vec![0x81, 0xa3, b'a', b'c', b'k'];
-                match reply {
-                    Reply::Ack => ack.extend_from_slice(chunk),
-                    Reply::WrongAck => ack.extend_from_slice(b"\xa1X"),
-                    _ => ack.clear(),
-                }
-                // Deliver the reply in two pieces to exercise reassembly.
-                w.pending.extend(ack);
-            }
-            Ok(())
-        }
-        fn recv(&mut self, max: usize, _timeout: Duration) -> Result<Vec<u8>, TransportError> {
-            let mut w = self.0.borrow_mut();
-            let n = w.pending.len().min(max).min(3);
-            Ok(w.pending.drain(..n).collect())
-        }
-    }
-
-    struct FakeConnector(Rc<RefCell<Wire>>);
-    impl Connector for FakeConnector {
-        type Conn = FakeConn;
-        fn connect(&mut self) -> Result<FakeConn, TransportError> {
-            let mut w = self.0.borrow_mut();
-            w.connects += 1;
-            w.pending.clear();
-            if w.refuse {
-                return Err(TransportError {
-                    message: "dial tcp 127.0.0.1:24224: connect: connection refused".into(),
-                });
-            }
-            Ok(FakeConn(self.0.clone()))
-        }
-    }
-
-    fn encoder() -> Encoder {
-        Encoder {
-            tag: "t".into(),
-            container_id: "c".into(),
-            container_name: "/n".into(),
-            attrs: vec![],
-            sub_second: false,
-        }
-    }
-
-    fn entry(line: &str) -> Entry {
-        Entry {
-            time_ns: 1_000_000_000,
-            source: Source::Stdout,
-            line: line.as_bytes().to_vec(),
-            partial: None,
-            attrs: vec![],
-        }
-    }
-
-    fn sender(wire: &Rc<RefCell<Wire>>, ack: bool) -> Sender<FakeConnector> {
-        let mut n = 0u8;
-        Sender::new(
-            FakeConnector(wire.clone()),
-            "tcp://127.0.0.1:24224".into(),
-            encoder(),
-            ack.then_some(Duration::from_millis(50)),
-            Box::new(move || {
-                n += 1;
-                [n; 16]
-            }),
-        )
-    }
-
-    #[test]
-    fn without_ack_a_batch_is_one_send_of_message_mode_events() {
-        let wire = Rc::new(RefCell::new(Wire::default()));
-        let mut s = sender(&wire, false);
-        s.connect().unwrap();
-        s.write(&[entry("a"), entry(""), entry("b")]).unwrap();
-        let w = wire.borrow();
-        assert_eq!(w.sent.len(), 1);
-        let mut want = vec![];
-        for l in ["a", "", "b"] {
-            encoder().encode(&entry(l), None, &mut want);
-        }
-        assert_eq!(
-            w.sent[0], want,
-            "empty lines are kept, as Docker's fluentd does"
-        );
-    }
-
-    #[test]
-    fn with_ack_each_event_waits_for_its_chunk() {
-        let wire = Rc::new(RefCell::new(Wire::default()));
-        let mut s = sender(&wire, true);
-        s.write(&[entry("a"), entry("b")]).unwrap();
-        let w = wire.borrow();
-        assert_eq!(w.sent.len(), 2);
-        assert_eq!(w.connects, 1);
-        let chunk = base64_std(&[1u8; 16]);
-        assert!(w.sent[0].ends_with(chunk.as_bytes()));
-    }
-
-    #[test]
-    fn wrong_or_missing_ack_resends_once_on_a_new_connection() {
-        let wire = Rc::new(RefCell::new(Wire::default()));
-        let mut s = sender(&wire, true);
-        wire.borrow_mut().script = [Reply::WrongAck, Reply::Ack].into();
-        s.write(&[entry("a")]).unwrap();
-        {
-            let w = wire.borrow();
-            assert_eq!(w.connects, 2);
-            assert_eq!(w.sent.len(), 2);
-            assert_eq!(w.sent[0], w.sent[1], "the resend carries the same chunk");
-        }
-        wire.borrow_mut().script = [Reply::Silent, Reply::Silent].into();
-        let e = s.write(&[entry("b")]).unwrap_err();
-        assert!(matches!(e, SendError::AckTimeout { .. }), "{e:?}");
-        assert_eq!(wire.borrow().connects, 3);
-    }
-
-    #[test]
-    fn refused_connection_keeps_the_transport_text() {
-        let wire = Rc::new(RefCell::new(Wire::default()));
-        wire.borrow_mut().refuse = true;
-        let mut s = sender(&wire, false);
-        let e = s.connect().unwrap_err();
-        let SendError::Connect { source, .. } = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(
-            source.message,
-            "dial tcp 127.0.0.1:24224: connect: connection refused"
-        );
-        assert!(s.write(&[entry("a")]).is_err());
-    }
-
-    #[test]
-    fn retried_batch_skips_acked_events() {
-        let wire = Rc::new(RefCell::new(Wire::default()));
-        let mut s = sender(&wire, true);
-        let batch = [entry("a"), entry("b"), entry("c")];
-        wire.borrow_mut().script = [Reply::Ack, Reply::FailSend, Reply::FailSend].into();
-        assert!(s.write(&batch).is_err());
-        assert_eq!(wire.borrow().sent.len(), 1);
-        s.write(&batch).unwrap();
-        let w = wire.borrow();
-        assert_eq!(w.sent.len(), 3, "a is not sent again");
-        assert!(w.sent[1].windows(2).any(|x| x == b"\xa1b"));
-    }
-
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64_std(b""), "");
-        assert_eq!(base64_std(b"f"), "Zg==");
-        assert_eq!(base64_std(b"fo"), "Zm8=");
-        assert_eq!(base64_std(b"foobar"), "Zm9vYmFy");
-        assert_eq!(
-            base64_std(&[
-                0xa6, 0x9e, 0x02, 0x6b, 0, 0, 0, 0, 0x10, 0x31, 0x8b, 0x96, 0x52, 0x1e, 0x35, 0xfd
-            ]),
-            "pp4CawAAAAAQMYuWUh41/Q=="
-        );
-    }
-}
+#[path = "sender_tests.rs"]
+mod tests;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use burrow_plugin_sdk::log::{Entry, Partial, Source};
 use log_fluentd::msgpack::Encoder;
+use log_fluentd::retry::RetryPolicy;
 use log_fluentd::sender::{Connector, SendError, Sender, Transport, TransportError};
 use serde_json::{Value, json};
 
@@ -327,6 +328,39 @@ fn closed_on_accept_is_unavailable() {
         "{e:?}"
     );
     assert!(events(&r.out(), &t, 1, Duration::from_millis(300)).is_empty());
+}
+
+#[test]
+#[ignore = "needs BURROW_TEST_FLUENT_ADDR (tests/servers/fluent_recv.py)"]
+fn async_buffers_until_the_server_comes_up() {
+    let name = "async";
+    // Where Receiver::start will listen, before it does.
+    let socket = std::env::temp_dir()
+        .join(format!("burrow-fl-{}-{name}", std::process::id()))
+        .join("fwd.sock");
+    let address = format!("unix://{}", socket.display());
+    let t = tag(name);
+    let mut s = sender(&address, &t, false, Some(Duration::from_secs(2)))
+        .with_retry(RetryPolicy {
+            wait: Duration::from_millis(50),
+            max_retries: 100,
+        })
+        .with_async_buffer(1024 * 1024);
+    s.write(&[entry("one", Source::Stdout, None)]).unwrap();
+    s.write(&[entry("two", Source::Stderr, None)]).unwrap();
+    assert_eq!(s.pending().unwrap().len(), 2);
+
+    let r = Receiver::start(name, &[]);
+    assert_eq!(r.address(), address);
+    std::thread::sleep(Duration::from_millis(60));
+    s.flush().unwrap();
+    assert!(s.pending().unwrap().is_empty());
+    let got = events(&r.out(), &t, 2, Duration::from_secs(5));
+    let records: Vec<&Value> = got.iter().map(|g| &g["record"]).collect();
+    assert_eq!(
+        records,
+        [&record("stdout", "one"), &record("stderr", "two")]
+    );
 }
 
 #[test]

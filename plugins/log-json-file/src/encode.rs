@@ -141,7 +141,7 @@ pub fn escape_go_json(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'\t' {
-            out.extend_from_slice(&bytes[start..i]);
+            escape_log(&bytes[start..i], out);
             out.extend_from_slice(b"\\t");
             start = i + 1;
         }
@@ -372,10 +372,10 @@ mod tests {
             key: k.into(),
             value: v.into(),
         };
-        let a = encode_attrs(&[kv("z", "a\tb<"), kv("B", "1"), kv("a", "\u{8}")]);
+        let a = encode_attrs(&[kv("z", "<\"a\tb<"), kv("B", "1"), kv("a", "\u{8}")]);
         assert_eq!(
             String::from_utf8(a).unwrap(),
-            r#"{"B":"1","a":"\u0008","z":"a\tb\u003c"}"#
+            r#"{"B":"1","a":"\u0008","z":"\u003c\"a\tb\u003c"}"#
         );
         assert!(encode_attrs(&[]).is_empty());
     }

@@ -3,15 +3,14 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
 };
 
 struct NoneDriver;
 
 impl Guest for NoneDriver {
     type Logger = Discard;
-    type Reader = Discard;
+    type Reader = NoReader;
 
     fn describe() -> PluginInfo {
         PluginInfo {
@@ -55,17 +54,6 @@ impl GuestLogger for Discard {
     }
     fn flush(&self) -> Result<(), Error> {
         Ok(())
-    }
-}
-
-impl GuestReader for Discard {
-    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-        Err(Error::Unsupported(
-            "configured logging driver does not support reading".into(),
-        ))
-    }
-    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-        Ok(vec![])
     }
 }
 

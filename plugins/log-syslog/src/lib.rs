@@ -12,8 +12,7 @@ use std::cell::RefCell;
 
 use burrow_plugin_sdk::log::endpoints::{Conn, TlsConfig};
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
 };
 
 use format::{Framing, Header};
@@ -170,19 +169,6 @@ fn docker_text(e: &SendError) -> String {
     match e {
         SendError::NoLocalSyslog { .. } => e.to_string(),
         _ => e.transport().message.clone(),
-    }
-}
-
-pub struct NoReader;
-
-impl GuestReader for NoReader {
-    fn open(_c: Container, _opts: Vec<Kv>, _ro: ReadOpts) -> Result<Reader, Error> {
-        Err(Error::Unsupported(
-            "configured logging driver does not support reading".into(),
-        ))
-    }
-    fn next(&self, _max: u32) -> Result<Vec<Entry>, Error> {
-        Ok(vec![])
     }
 }
 

@@ -1,6 +1,7 @@
 //! Delivers batches: renders and frames each entry, sends over a [`Transport`] and, like
 //! srslog, reconnects once after a failed write before giving up.
 
+use burrow_plugin_sdk::log::resume::Resume;
 use burrow_plugin_sdk::log::{Entry, Source};
 use thiserror::Error;
 
@@ -58,20 +59,6 @@ impl SendError {
             | SendError::Write { source, .. } => source,
         }
     }
-}
-
-/// Which part of a failed batch already reached the server, so that the host's retry of
-/// the same batch does not send those messages twice.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Resume {
-    key: Option<(u64, usize, usize)>,
-    done: usize,
-}
-
-fn batch_key(batch: &[Entry]) -> Option<(u64, usize, usize)> {
-    batch
-        .first()
-        .map(|e| (e.time_ns, e.line.len(), batch.len()))
 }
 
 pub struct Sender<C: Connector> {
@@ -150,12 +137,8 @@ impl<C: Connector> Sender<C> {
 
     /// Sends the batch: one datagram per message, or one buffer on a stream.
     pub fn write(&mut self, batch: &[Entry]) -> Result<(), SendError> {
-        let key = batch_key(batch);
-        let skip = if self.resume.key == key && key.is_some() {
-            self.resume.done.min(batch.len())
-        } else {
-            0
-        };
+        // What an earlier failed call with this batch already sent is not sent twice.
+        let skip = self.resume.skip(batch);
         let result = if self.datagram {
             let mut failed = None;
             for (i, entry) in batch.iter().enumerate().skip(skip) {
@@ -169,7 +152,7 @@ impl<C: Connector> Sender<C> {
             match failed {
                 None => Ok(()),
                 Some((i, e)) => {
-                    self.resume = Resume { key, done: i };
+                    self.resume.failed(batch, i);
                     return Err(e);
                 }
             }
@@ -187,11 +170,11 @@ impl<C: Connector> Sender<C> {
         };
         match result {
             Ok(()) => {
-                self.resume = Resume::default();
+                self.resume.clear();
                 Ok(())
             }
             Err(e) => {
-                self.resume = Resume { key, done: skip };
+                self.resume.failed(batch, skip);
                 Err(e)
             }
         }

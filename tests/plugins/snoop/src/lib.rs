@@ -4,8 +4,8 @@
 //! "succeeded: [...]; refused: [...]".
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader, endpoints, http, secrets,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, PluginInfo, endpoints,
+    http, secrets,
 };
 
 include!("../../common.rs");

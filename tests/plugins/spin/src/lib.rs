@@ -1,8 +1,7 @@
 //! Loops forever in `write` once a line says "spin"; otherwise behaves.
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, PluginInfo,
 };
 
 include!("../../common.rs");
