@@ -2,18 +2,17 @@
 //! `start -a`. This command's terminal (or pipes) is joined to the container through its
 //! relay until the container exits or the detach keys are typed.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::signal::Signal;
 
 use crate::engine::{Engine, EngineError, frame};
+use crate::runtime::{RawMode, Signals};
 
 #[derive(Args, Debug)]
 pub struct AttachArgs {
@@ -62,59 +61,6 @@ pub fn parse_keys(spec: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// Raw mode on a terminal for as long as it lives.
-struct Raw(Termios);
-
-impl Raw {
-    fn enter() -> Option<Raw> {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return None;
-        }
-        let saved = tcgetattr(stdin.as_fd()).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-        Some(Raw(saved))
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
-    }
-}
-
-/// The signals a client handles, read from a signalfd; the old mask comes back on drop.
-struct Signals {
-    fd: SignalFd,
-    old: SigSet,
-}
-
-impl Signals {
-    /// SIGWINCH, and with `proxy` the signals that go on to the container; without it
-    /// they keep their usual effect on this command.
-    fn block(proxy: bool) -> Result<Signals> {
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGWINCH);
-        if proxy {
-            for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-                set.add(sig);
-            }
-        }
-        let mut old = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))?;
-        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-        Ok(Signals { fd, old })
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
-    }
-}
-
 pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<i32> {
     let session = Session {
         stdin: !a.no_stdin,
@@ -140,7 +86,12 @@ pub fn join(
     s: &Session,
 ) -> Result<i32> {
     let keys = &s.detach_keys;
-    let signals = Signals::block(s.sig_proxy)?;
+    let mut handled = vec![Signal::SIGWINCH];
+    if s.sig_proxy {
+        // Forwarded to the container; without --sig-proxy they keep their usual effect here.
+        handled.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]);
+    }
+    let signals = Signals::block_set(&handled)?;
     let hello = if s.stdin_once { "stdin-once" } else { "" };
     send(&mut sock, frame::HELLO, hello.as_bytes())?;
     if tty && let Some((rows, cols)) = crate::runtime::terminal_size() {
@@ -150,7 +101,11 @@ pub fn join(
             format!("{rows} {cols}").as_bytes(),
         )?;
     }
-    let raw = if tty && s.stdin { Raw::enter() } else { None };
+    let raw = if tty && s.stdin {
+        RawMode::enter().ok().flatten()
+    } else {
+        None
+    };
     let mut stdin = std::io::stdin().lock();
     let mut stdin_open = s.stdin;
     let mut frames = frame::Decoder::default();
@@ -160,7 +115,7 @@ pub fn join(
         let (sock_ready, stdin_ready, sig_ready) = {
             let mut fds = vec![
                 PollFd::new(sock.as_fd(), PollFlags::POLLIN),
-                PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN),
             ];
             if stdin_open {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
@@ -177,7 +132,7 @@ pub fn join(
             )
         };
         if sig_ready {
-            while let Ok(Some(info)) = signals.fd.read_signal() {
+            while let Ok(Some(info)) = signals.fd().read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGWINCH) => {
                         if let (true, Some((rows, cols))) = (tty, crate::runtime::terminal_size()) {

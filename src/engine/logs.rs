@@ -2,7 +2,7 @@
 //! checking a container's log options at `create`, opening the relay's pipeline, and
 //! reading logs back for `burrow logs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::logconfig::{self, LogConfig, Split, TagFields};
@@ -163,10 +163,7 @@ impl Engine {
         } = config.log.split()?;
         let driver = self.log_driver(&config.log.driver)?;
         let dir = self.log_dir(&c.id);
-        std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         let ctx = self.log_context(c, config, driver_opts, dir)?;
         let logger = driver.open_logger(ctx).map_err(|e| match e {
             PluginError::Unavailable { msg, .. } | PluginError::Config(msg) => {
@@ -174,21 +171,32 @@ impl Engine {
             }
             e => e.into(),
         })?;
-        let cache = match cache {
-            Some(cache) if !driver.can_read() && config.log.driver != "none" => {
-                let dir = self.cache_dir(&c.id);
-                std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let opts = cache_opts(&cache);
-                let ctx = self.log_context(c, config, opts, dir)?;
+        let cache = match self.cache_context(c, config, &driver, cache)? {
+            Some(ctx) => {
+                create_dir(ctx.log_dir.as_deref().expect("the cache has a directory"))?;
                 let json = self.plugin_host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
                 Some(json.open_logger(ctx)?)
             }
-            _ => None,
+            None => None,
         };
         Ok(LogPipe::start(logger, cache, mode))
+    }
+
+    /// The local cache's context (a json-file logger in `logs-cache/`), when the driver
+    /// cannot read back and the cache is on (dual logging).
+    fn cache_context(
+        &self,
+        c: &ContainerRecord,
+        config: &ContainerConfig,
+        driver: &LogDriver,
+        cache: Option<logconfig::Cache>,
+    ) -> Result<Option<LogContext>> {
+        match cache {
+            Some(cache) if !driver.can_read() && config.log.driver != "none" => Ok(Some(
+                self.log_context(c, config, cache_opts(&cache), self.cache_dir(&c.id))?,
+            )),
+            _ => Ok(None),
+        }
     }
 
     /// A reader over what the container logged: the driver's own, or the local cache.
@@ -200,14 +208,12 @@ impl Engine {
             let ctx = self.log_context(c, &config, split.driver_opts, self.log_dir(&c.id))?;
             return Ok(driver.open_reader(ctx, ro)?);
         }
-        match split.cache {
-            Some(cache) if config.log.driver != "none" => {
-                let ctx =
-                    self.log_context(c, &config, cache_opts(&cache), self.cache_dir(&c.id))?;
+        match self.cache_context(c, &config, &driver, split.cache)? {
+            Some(ctx) => {
                 let json = self.plugin_host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
                 Ok(json.open_reader(ctx, ro)?)
             }
-            _ => Err(EngineError::LogConfig(
+            None => Err(EngineError::LogConfig(
                 "configured logging driver does not support reading".into(),
             )),
         }
@@ -264,6 +270,13 @@ impl Engine {
             }
         }
     }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 fn cache_opts(cache: &logconfig::Cache) -> Vec<(String, String)> {

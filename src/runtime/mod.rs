@@ -27,7 +27,7 @@ pub use clock::utc_offset_secs;
 pub use exec::exec;
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;
-pub use tty::terminal_size;
+pub use tty::{RawMode, Signals, terminal_size};
 
 /// One line of a uid_map or gid_map: `container_id host_id size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

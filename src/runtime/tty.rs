@@ -192,7 +192,7 @@ pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
 }
 
 /// The user's terminal in raw mode; restored on drop (errors included).
-pub(crate) struct RawMode {
+pub struct RawMode {
     saved: Termios,
 }
 
@@ -227,14 +227,21 @@ const HANDLED: [Signal; 5] = [
 
 /// The signals burrow handles while a container runs, blocked and read from a signalfd.
 /// Blocked before fork so none is lost; the previous mask comes back on drop.
-pub(crate) struct Signals {
+pub struct Signals {
     fd: SignalFd,
     old: SigSet,
 }
 
 impl Signals {
+    /// The signals a container's supervisor handles.
     pub fn block() -> Result<Signals, RuntimeError> {
-        let set: SigSet = HANDLED.into_iter().collect();
+        Signals::block_set(&HANDLED)
+    }
+
+    /// Blocks `signals` and reads them from a signalfd (an attached client blocks fewer:
+    /// without --sig-proxy, ctrl-c keeps its usual effect on the client).
+    pub fn block_set(signals: &[Signal]) -> Result<Signals, RuntimeError> {
+        let set: SigSet = signals.iter().copied().collect();
         let mut old = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).map_err(
             |e| RuntimeError::Process {
@@ -248,6 +255,11 @@ impl Signals {
                 source: e.into(),
             })?;
         Ok(Signals { fd, old })
+    }
+
+    /// The signalfd to poll and read.
+    pub fn fd(&self) -> &SignalFd {
+        &self.fd
     }
 
     /// For a forked child: the mask burrow had before.
