@@ -53,10 +53,9 @@ fn leaks_from_outer_build(key: &str) -> bool {
 pub fn build(root: &Path) {
     let plugins_dir = root.join("plugins");
     println!("cargo::rerun-if-changed={}", plugins_dir.display());
-    println!(
-        "cargo::rerun-if-changed={}",
-        root.join("plugin-sdk").display()
-    );
+    for shared in ["plugin-sdk", "net-common"] {
+        println!("cargo::rerun-if-changed={}", root.join(shared).display());
+    }
     println!("cargo::rerun-if-env-changed=BURROW_PLUGINS_STRICT");
     println!("cargo::rustc-env=BURROW_SOURCE_DIR={}", root.display());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod image;
 mod monitor;
+mod network;
 mod plugin;
 mod runtime;
 mod state;

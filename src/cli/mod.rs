@@ -7,6 +7,7 @@ mod format;
 mod image;
 mod lifecycle;
 mod logs;
+mod network;
 mod plugin;
 mod progress;
 
@@ -92,6 +93,9 @@ enum Command {
     /// Manage log driver plugins
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Show the processes of a running container
     Top(lifecycle::TopArgs),
     /// Manage containers
@@ -309,6 +313,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Attach(a) => attach::attach(&mut engine, a),
         Command::Logs(a) => logs::logs(&mut engine, a),
         Command::Plugin(c) => plugin::plugin(&mut engine, c),
+        Command::Network(c) => network::network(&mut engine, c),
         Command::Events(a) => events::events(&mut engine, a),
         Command::Relay {
             id,

@@ -29,7 +29,7 @@ impl Engine {
         self.record_event("image", action, actor, &attrs);
     }
 
-    fn record_event(
+    pub(super) fn record_event(
         &mut self,
         kind: &str,
         action: &str,

@@ -13,6 +13,7 @@ mod lock;
 pub mod logconfig;
 mod logs;
 mod names;
+pub mod network;
 pub mod plugins;
 pub mod spec;
 pub mod template;
@@ -125,6 +126,11 @@ pub enum EngineError {
     },
     #[error("network mode {0:?} is not available yet: use --network none or --network host")]
     UnsupportedNetwork(String),
+    /// A network option the host or the driver refused; the message says what to change.
+    #[error("{0}")]
+    NetworkConfig(String),
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
     #[error(transparent)]
     Policy(#[from] crate::monitor::PolicyError),
     #[error("{message}")]

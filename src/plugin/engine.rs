@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, OptLevel};
 
 use super::bindings::LogDriverPre;
@@ -53,18 +53,26 @@ impl Shared {
         self.cache.load(&self.engine, label, wasm, &self.compiles)
     }
 
+    /// Links `component` against the host's imports (WASI and both worlds' imports).
+    pub(crate) fn instantiate_pre(
+        &self,
+        component: &Component,
+        label: &str,
+    ) -> Result<InstancePre<HostState>, PluginError> {
+        self.linker
+            .instantiate_pre(component)
+            .map_err(|source| PluginError::Link {
+                plugin: label.into(),
+                source,
+            })
+    }
+
     pub(crate) fn instance_pre(
         &self,
         component: &Component,
         label: &str,
     ) -> Result<LogDriverPre<HostState>, PluginError> {
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|source| PluginError::Link {
-                plugin: label.into(),
-                source,
-            })?;
+        let pre = self.instantiate_pre(component, label)?;
         LogDriverPre::new(pre).map_err(|source| PluginError::Link {
             plugin: label.into(),
             source,

@@ -68,7 +68,7 @@ fn kvs(opts: &[(String, String)]) -> Vec<Kv> {
 }
 
 /// A trap or a timeout: the instance is unusable afterwards.
-fn call_error(
+pub(super) fn call_error(
     plugin: &str,
     call: &'static str,
     limit: Duration,
@@ -90,7 +90,7 @@ fn call_error(
 }
 
 /// An error the plugin returned: the instance stays usable.
-fn guest_error(plugin: &str, call: &'static str, err: types::Error) -> PluginError {
+pub(super) fn guest_error(plugin: &str, call: &'static str, err: types::Error) -> PluginError {
     let plugin = plugin.to_string();
     match err {
         types::Error::InvalidConfig(m) => PluginError::Config(m),

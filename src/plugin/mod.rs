@@ -20,6 +20,7 @@ mod endpoints;
 mod engine;
 mod http;
 mod instance;
+mod net;
 mod policy;
 mod secrets;
 mod state;
@@ -38,6 +39,7 @@ pub use bindings::burrow::plugin::log_types::{
 };
 pub use bindings::burrow::plugin::types::{Capabilities, Kv, PluginInfo};
 pub use instance::{Logger, Reader};
+pub use net::*;
 
 use engine::Shared;
 use policy::Policy;
@@ -55,20 +57,20 @@ pub enum PluginError {
     /// The plugin refused its options; the message is the plugin's, shown verbatim.
     #[error("{0}")]
     Config(String),
-    #[error("log driver {plugin:?} cannot do this: {msg}")]
+    #[error("plugin {plugin:?} cannot do this: {msg}")]
     Unsupported { plugin: String, msg: String },
     /// The destination is down: nothing of the batch was delivered.
-    #[error("log driver {plugin:?}: {msg}")]
+    #[error("plugin {plugin:?}: {msg}")]
     Unavailable { plugin: String, msg: String },
-    #[error("log driver {plugin:?} was refused access: {msg}")]
+    #[error("plugin {plugin:?} was refused access: {msg}")]
     Denied { plugin: String, msg: String },
-    #[error("log driver {plugin:?} failed in {call}: {msg}")]
+    #[error("plugin {plugin:?} failed in {call}: {msg}")]
     Internal {
         plugin: String,
         call: &'static str,
         msg: String,
     },
-    #[error("log driver {plugin:?} crashed in {call} (it is restarted on the next call)")]
+    #[error("plugin {plugin:?} crashed in {call} (it is restarted on the next call)")]
     Trap {
         plugin: String,
         call: &'static str,
@@ -76,7 +78,7 @@ pub enum PluginError {
         source: wasmtime::Error,
     },
     #[error(
-        "log driver {plugin:?} did not finish {call} within {secs} s (it is restarted on the next call)"
+        "plugin {plugin:?} did not finish {call} within {secs} s (it is restarted on the next call)"
     )]
     Timeout {
         plugin: String,
@@ -88,9 +90,14 @@ pub enum PluginError {
     )]
     Incompatible { plugin: String, found: String },
     #[error(
-        "plugin {plugin:?} is not a log driver: it exports {exports} (expected burrow:plugin/logging@{SUPPORTED_MAJOR}.x)"
+        "plugin {plugin:?} is not a {kind}: it exports {exports} (expected burrow:plugin/{iface}@{SUPPORTED_MAJOR}.x)"
     )]
-    NotALogDriver { plugin: String, exports: String },
+    WrongKind {
+        plugin: String,
+        kind: &'static str,
+        iface: &'static str,
+        exports: String,
+    },
     #[error("plugin {plugin:?} needs imports this burrow does not provide")]
     Link {
         plugin: String,
@@ -105,6 +112,8 @@ pub enum PluginError {
     },
     #[error("no built-in log driver named {name:?} (built in: {known})")]
     UnknownDriver { name: String, known: String },
+    #[error("plugin {name:?} not found (network drivers: {known})")]
+    UnknownNetworkDriver { name: String, known: String },
     #[error("plugin compile cache {path}: {what}")]
     Cache {
         path: PathBuf,
@@ -216,7 +225,7 @@ impl PluginHost {
         grants: Grants,
     ) -> Result<LogDriver, PluginError> {
         let component = self.shared.component(label, wasm)?;
-        check_world(&self.shared.engine, &component, label)?;
+        check_world(&self.shared.engine, &component, label, "logging")?;
         let pre = self.shared.instance_pre(&component, label)?;
         self.shared.start_ticker();
         let (info, can_read) = instance::describe(&self.shared, &pre, label)?;
@@ -253,12 +262,13 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("burrow").join("wasm"))
 }
 
-/// Refuses a component that does not export `burrow:plugin/logging@1.x`, naming what it
-/// exports instead.
+/// Refuses a component that does not export `burrow:plugin/IFACE@1.x` (`logging` or
+/// `networking`), naming what it exports instead.
 fn check_world(
     engine: &wasmtime::Engine,
     component: &Component,
     label: &str,
+    want: &'static str,
 ) -> Result<(), PluginError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
@@ -275,7 +285,7 @@ fn check_world(
             .split('.')
             .next()
             .and_then(|m| m.parse::<u64>().ok());
-        if iface == "logging" && major == Some(SUPPORTED_MAJOR) {
+        if iface == want && major == Some(SUPPORTED_MAJOR) {
             return Ok(());
         }
         if iface == "logging" || iface == "networking" {
@@ -283,12 +293,18 @@ fn check_world(
         }
     }
     match found {
-        Some((iface, version)) if iface == "logging" => Err(PluginError::Incompatible {
+        Some((iface, version)) if iface == want => Err(PluginError::Incompatible {
             plugin: label.into(),
             found: format!("burrow:plugin@{version}"),
         }),
-        _ => Err(PluginError::NotALogDriver {
+        _ => Err(PluginError::WrongKind {
             plugin: label.into(),
+            kind: if want == "logging" {
+                "log driver"
+            } else {
+                "network driver"
+            },
+            iface: want,
             exports: if exports.is_empty() {
                 "nothing".into()
             } else {

@@ -268,7 +268,7 @@ fn a_memory_bomb_traps_cleanly_and_the_host_survives() {
     );
     // Both the write and its one retry trapped; the next call starts a fresh instance.
     assert!(!logger.is_live());
-    logger.write(&[entry("b")]).unwrap();
+    logger.write(&[entry("report")]).unwrap();
     let report = logger.flush().unwrap_err();
     assert!(
         matches!(&report, PluginError::Internal { msg, .. } if msg == "writes=1"),
@@ -429,4 +429,98 @@ fn json_file_writes_into_its_log_dir_and_reads_back() {
         json.open_logger(ctx(&[])).is_err(),
         "no log directory: nowhere to write"
     );
+}
+
+fn network(name: &str, subnet: Option<&str>) -> Network {
+    Network {
+        id: "5f3b".repeat(16),
+        name: name.into(),
+        driver: "bridge".into(),
+        iface: None,
+        subnets: subnet
+            .map(|cidr| {
+                vec![Subnet {
+                    cidr: cidr.into(),
+                    gateway: None,
+                }]
+            })
+            .unwrap_or_default(),
+        ipv6: false,
+        internal: false,
+        dns: true,
+        options: vec![],
+    }
+}
+
+fn facts(rootless: bool) -> HostFacts {
+    HostFacts {
+        rootless,
+        links: vec![],
+        used_subnets: vec!["172.17.0.0/16".into()],
+    }
+}
+
+#[test]
+fn builtin_network_drivers_fill_in_networks_and_compute_plans() {
+    let host = shared_host();
+    let mut names = host.builtin_network_drivers();
+    names.sort();
+    assert_eq!(names, ["bridge", "container", "host", "macvlan", "none"]);
+    let bridge = host.network_driver("bridge").unwrap();
+    assert_eq!(bridge.info().name, "bridge");
+    // Defaults come from the driver: a free pool (172.17/16 is taken) and its first host.
+    let n = bridge.create(&network("n1", None), &facts(true)).unwrap();
+    assert_eq!(n.subnets.len(), 1);
+    assert_eq!(n.subnets[0].cidr, "172.18.0.0/16");
+    assert_eq!(n.subnets[0].gateway.as_deref(), Some("172.18.0.1"));
+    // The plan is data: a bridge, a veth pair into the container, an address.
+    let attach = Attach {
+        container_id: "c0ffee".repeat(10) + "abcd",
+        name: "web".into(),
+        hostname: None,
+        network: n.clone(),
+        ifname: "eth0".into(),
+        ips: vec!["172.18.0.2".into()],
+        mac: None,
+        aliases: vec![],
+        ports: vec![],
+    };
+    let plan = bridge.setup(&attach, &facts(true)).unwrap();
+    assert!(!plan.ops.is_empty());
+    assert_eq!(plan.ifaces[0].name, "eth0");
+    assert_eq!(plan.ifaces[0].mac, "02:42:ac:12:00:02");
+    assert!(
+        !bridge
+            .teardown(&attach, &facts(true))
+            .unwrap()
+            .ops
+            .is_empty()
+    );
+    // Refusals are the driver's, shown verbatim.
+    let mut bad = network("n2", None);
+    bad.options = vec![Kv {
+        key: "bogus".into(),
+        value: "1".into(),
+    }];
+    let e = bridge.create(&bad, &facts(true)).unwrap_err();
+    assert!(e.to_string().contains("bogus"), "{e}");
+    let macvlan = host.network_driver("macvlan").unwrap();
+    let mut m = network("m", Some("10.89.4.0/24"));
+    m.driver = "macvlan".into();
+    m.options = vec![Kv {
+        key: "parent".into(),
+        value: "eth0".into(),
+    }];
+    let e = macvlan.create(&m, &facts(true)).unwrap_err();
+    assert!(e.to_string().contains("run burrow as root"), "{e}");
+    // A log driver is not a network driver, and the other way round.
+    assert!(matches!(
+        host.network_driver("json-file"),
+        Err(PluginError::UnknownNetworkDriver { .. })
+    ));
+    let e = host
+        .load_network_driver(&hostile("spin"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not a network driver"), "{e}");
 }

@@ -40,6 +40,8 @@ pub enum StateError {
         "the container name \"{0}\" is already in use; remove that container or choose another name"
     )]
     NameInUse(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
 }
 
 type Result<T> = std::result::Result<T, StateError>;
@@ -109,6 +111,19 @@ pub struct EventRecord {
     pub action: String,
     pub actor_id: String,
     pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// A user-defined network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    /// The engine's network configuration (JSON of engine::network::NetworkConfig).
+    pub config: String,
+    pub created: i64,
+    /// The address handed out last (serial allocation goes on after it).
+    pub last_address: Option<String>,
 }
 
 pub struct State {
@@ -305,6 +320,27 @@ impl State {
     }
 }
 
+impl State {
+    // ---- networks -----------------------------------------------------------------
+
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {NETWORK_COLUMNS} FROM networks ORDER BY created, name"
+        ))?;
+        let rows = stmt.query_map([], network_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Addresses handed out on `network_id`, with the container holding each.
+    pub fn allocations(&self, network_id: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT address, container_id FROM allocations WHERE network_id = ?1 ORDER BY address",
+        )?;
+        let rows = stmt.query_map([network_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+}
+
 // ---- write helpers used inside State::write ------------------------------------------
 
 /// Appends an event; events older than a week are dropped now and then.
@@ -477,6 +513,30 @@ pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
     Ok(())
 }
 
+pub fn insert_network(tx: &Transaction<'_>, n: &NetworkRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO networks (id, name, driver, config, created, last_address)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![n.id, n.name, n.driver, n.config, n.created, n.last_address],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StateError::NetworkExists(n.name.clone())
+        }
+        e => e.into(),
+    })?;
+    Ok(())
+}
+
+/// Removes a network and its allocations.
+pub fn remove_network(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute("DELETE FROM allocations WHERE network_id = ?1", [id])?;
+    tx.execute("DELETE FROM networks WHERE id = ?1", [id])?;
+    Ok(())
+}
+
 // ---- row decoding ----------------------------------------------------------------------
 
 const CONTAINER_COLUMNS: &str = "id, name, image_id, image_name, config, status, exit_code, pid, \
@@ -502,6 +562,19 @@ fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
         stop_requested: r.get(14)?,
         error: r.get(15)?,
         health: r.get(16)?,
+    })
+}
+
+const NETWORK_COLUMNS: &str = "id, name, driver, config, created, last_address";
+
+fn network_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRecord> {
+    Ok(NetworkRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        driver: r.get(2)?,
+        config: r.get(3)?,
+        created: r.get(4)?,
+        last_address: r.get(5)?,
     })
 }
 

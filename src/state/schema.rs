@@ -53,6 +53,23 @@ const MIGRATIONS: &[&str] = &[
         attributes TEXT NOT NULL
     );
     CREATE INDEX events_time ON events(time_nano);",
+    // 5: networks (the driver's filled-in config as JSON) and the addresses handed out on
+    // them; `last_address` is where serial allocation goes on from.
+    "CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        last_address TEXT
+    );
+    CREATE TABLE allocations (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        container_id TEXT NOT NULL,
+        PRIMARY KEY (network_id, address)
+    );
+    CREATE INDEX allocations_container ON allocations(container_id);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {

@@ -1,11 +1,11 @@
 //! Allocates until memory runs out in `write` once a line says "bomb"; the allocation count
-//! survives in the instance, so a fresh instance is visible to the test through `flush`.
+//! survives in the instance, so a fresh instance is visible to the test through `flush`
+//! (after a line says "report").
 
 use std::cell::RefCell;
 
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, PluginInfo,
 };
 
 include!("../../common.rs");
@@ -29,6 +29,7 @@ impl Guest for Bomb {
 struct Hoarder {
     hoard: RefCell<Vec<Vec<u8>>>,
     writes: RefCell<u32>,
+    report: RefCell<bool>,
 }
 
 impl GuestLogger for Hoarder {
@@ -36,10 +37,14 @@ impl GuestLogger for Hoarder {
         Ok(Logger::new(Hoarder {
             hoard: RefCell::new(vec![]),
             writes: RefCell::new(0),
+            report: RefCell::new(false),
         }))
     }
     fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
         *self.writes.borrow_mut() += 1;
+        if batch.iter().any(|e| e.line == b"report") {
+            *self.report.borrow_mut() = true;
+        }
         if batch.iter().any(|e| e.line == b"bomb") {
             loop {
                 self.hoard.borrow_mut().push(vec![0xa5; 1 << 20]);
@@ -47,9 +52,12 @@ impl GuestLogger for Hoarder {
         }
         Ok(())
     }
-    /// Reports how many writes this instance has seen.
+    /// Once a line said "report": fails with how many writes this instance has seen.
     fn flush(&self) -> Result<(), Error> {
-        Err(Error::Internal(format!("writes={}", self.writes.borrow())))
+        if *self.report.borrow() {
+            return Err(Error::Internal(format!("writes={}", self.writes.borrow())));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,211 @@
+//! `network create|ls|inspect|rm|prune` as an unprivileged user: the driver plugins fill in
+//! defaults and refuse bad options, the host checks the address pools.
+
+mod common;
+
+use common::User;
+use serde_json::Value;
+
+fn inspect(u: &User, name: &str) -> Value {
+    let o = u.burrow(&["network", "inspect", name]);
+    let docs: Value = serde_json::from_str(&o.ok().stdout).unwrap();
+    docs[0].clone()
+}
+
+#[test]
+fn predefined_networks_are_listed_and_cannot_be_removed() {
+    let u = User::new("net_predef");
+    let o = u.burrow(&["network", "ls"]);
+    let text = &o.ok().stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "NETWORK ID     NAME      DRIVER    SCOPE",
+        "{text}"
+    );
+    let names: Vec<(&str, &str)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f[0].len(), 12, "{l}");
+            assert_eq!(f[3], "local", "{l}");
+            (f[1], f[2])
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [("bridge", "bridge"), ("host", "host"), ("none", "none")]
+    );
+    // The default bridge has a subnet and a gateway from its driver.
+    let bridge = inspect(&u, "bridge");
+    let subnet = bridge["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    assert!(subnet.contains('/'), "{bridge:#}");
+    assert!(
+        bridge["IPAM"]["Config"][0]["Gateway"].is_string(),
+        "{bridge:#}"
+    );
+    for name in ["bridge", "host", "none"] {
+        u.burrow(&["network", "rm", name])
+            .code(1)
+            .stderr_has("is a pre-defined network and cannot be removed");
+        u.burrow(&["network", "create", name])
+            .code(125)
+            .one_line_error()
+            .stderr_has(&format!("network with name {name} already exists"));
+    }
+    // Ids are stable across commands.
+    let again = inspect(&u, "bridge");
+    assert_eq!(again["Id"], bridge["Id"]);
+}
+
+#[test]
+fn create_inspect_rm_and_prune() {
+    let u = User::new("net_crud");
+    let id = u
+        .burrow(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.89.1.0/24",
+            "--ip-range",
+            "10.89.1.128/25",
+            "--label",
+            "team=a",
+            "n1",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let n1 = inspect(&u, "n1");
+    assert_eq!(n1["Id"], id.as_str());
+    assert_eq!(n1["Name"], "n1");
+    assert_eq!(n1["Driver"], "bridge");
+    assert_eq!(n1["Scope"], "local");
+    assert_eq!(n1["Internal"], false);
+    assert_eq!(
+        n1["IPAM"]["Config"],
+        serde_json::json!([{
+            "Subnet": "10.89.1.0/24",
+            "IPRange": "10.89.1.128/25",
+            "Gateway": "10.89.1.1"
+        }])
+    );
+    assert_eq!(n1["Labels"], serde_json::json!({"team": "a"}));
+    assert_eq!(n1["Containers"], serde_json::json!({}));
+    // By id prefix, with a template.
+    let o = u.burrow(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}}",
+        &id[..8],
+    ]);
+    assert_eq!(o.ok().stdout, "n1 bridge\n");
+    // A second network without --subnet gets its own, not overlapping n1's or the default's.
+    u.burrow(&["network", "create", "--internal", "n2"]).ok();
+    let n2 = inspect(&u, "n2");
+    assert_eq!(n2["Internal"], true);
+    let s2 = n2["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bridge = inspect(&u, "bridge");
+    let sb = bridge["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    assert_ne!(s2, "10.89.1.0/24");
+    assert_ne!(s2, sb);
+    // ls: filters, quiet, format.
+    let o = u.burrow(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=team=a",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(o.ok().stdout, "n1\n");
+    let o = u.burrow(&["network", "ls", "-q", "--filter", "name=n"]);
+    let ids: Vec<&str> = o.ok().stdout.lines().collect::<Vec<_>>();
+    assert!(ids.contains(&&id[..12]), "{ids:?}");
+    assert!(ids.iter().all(|i| i.len() == 12), "{ids:?}");
+    // rm by name prints it; prune takes the rest but not the predefined ones.
+    assert_eq!(u.burrow(&["network", "rm", "n1"]).ok().stdout, "n1\n");
+    u.burrow(&["network", "inspect", "n1"])
+        .code(1)
+        .stderr_has("no such network: n1");
+    let o = u.burrow(&["network", "prune", "-f"]);
+    assert_eq!(o.ok().stdout, "Deleted Networks:\nn2\n");
+    let o = u.burrow(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(o.ok().stdout, "bridge\nhost\nnone\n");
+    // Docker's network events for both.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let o = u.burrow(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}}",
+    ]);
+    assert_eq!(
+        o.ok().stdout,
+        "create n1 bridge\ncreate n2 bridge\ndestroy n1 bridge\ndestroy n2 bridge\n"
+    );
+}
+
+#[test]
+fn bad_network_options_are_refused_at_create() {
+    let u = User::new("net_bad");
+    let refused = |args: &[&str], needle: &str| {
+        let mut all = vec!["network", "create"];
+        all.extend_from_slice(args);
+        u.burrow(&all).code(125).one_line_error().stderr_has(needle);
+    };
+    refused(
+        &["--subnet", "10.89.2.5/24", "x"],
+        "invalid subnet 10.89.2.5/24: it should be 10.89.2.0/24",
+    );
+    refused(&["--subnet", "banana", "x"], "invalid subnet");
+    refused(
+        &["--subnet", "10.89.2.0/24", "--gateway", "10.9.9.1", "x"],
+        "gateway 10.9.9.1 is not in subnet 10.89.2.0/24",
+    );
+    refused(
+        &["--subnet", "10.89.2.0/24", "--ip-range", "10.9.9.0/28", "x"],
+        "no matching subnet for range 10.9.9.0/28",
+    );
+    refused(&["--gateway", "10.9.9.1", "x"], "needs a --subnet");
+    refused(&["-d", "nosuch", "x"], "plugin \"nosuch\" not found");
+    refused(&["-o", "bogus.option=1", "x"], "bogus.option");
+    refused(&["--ipv6", "x"], "--ipv6 is not available yet");
+    refused(&["bad/name"], "invalid network name");
+    u.burrow(&["network", "create", "--subnet", "10.89.3.0/24", "ok"])
+        .ok();
+    refused(
+        &["--subnet", "10.89.3.128/25", "x"],
+        "overlaps 10.89.3.0/24, which is already in use on this host",
+    );
+    // macvlan needs privilege over the parent interface: rootless, create says so.
+    refused(
+        &[
+            "-d",
+            "macvlan",
+            "--subnet",
+            "10.89.4.0/24",
+            "-o",
+            "parent=lo",
+            "x",
+        ],
+        "root",
+    );
+    // Nothing was recorded by the refusals.
+    let o = u.burrow(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(o.ok().stdout, "bridge\nhost\nnone\nok\n");
+}
