@@ -171,6 +171,8 @@ impl Engine {
         }
         let _ = std::fs::remove_file(&sock_path);
         let listener = UnixListener::bind(&sock_path).map_err(io(&sock_path))?;
+        // Held while the relay lives, with its pid inside, so `rm -f` can end it.
+        let _relay_lock = self.hold_relay_lock(&c.id)?;
         ready();
         let monitor = nix::unistd::getppid();
         let mut relay = Relay {

@@ -371,6 +371,8 @@ impl Engine {
                 return Ok(c.id);
             }
         }
+        // A stopped container's relay may still be feeding a slow log driver: it goes too.
+        self.end_relay(&c.id);
         self.remove_stopped(&c.id)?;
         self.container_event(&c, "destroy", &[]);
         Ok(c.id)

@@ -56,6 +56,56 @@ impl Engine {
         self.paths.container_run_dir(id).join("lock")
     }
 
+    /// The relay's lock: held for the relay's life, its pid written inside.
+    fn relay_lock_path(&self, id: &str) -> PathBuf {
+        self.paths.container_run_dir(id).join("relay.lock")
+    }
+
+    pub(super) fn hold_relay_lock(&self, id: &str) -> Result<FileLock> {
+        let path = self.relay_lock_path(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock = FileLock::exclusive(&path)?;
+        std::fs::write(&path, std::process::id().to_string()).map_err(|source| {
+            EngineError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(lock)
+    }
+
+    /// Ends the relay of a container being removed: what it still holds for the log driver
+    /// goes with the container (a slow or hostile driver must not outlive `rm -f`).
+    pub(super) fn end_relay(&self, id: &str) {
+        let path = self.relay_lock_path(id);
+        let until = Instant::now() + Duration::from_secs(2);
+        let mut pacer = Pacer::new();
+        while path.exists() && matches!(FileLock::try_exclusive(&path), Ok(None)) {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            // Only a process that is this container's relay (the pid may have been reused).
+            if let Some(pid) = pid {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                if args.contains(&&b"__relay"[..]) && args.contains(&id.as_bytes()) {
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            if Instant::now() >= until {
+                tracing::warn!(id, "the relay did not end");
+                return;
+            }
+            pacer.pause();
+        }
+    }
+
     pub(super) fn container_log(&self, id: &str) -> PathBuf {
         self.paths.container_dir(id).join("container.log")
     }
@@ -498,6 +548,7 @@ impl Engine {
             }
             pacer.pause();
         }
+        self.end_relay(&c.id);
         Ok(())
     }
 

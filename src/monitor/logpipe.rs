@@ -306,9 +306,24 @@ fn next_batch(shared: &Shared, wait: Duration) -> Option<Vec<Entry>> {
 }
 
 fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mode: Mode) {
-    let mut wrote_any = false;
-    let mut closing_since: Option<Instant> = None;
+    let lost = |n: u64| {
+        shared.dropped.fetch_add(n, Ordering::Relaxed);
+    };
+    // Lines the driver took since its last successful flush: a driver may hold them (the
+    // fluentd driver's async buffer, awslogs' batch), and they are lost if no flush succeeds
+    // before the end.
+    let mut unflushed = 0u64;
+    // When the container's output ended: from then on the driver has FINAL_GRACE in all.
+    let mut closed_at: Option<Instant> = None;
+    // A driver that failed after that gets no more calls once the grace is over (a working
+    // one drains the queue whatever it takes: at most the queue's bytes).
+    let mut failed_since_close = false;
+    let closed = || shared.queue.lock().map(|q| q.closed).unwrap_or(true);
     while let Some(batch) = next_batch(shared, Duration::from_secs(1)) {
+        if closed_at.is_none() && closed() {
+            closed_at = Some(Instant::now());
+        }
+        let late = failed_since_close && closed_at.is_some_and(|t| t.elapsed() >= FINAL_GRACE);
         if !batch.is_empty() {
             if let Some(c) = cache.as_mut()
                 && let Err(e) = c.write(&batch)
@@ -317,25 +332,29 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
             }
             let n = batch.len() as u64;
             let mut backoff = Duration::from_millis(100);
+            let mut failed = false;
             loop {
+                if (failed || failed_since_close)
+                    && closed_at.is_some_and(|t| t.elapsed() >= FINAL_GRACE)
+                {
+                    tracing::warn!(
+                        lines = n,
+                        "log driver too slow after the container ended: lines lost"
+                    );
+                    lost(n);
+                    break;
+                }
                 match driver.write(&batch) {
                     Ok(()) => {
                         shared.delivered.fetch_add(n, Ordering::Relaxed);
-                        wrote_any = true;
+                        unflushed += n;
                         break;
                     }
                     Err(PluginError::Unavailable { msg, .. }) if mode == Mode::Blocking => {
-                        // The server is down: hold the batch (and so the container) and retry,
-                        // but never past a short grace once the container is gone.
-                        let closed = shared.queue.lock().map(|q| q.closed).unwrap_or(true);
-                        let since = *closing_since.get_or_insert_with(Instant::now);
-                        if closed && since.elapsed() >= FINAL_GRACE {
-                            tracing::warn!(lines = n, %msg, "log driver unavailable: lines lost");
-                            shared.dropped.fetch_add(n, Ordering::Relaxed);
-                            break;
-                        }
-                        if !closed {
-                            closing_since = None;
+                        // The server is down: hold the batch (and so the container) and retry.
+                        failed = true;
+                        if closed_at.is_none() && closed() {
+                            closed_at = Some(Instant::now());
                         }
                         tracing::debug!(%msg, "log driver unavailable, retrying");
                         std::thread::sleep(backoff);
@@ -343,21 +362,18 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
                     }
                     Err(e) => {
                         tracing::warn!(lines = n, %e, "log driver failed: lines lost");
-                        shared.dropped.fetch_add(n, Ordering::Relaxed);
+                        failed = true;
+                        lost(n);
                         break;
                     }
                 }
             }
+            failed_since_close |= failed && closed_at.is_some();
         }
         // After every batch, so readers see it once `sync` returns, and once a second
         // while idle, so drivers that hold events (awslogs) send them in time.
-        if wrote_any {
-            if let Err(e) = driver.flush() {
-                tracing::debug!(%e, "log driver flush failed");
-            }
-            if let Some(c) = cache.as_mut() {
-                let _ = c.flush();
-            }
+        if unflushed > 0 && !late && flush(&mut driver, &mut cache) {
+            unflushed = 0;
         }
         if !batch.is_empty() {
             let _lock = shared.queue.lock();
@@ -365,9 +381,40 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
             shared.changed.notify_all();
         }
     }
-    let _ = driver.flush();
+    // The end: what the driver still holds gets the rest of the grace to go out.
+    let end = closed_at.unwrap_or_else(Instant::now) + FINAL_GRACE;
+    let mut backoff = Duration::from_millis(100);
+    while unflushed > 0 {
+        if flush(&mut driver, &mut cache) {
+            unflushed = 0;
+        } else if Instant::now() + backoff < end {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        } else {
+            tracing::warn!(
+                lines = unflushed,
+                "log driver could not deliver what it held: lines lost"
+            );
+            lost(unflushed);
+            unflushed = 0;
+        }
+    }
     if let Some(c) = cache.as_mut() {
         let _ = c.flush();
+    }
+}
+
+/// Flushes the driver (and the cache); true when the driver delivered all it held.
+fn flush(driver: &mut Logger, cache: &mut Option<Logger>) -> bool {
+    if let Some(c) = cache.as_mut() {
+        let _ = c.flush();
+    }
+    match driver.flush() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(%e, "log driver flush failed");
+            false
+        }
     }
 }
 

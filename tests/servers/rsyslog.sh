@@ -5,7 +5,7 @@
 #   rsyslog.sh stop DIR
 #
 # start listens on 127.0.0.1:PORT (udp and tcp), 127.0.0.1:TLS_PORT (tcp with TLS, a
-# self-signed cert made in DIR), DIR/stream.sock (unix stream) and DIR/dgram.sock
+# a CA (ca.pem) and a certificate it signed, made in DIR), DIR/stream.sock (unix stream) and DIR/dgram.sock
 # (unixgram). Every message's raw bytes (%rawmsg%, the framing removed) go to one line of
 # DIR/udp.log, tcp.log, tls.log, unix.log or unixgram.log. It returns once everything
 # listens, and writes "PORT TLS_PORT" to DIR/ports for the tests. stop kills the
@@ -44,15 +44,21 @@ start)
     stop
     mkdir -p "$dir/work"
     rm -f "$dir"/udp.log "$dir"/tcp.log "$dir"/tls.log "$dir"/unix.log "$dir"/unixgram.log
-    if [ ! -s "$dir/cert.pem" ]; then
-        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=localhost \
-            -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-            -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>"$dir/openssl.err"
+    # A CA (ca.pem, what clients trust) and the server's certificate signed by it: rustls,
+    # unlike Go, refuses a self-signed CA certificate as the server's own.
+    if [ ! -s "$dir/cert.pem" ] || [ ! -s "$dir/ca.pem" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=burrow test CA" \
+            -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>"$dir/openssl.err"
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+            -keyout "$dir/key.pem" -out "$dir/server.csr" 2>>"$dir/openssl.err"
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$dir/ext.cnf"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+            -CAcreateserial -days 7 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>>"$dir/openssl.err"
     fi
     cat >"$dir/rsyslog.conf" <<EOF
 global(workDirectory="$dir/work"
        maxMessageSize="64k"
-       DefaultNetstreamDriverCAFile="$dir/cert.pem"
+       DefaultNetstreamDriverCAFile="$dir/ca.pem"
        DefaultNetstreamDriverCertFile="$dir/cert.pem"
        DefaultNetstreamDriverKeyFile="$dir/key.pem")
 module(load="imudp")
