@@ -564,9 +564,12 @@ fn fluentd_records_arrive_and_a_dead_server_is_handled() {
         "--filter",
         "event=log_dropped",
         "--format",
-        "{{.Actor.Attributes.dropped}}",
+        "{{.Actor.Attributes.dropped}}: {{.Actor.Attributes.error}}",
     ]);
-    assert_eq!(o.ok().stdout, "2\n");
+    assert_eq!(
+        o.ok().stdout,
+        "2: the driver could not deliver what it held by 5 s after the container ended\n"
+    );
     // The local cache still has them.
     assert_eq!(u.burrow(&["logs", "lossy"]).ok().stdout, "a\nb\n");
 }

@@ -211,7 +211,7 @@ impl Engine {
         }
         pipe.push(rest);
         let stats = pipe.finish();
-        self.record_log_drops(&c, &config, stats.dropped);
+        self.record_log_drops(&c, &config, &stats);
         Ok(())
     }
 

@@ -307,8 +307,9 @@ impl Engine {
         &mut self,
         c: &ContainerRecord,
         config: &ContainerConfig,
-        dropped: u64,
+        stats: &crate::monitor::logpipe::Stats,
     ) {
+        let dropped = stats.dropped;
         if dropped == 0 {
             return;
         }
@@ -318,14 +319,14 @@ impl Engine {
             tracing::warn!(%e, "cannot record dropped log lines");
         }
         tracing::warn!(dropped, total, "log lines dropped");
-        self.container_event(
-            c,
-            "log_dropped",
-            &[
-                ("dropped", dropped.to_string()),
-                ("driver", config.log.driver.clone()),
-            ],
-        );
+        let mut attrs = vec![
+            ("dropped", dropped.to_string()),
+            ("driver", config.log.driver.clone()),
+        ];
+        if let Some(why) = &stats.why {
+            attrs.push(("error", why.clone()));
+        }
+        self.container_event(c, "log_dropped", &attrs);
     }
 
     fn log_drops_path(&self, id: &str) -> PathBuf {

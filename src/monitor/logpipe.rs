@@ -141,6 +141,8 @@ struct Shared {
     /// Signals the writer (something queued, or closed) and the reader (room freed).
     changed: Condvar,
     dropped: AtomicU64,
+    /// Why lines were lost last, for the `log_dropped` event.
+    why: Mutex<Option<String>>,
     delivered: AtomicU64,
     /// Entries queued, and entries the writer is done with (delivered or lost).
     queued: AtomicU64,
@@ -155,10 +157,12 @@ pub struct LogPipe {
 }
 
 /// How the pipeline ended.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub delivered: u64,
     pub dropped: u64,
+    /// The last reason lines were lost.
+    pub why: Option<String>,
 }
 
 fn entry_size(e: &Entry) -> u64 {
@@ -172,6 +176,7 @@ impl LogPipe {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
             dropped: AtomicU64::new(0),
+            why: Mutex::new(None),
             delivered: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -213,6 +218,11 @@ impl LogPipe {
                     // Docker's ring: an empty buffer always takes one message.
                     if !q.entries.is_empty() && q.bytes + size > max_buffer {
                         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut w) = self.shared.why.lock() {
+                            w.get_or_insert_with(|| {
+                                format!("the buffer of max-buffer-size {max_buffer} bytes was full")
+                            });
+                        }
                         continue;
                     }
                 }
@@ -262,6 +272,7 @@ impl LogPipe {
         Stats {
             delivered: self.shared.delivered.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
+            why: self.shared.why.lock().ok().and_then(|w| w.clone()),
         }
     }
 }
@@ -306,8 +317,11 @@ fn next_batch(shared: &Shared, wait: Duration) -> Option<Vec<Entry>> {
 }
 
 fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mode: Mode) {
-    let lost = |n: u64| {
+    let lost = |n: u64, why: String| {
         shared.dropped.fetch_add(n, Ordering::Relaxed);
+        if let Ok(mut w) = shared.why.lock() {
+            *w = Some(why);
+        }
     };
     // Lines the driver took since its last successful flush: a driver may hold them (the
     // fluentd driver's async buffer, awslogs' batch), and they are lost if no flush succeeds
@@ -341,7 +355,10 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
                         lines = n,
                         "log driver too slow after the container ended: lines lost"
                     );
-                    lost(n);
+                    lost(
+                        n,
+                        "the driver still failed 5 s after the container ended".into(),
+                    );
                     break;
                 }
                 match driver.write(&batch) {
@@ -363,7 +380,7 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
                     Err(e) => {
                         tracing::warn!(lines = n, %e, "log driver failed: lines lost");
                         failed = true;
-                        lost(n);
+                        lost(n, e.to_string());
                         break;
                     }
                 }
@@ -395,7 +412,10 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
                 lines = unflushed,
                 "log driver could not deliver what it held: lines lost"
             );
-            lost(unflushed);
+            lost(
+                unflushed,
+                "the driver could not deliver what it held by 5 s after the container ended".into(),
+            );
             unflushed = 0;
         }
     }
