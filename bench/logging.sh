@@ -48,7 +48,9 @@ for round in $(seq "$ROUNDS"); do
     as_user podman wait "$id" >/dev/null
     t1=$(now)
     path=$(as_user podman inspect --format '{{.HostConfig.LogConfig.Path}}' "$id")
-    logged=$(as_user sh -c "wc -l < '$path'")
+    # k8s-file cuts lines at conmon's read boundaries into P(artial) records ended by an
+    # F(ull) one: count the F records, one per line printed.
+    logged=$(as_user awk '$3 == "F"' "$path" | wc -l)
     result podman "$(echo "$t1 - $t0" | bc)" "$logged"
     as_user podman rm -f "$id" >/dev/null
 
