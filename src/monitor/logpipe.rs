@@ -324,8 +324,7 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
         }
     };
     // Lines the driver took since its last successful flush: a driver may hold them (the
-    // fluentd driver's async buffer, awslogs' batch), and they are lost if no flush succeeds
-    // before the end.
+    // fluentd driver's async buffer), and they are lost if no flush succeeds before the end.
     let mut unflushed = 0u64;
     // When the container's output ended: from then on the driver has FINAL_GRACE in all.
     let mut closed_at: Option<Instant> = None;
