@@ -209,3 +209,65 @@ fn bad_network_options_are_refused_at_create() {
     let o = u.burrow(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(o.ok().stdout, "bridge\nhost\nnone\nok\n");
 }
+
+#[test]
+fn add_host_and_dns_flags_reach_the_container() {
+    let u = User::new("net_dns");
+    let img = u.pull("busybox");
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "web",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "cache:fd00::7",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:1",
+        &img,
+        "cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(
+        o.ok().stdout,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tweb\n\
+         10.1.2.3\tdb\nfd00::7\tcache\n\
+         nameserver 10.0.0.53\nsearch corp.example\noptions ndots:1\n"
+    );
+    // Kept in the container's configuration, as Docker shows it.
+    u.burrow(&[
+        "create",
+        "--name",
+        "c",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "10.0.0.53",
+        &img,
+        "true",
+    ])
+    .ok();
+    let o = u.burrow(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}}",
+        "c",
+    ]);
+    assert_eq!(o.ok().stdout, "[\"db:10.1.2.3\"] [\"10.0.0.53\"]\n");
+    // Bad values are refused before anything is created.
+    u.burrow(&["run", "--rm", "--add-host", "db", &img, "true"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("use HOST:IP");
+    u.burrow(&["run", "--rm", "--dns", "dns.example", &img, "true"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("is not an ip address");
+    assert_eq!(u.burrow(&["ps", "-aq"]).ok().stdout.lines().count(), 1);
+}

@@ -16,7 +16,7 @@ use super::lifecycle::{
 use super::progress::Reporter;
 use super::{out, print_warnings};
 use crate::engine::logconfig::LogConfig;
-use crate::engine::spec::CreateOptions;
+use crate::engine::spec::{CreateOptions, DnsConfig};
 use crate::engine::{ContainerSummary, Engine, EngineError, MonitorArgs, RemoveOptions};
 
 /// Flags shared by `run` and `create`. `-h` is --hostname, as in Docker.
@@ -49,6 +49,18 @@ pub struct CreateFlags {
     /// Network: none or host (bridge networks arrive with the networking work)
     #[arg(long = "network", alias = "net", value_name = "MODE")]
     pub network: Option<String>,
+    /// Add a line to /etc/hosts (HOST:IP)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Set a DNS server in /etc/resolv.conf
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set a DNS search domain ("." for none)
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Set a DNS resolver option
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -152,6 +164,12 @@ impl CreateFlags {
             },
             labels: self.label.clone(),
             log: LogConfig::from_flags(self.log_driver.as_deref(), &self.log_opt)?,
+            dns: DnsConfig {
+                extra_hosts: self.add_host.clone(),
+                servers: self.dns.clone(),
+                search: self.dns_search.clone(),
+                options: self.dns_option.clone(),
+            },
         })
     }
 }

@@ -419,15 +419,17 @@ fn tree_size(dir: &Path) -> u64 {
 fn write_etc_files(dir: &Path, config: &ContainerConfig) -> Result<()> {
     let host = config.network == "host";
     let hostname = format!("{}\n", config.hostname);
-    let hosts = if host {
+    let hosts = config.dns.hosts(&if host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
             config.hostname
         )
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    });
+    let resolv = config
+        .dns
+        .resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     write_replace_unsynced(&dir.join("hostname"), hostname.as_bytes())?;
     write_replace_unsynced(&dir.join("hosts"), hosts.as_bytes())?;
     write_replace_unsynced(&dir.join("resolv.conf"), resolv.as_bytes())

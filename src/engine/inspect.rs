@@ -117,6 +117,10 @@ impl Engine {
             "Platform": "linux",
             "HostConfig": {
                 "NetworkMode": config.network,
+                "ExtraHosts": config.dns.extra_hosts,
+                "Dns": config.dns.servers,
+                "DnsSearch": config.dns.search,
+                "DnsOptions": config.dns.options,
                 "ReadonlyRootfs": config.read_only,
                 "AutoRemove": config.auto_remove,
                 "RestartPolicy": {

@@ -64,6 +64,121 @@ pub struct CreateOptions {
     pub labels: Vec<String>,
     /// `--log-driver` and `--log-opt`.
     pub log: super::logconfig::LogConfig,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: DnsConfig,
+}
+
+/// What goes into the container's /etc/hosts and /etc/resolv.conf beyond the defaults.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DnsConfig {
+    /// `HOST:IP` entries, checked, in order.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+impl DnsConfig {
+    /// Docker's checks: `--add-host HOST:IP` (`host-gateway` only where it means something)
+    /// and `--dns IP`.
+    pub fn check(&self, network: &str) -> Result<(), EngineError> {
+        for entry in &self.extra_hosts {
+            let bad = || {
+                EngineError::NetworkConfig(format!(
+                    "invalid argument {entry:?} for \"--add-host\" flag: use HOST:IP, e.g. db:10.0.0.5"
+                ))
+            };
+            let (host, ip) = entry.split_once(':').ok_or_else(bad)?;
+            if host.is_empty() || host.contains(char::is_whitespace) {
+                return Err(bad());
+            }
+            if ip == "host-gateway" {
+                if network != "host" {
+                    return Err(EngineError::NetworkConfig(format!(
+                        "--add-host {entry}: host-gateway needs --network host until bridge networks arrive"
+                    )));
+                }
+            } else if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(EngineError::NetworkConfig(format!(
+                    "invalid IP address in add-host: {ip:?}"
+                )));
+            }
+        }
+        for server in &self.servers {
+            if server.parse::<std::net::IpAddr>().is_err() {
+                return Err(EngineError::NetworkConfig(format!(
+                    "invalid argument {server:?} for \"--dns\" flag: {server} is not an ip address"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's /etc/hosts: `base`, then the extra hosts as `IP\tHOST`.
+    pub fn hosts(&self, base: &str) -> String {
+        let mut out = base.to_string();
+        for entry in &self.extra_hosts {
+            if let Some((host, ip)) = entry.split_once(':') {
+                let ip = if ip == "host-gateway" {
+                    "127.0.0.1"
+                } else {
+                    ip
+                };
+                out.push_str(&format!("{ip}\t{host}\n"));
+            }
+        }
+        out
+    }
+
+    /// The container's /etc/resolv.conf: the host's, with what the flags replace (Docker's
+    /// order: nameservers, search, options; `--dns-search .` means none).
+    pub fn resolv_conf(&self, host: &str) -> String {
+        if self.servers.is_empty() && self.search.is_empty() && self.options.is_empty() {
+            return host.to_string();
+        }
+        let from_host = |key: &str| -> Vec<String> {
+            host.lines()
+                .filter_map(|l| l.trim().strip_prefix(key))
+                .filter(|rest| rest.starts_with(char::is_whitespace))
+                .flat_map(|rest| {
+                    rest.split_whitespace()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let servers = if self.servers.is_empty() {
+            from_host("nameserver")
+        } else {
+            self.servers.clone()
+        };
+        let search = if self.search.is_empty() {
+            from_host("search")
+        } else {
+            self.search.clone()
+        };
+        let options = if self.options.is_empty() {
+            from_host("options")
+        } else {
+            self.options.clone()
+        };
+        let mut out = String::new();
+        for s in &servers {
+            out.push_str(&format!("nameserver {s}\n"));
+        }
+        let search = search.join(" ");
+        if !search.trim().is_empty() && search.trim() != "." {
+            out.push_str(&format!("search {search}\n"));
+        }
+        if !options.is_empty() {
+            out.push_str(&format!("options {}\n", options.join(" ")));
+        }
+        out
+    }
 }
 
 /// A container's resolved configuration, stored with it.
@@ -98,6 +213,8 @@ pub struct ContainerConfig {
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub log: super::logconfig::LogConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
 }
 
 fn default_stop_signal() -> String {
@@ -175,6 +292,7 @@ pub fn merge(
             .unwrap_or_else(|| "/".into()),
     };
 
+    opts.dns.check(&network)?;
     let hostname = match (&opts.hostname, network.as_str()) {
         (Some(h), _) => {
             validate_hostname(h)?;
@@ -235,6 +353,7 @@ pub fn merge(
             }))
             .collect(),
         log: opts.log.clone(),
+        dns: opts.dns.clone(),
     })
 }
 
@@ -357,6 +476,54 @@ fn validate_hostname(h: &str) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dns(hosts: &[&str], servers: &[&str], search: &[&str], options: &[&str]) -> DnsConfig {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        DnsConfig {
+            extra_hosts: v(hosts),
+            servers: v(servers),
+            search: v(search),
+            options: v(options),
+        }
+    }
+
+    #[test]
+    fn dns_flags_are_checked_and_written_as_docker_does() {
+        let host = "# from the host\nnameserver 192.0.2.1\nsearch corp.example\noptions ndots:2\n";
+        assert_eq!(dns(&[], &[], &[], &[]).resolv_conf(host), host);
+        assert_eq!(
+            dns(&[], &["10.0.0.53", "10.0.0.54"], &[], &[]).resolv_conf(host),
+            "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:2\n"
+        );
+        assert_eq!(
+            dns(&[], &[], &["."], &["timeout:1"]).resolv_conf(host),
+            "nameserver 192.0.2.1\noptions timeout:1\n"
+        );
+        let d = dns(&["db:10.1.2.3", "v6:fe80::1"], &[], &[], &[]);
+        assert_eq!(d.check("none").map_err(|e| e.to_string()), Ok(()));
+        assert_eq!(
+            d.hosts("127.0.0.1\tlocalhost\n"),
+            "127.0.0.1\tlocalhost\n10.1.2.3\tdb\nfe80::1\tv6\n"
+        );
+        let err = |d: DnsConfig, net: &str| d.check(net).unwrap_err().to_string();
+        assert_eq!(
+            err(dns(&["db"], &[], &[], &[]), "none"),
+            "invalid argument \"db\" for \"--add-host\" flag: use HOST:IP, e.g. db:10.0.0.5"
+        );
+        assert_eq!(
+            err(dns(&["db:10.1.2"], &[], &[], &[]), "none"),
+            "invalid IP address in add-host: \"10.1.2\""
+        );
+        assert!(err(dns(&["gw:host-gateway"], &[], &[], &[]), "none").contains("--network host"));
+        assert_eq!(
+            dns(&["gw:host-gateway"], &[], &[], &[]).hosts(""),
+            "127.0.0.1\tgw\n"
+        );
+        assert_eq!(
+            err(dns(&[], &["dns.example"], &[], &[]), "none"),
+            "invalid argument \"dns.example\" for \"--dns\" flag: dns.example is not an ip address"
+        );
+    }
 
     fn img(entry: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageRunConfig {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
