@@ -144,7 +144,8 @@ struct Shared {
     /// Why lines were lost last, for the `log_dropped` event.
     why: Mutex<Option<String>>,
     delivered: AtomicU64,
-    /// Entries queued, and entries the writer is done with (delivered or lost).
+    /// Entries queued, and entries `logs` can read by now: written to the local cache, or
+    /// (without a cache) delivered to or lost by the driver.
     queued: AtomicU64,
     done: AtomicU64,
 }
@@ -235,8 +236,9 @@ impl LogPipe {
         self.shared.changed.notify_all();
     }
 
-    /// Waits (at most `limit`) until the writer is done with everything queued so far, so
-    /// that `logs` shows a run's output once the run's end is announced.
+    /// Waits (at most `limit`) until everything queued so far is where `logs` reads it (the
+    /// cache, when there is one, so a slow driver does not hold up the run's end), so that
+    /// `logs` shows a run's output once the run's end is announced.
     pub fn sync(&self, limit: Duration) {
         let until = Instant::now() + limit;
         let target = self.shared.queued.load(Ordering::Relaxed);
@@ -332,16 +334,24 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
     // one drains the queue whatever it takes: at most the queue's bytes).
     let mut failed_since_close = false;
     let closed = || shared.queue.lock().map(|q| q.closed).unwrap_or(true);
+    let readable = |n: usize| {
+        if n > 0 {
+            let _lock = shared.queue.lock();
+            shared.done.fetch_add(n as u64, Ordering::Relaxed);
+            shared.changed.notify_all();
+        }
+    };
     while let Some(batch) = next_batch(shared, Duration::from_secs(1)) {
         if closed_at.is_none() && closed() {
             closed_at = Some(Instant::now());
         }
         let late = failed_since_close && closed_at.is_some_and(|t| t.elapsed() >= FINAL_GRACE);
         if !batch.is_empty() {
-            if let Some(c) = cache.as_mut()
-                && let Err(e) = c.write(&batch)
-            {
-                tracing::warn!(%e, "the local log cache failed");
+            if let Some(c) = cache.as_mut() {
+                if let Err(e) = c.write(&batch) {
+                    tracing::warn!(%e, "the local log cache failed");
+                }
+                readable(batch.len());
             }
             let n = batch.len() as u64;
             let mut backoff = Duration::from_millis(100);
@@ -391,10 +401,8 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
         if unflushed > 0 && !late && flush(&mut driver, &mut cache) {
             unflushed = 0;
         }
-        if !batch.is_empty() {
-            let _lock = shared.queue.lock();
-            shared.done.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            shared.changed.notify_all();
+        if cache.is_none() {
+            readable(batch.len());
         }
     }
     // The end: what the driver still holds gets the rest of the grace to go out.
