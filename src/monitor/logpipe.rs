@@ -1,6 +1,7 @@
 //! The host side of a log driver, in the relay: container output cut into entries (lines,
 //! with lines over 16 KiB split into partial chunks as Docker does), queued by `mode`, and
-//! delivered in batches by a writer thread to the driver and to the local cache.
+//! delivered in batches by a writer thread to the driver; the local cache is written as
+//! entries arrive.
 //!
 //! `mode=blocking` lets back-pressure reach the container (the relay stops reading its
 //! pipes while the queue is full); `mode=non-blocking` drops the new line when the buffer is
@@ -144,8 +145,7 @@ struct Shared {
     /// Why lines were lost last, for the `log_dropped` event.
     why: Mutex<Option<String>>,
     delivered: AtomicU64,
-    /// Entries queued, and entries `logs` can read by now: written to the local cache, or
-    /// (without a cache) delivered to or lost by the driver.
+    /// Entries queued, and entries the writer is done with (delivered or lost).
     queued: AtomicU64,
     done: AtomicU64,
 }
@@ -155,6 +155,8 @@ pub struct LogPipe {
     shared: Arc<Shared>,
     mode: Mode,
     writer: Option<JoinHandle<()>>,
+    /// The local cache (dual logging), written as entries are pushed.
+    cache: Option<Mutex<Logger>>,
 }
 
 /// How the pipeline ended.
@@ -171,7 +173,8 @@ fn entry_size(e: &Entry) -> u64 {
 }
 
 impl LogPipe {
-    /// Starts the writer. `cache` (dual logging) gets every batch before the driver does.
+    /// Starts the writer. `cache` (dual logging) gets every entry as it is pushed, before it
+    /// is queued for the driver: `logs` sees it at once whatever the driver does.
     pub fn start(driver: Logger, cache: Option<Logger>, mode: Mode) -> LogPipe {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -187,13 +190,14 @@ impl LogPipe {
             .name("log-writer".into())
             .spawn(move || {
                 super::block_all_signals();
-                write_loop(&writer_shared, driver, cache, mode)
+                write_loop(&writer_shared, driver, mode)
             })
             .expect("spawning the log writer");
         LogPipe {
             shared,
             mode,
             writer: Some(writer),
+            cache: cache.map(Mutex::new),
         }
     }
 
@@ -201,6 +205,12 @@ impl LogPipe {
     pub fn push(&self, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
+        }
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = cache.write(&entries).and_then(|()| cache.flush()) {
+                tracing::warn!(%e, "the local log cache failed");
+            }
         }
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         for e in entries {
@@ -236,10 +246,14 @@ impl LogPipe {
         self.shared.changed.notify_all();
     }
 
-    /// Waits (at most `limit`) until everything queued so far is where `logs` reads it (the
+    /// Waits (at most `limit`) until everything pushed so far is where `logs` reads it (the
     /// cache, when there is one, so a slow driver does not hold up the run's end), so that
     /// `logs` shows a run's output once the run's end is announced.
     pub fn sync(&self, limit: Duration) {
+        if self.cache.is_some() {
+            // Pushed entries are in the cache already.
+            return;
+        }
         let until = Instant::now() + limit;
         let target = self.shared.queued.load(Ordering::Relaxed);
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,6 +284,9 @@ impl LogPipe {
         self.shared.changed.notify_all();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
+        }
+        if let Some(cache) = &self.cache {
+            let _ = cache.lock().unwrap_or_else(|e| e.into_inner()).flush();
         }
         Stats {
             delivered: self.shared.delivered.load(Ordering::Relaxed),
@@ -318,7 +335,7 @@ fn next_batch(shared: &Shared, wait: Duration) -> Option<Vec<Entry>> {
     Some(batch)
 }
 
-fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mode: Mode) {
+fn write_loop(shared: &Shared, mut driver: Logger, mode: Mode) {
     let lost = |n: u64, why: String| {
         shared.dropped.fetch_add(n, Ordering::Relaxed);
         if let Ok(mut w) = shared.why.lock() {
@@ -347,12 +364,6 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
         }
         let late = failed_since_close && closed_at.is_some_and(|t| t.elapsed() >= FINAL_GRACE);
         if !batch.is_empty() {
-            if let Some(c) = cache.as_mut() {
-                if let Err(e) = c.write(&batch) {
-                    tracing::warn!(%e, "the local log cache failed");
-                }
-                readable(batch.len());
-            }
             let n = batch.len() as u64;
             let mut backoff = Duration::from_millis(100);
             let mut failed = false;
@@ -398,18 +409,16 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
         }
         // After every batch, so readers see it once `sync` returns, and once a second
         // while idle, so drivers that hold events (awslogs) send them in time.
-        if unflushed > 0 && !late && flush(&mut driver, &mut cache) {
+        if unflushed > 0 && !late && flush(&mut driver) {
             unflushed = 0;
         }
-        if cache.is_none() {
-            readable(batch.len());
-        }
+        readable(batch.len());
     }
     // The end: what the driver still holds gets the rest of the grace to go out.
     let end = closed_at.unwrap_or_else(Instant::now) + FINAL_GRACE;
     let mut backoff = Duration::from_millis(100);
     while unflushed > 0 {
-        if flush(&mut driver, &mut cache) {
+        if flush(&mut driver) {
             unflushed = 0;
         } else if Instant::now() + backoff < end {
             std::thread::sleep(backoff);
@@ -426,16 +435,10 @@ fn write_loop(shared: &Shared, mut driver: Logger, mut cache: Option<Logger>, mo
             unflushed = 0;
         }
     }
-    if let Some(c) = cache.as_mut() {
-        let _ = c.flush();
-    }
 }
 
-/// Flushes the driver (and the cache); true when the driver delivered all it held.
-fn flush(driver: &mut Logger, cache: &mut Option<Logger>) -> bool {
-    if let Some(c) = cache.as_mut() {
-        let _ = c.flush();
-    }
+/// Flushes the driver; true when it delivered all it held.
+fn flush(driver: &mut Logger) -> bool {
     match driver.flush() {
         Ok(()) => true,
         Err(e) => {
