@@ -25,7 +25,11 @@ mod bindings {
     });
 }
 
-pub use bindings::burrow::plugin::net_types::{Attach, HostFacts, LinkInfo, Network, Plan, Subnet};
+#[cfg(test)]
+pub use bindings::burrow::plugin::net_types::{Addr, BridgeSpec, MacvlanSpec, Route, VethSpec};
+pub use bindings::burrow::plugin::net_types::{
+    Attach, HostFacts, Link, LinkInfo, Network, Op, Plan, Side, Subnet,
+};
 
 const CALL: Duration = Duration::from_secs(5);
 
