@@ -345,6 +345,7 @@ fn write_loop(shared: &Shared, mut driver: Logger, mode: Mode) {
     // Lines the driver took since its last successful flush: a driver may hold them (the
     // fluentd driver's async buffer), and they are lost if no flush succeeds before the end.
     let mut unflushed = 0u64;
+    let mut wrote_any = false;
     // When the container's output ended: from then on the driver has FINAL_GRACE in all.
     let mut closed_at: Option<Instant> = None;
     // A driver that failed after that gets no more calls once the grace is over (a working
@@ -385,6 +386,7 @@ fn write_loop(shared: &Shared, mut driver: Logger, mode: Mode) {
                     Ok(()) => {
                         shared.delivered.fetch_add(n, Ordering::Relaxed);
                         unflushed += n;
+                        wrote_any = true;
                         break;
                     }
                     Err(PluginError::Unavailable { msg, .. }) if mode == Mode::Blocking => {
@@ -409,7 +411,7 @@ fn write_loop(shared: &Shared, mut driver: Logger, mode: Mode) {
         }
         // After every batch, so readers see it once `sync` returns, and once a second
         // while idle, so drivers that hold events (awslogs) send them in time.
-        if unflushed > 0 && !late && flush(&mut driver) {
+        if wrote_any && !late && flush(&mut driver) {
             unflushed = 0;
         }
         readable(batch.len());
