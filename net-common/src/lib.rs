@@ -41,14 +41,7 @@ pub fn info(name: &str, version: &str, description: &str) -> PluginInfo {
         name: name.into(),
         version: version.into(),
         description: description.into(),
-        needs: Capabilities {
-            log_dir: false,
-            network: false,
-            default_addresses: vec![],
-            http_patterns: vec![],
-            http: false,
-            secrets: vec![],
-        },
+        needs: Capabilities::none(),
     }
 }
 

@@ -139,6 +139,20 @@ pub mod log {
     mod no_reader;
     pub mod resume;
     pub use no_reader::NoReader;
+
+    impl Capabilities {
+        /// Asks for nothing: no files, no network, no HTTP, no secrets.
+        pub fn none() -> Capabilities {
+            Capabilities {
+                log_dir: false,
+                network: false,
+                default_addresses: vec![],
+                http_patterns: vec![],
+                http: false,
+                secrets: vec![],
+            }
+        }
+    }
 }
 
 /// Bindings for the `network-driver` world.
@@ -146,12 +160,16 @@ pub mod net {
     wit_bindgen::generate!({
         world: "network-driver",
         path: "wit",
+        // One set of shared types for both worlds (`Capabilities::none()` and the like).
+        with: {
+            "burrow:plugin/types@1.0.0": crate::log::burrow::plugin::types,
+        },
         pub_export_macro: true,
         export_macro_name: "export_network_driver",
         default_bindings_module: "burrow_plugin_sdk::net",
     });
+    pub use crate::log::{Capabilities, Error, Kv, PluginInfo};
     pub use burrow::plugin::diag;
     pub use burrow::plugin::net_types::*;
-    pub use burrow::plugin::types::{Capabilities, Error, Kv, PluginInfo};
     pub use exports::burrow::plugin::networking::Guest;
 }

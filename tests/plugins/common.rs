@@ -5,15 +5,4 @@ fn info(name: &str, needs: Capabilities) -> PluginInfo {
     PluginInfo { name: name.into(), version: "0.1.0".into(), description: "hostile test plugin".into(), needs }
 }
 
-fn nothing() -> Capabilities {
-    Capabilities {
-        log_dir: false,
-        network: false,
-        default_addresses: vec![],
-        http_patterns: vec![],
-        http: false,
-        secrets: vec![],
-    }
-}
-
 use burrow_plugin_sdk::log::NoReader;

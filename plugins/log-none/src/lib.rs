@@ -17,14 +17,7 @@ impl Guest for NoneDriver {
             name: "none".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "discards container output".into(),
-            needs: Capabilities {
-                log_dir: false,
-                network: false,
-                default_addresses: vec![],
-                http_patterns: vec![],
-                http: false,
-                secrets: vec![],
-            },
+            needs: Capabilities::none(),
         }
     }
 

@@ -16,7 +16,7 @@ impl Guest for Bomb {
     type Logger = Hoarder;
     type Reader = NoReader;
     fn describe() -> PluginInfo {
-        info("bomb", nothing())
+        info("bomb", Capabilities::none())
     }
     fn validate(_opts: Vec<Kv>) -> Result<(), Error> {
         Ok(())

@@ -22,7 +22,7 @@ impl Guest for Snoop {
                 network: true,
                 http: true,
                 secrets: vec!["aws".into()],
-                ..nothing()
+                ..Capabilities::none()
             },
         )
     }

@@ -12,7 +12,7 @@ impl Guest for Spin {
     type Logger = Spinner;
     type Reader = NoReader;
     fn describe() -> PluginInfo {
-        info("spin", nothing())
+        info("spin", Capabilities::none())
     }
     fn validate(_opts: Vec<Kv>) -> Result<(), Error> {
         Ok(())
