@@ -3,19 +3,14 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::User;
-
-fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
 
 #[test]
 fn container_and_image_events_with_health_transitions() {
     let u = User::new("events");
-    let since = now();
+    let since = common::now();
     let img = u.pull("busybox");
     u.burrow(&["tag", &img, "mine/ev:1"]).ok();
     u.burrow(&[
@@ -40,7 +35,7 @@ fn container_and_image_events_with_health_transitions() {
     u.burrow(&["stop", "-t", "0", "ev"]).ok();
     u.burrow(&["rm", "ev"]).ok();
     u.burrow(&["rmi", "mine/ev:1"]).ok();
-    let until = now();
+    let until = common::now();
     let o = u.burrow(&[
         "events",
         "--since",

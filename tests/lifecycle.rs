@@ -20,20 +20,12 @@ fn pgrep(user: &str, needle: &str) -> Vec<u32> {
         .collect()
 }
 
-fn field(u: &User, name: &str, template: &str) -> String {
-    u.burrow(&["inspect", "--format", template, name])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 /// Polls `inspect` until `template` renders `want` or 10 s pass.
 #[track_caller]
 fn eventually(u: &User, name: &str, template: &str, want: &str) {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = field(u, name, template);
+        let got = u.field(name, template);
         if got == want {
             return;
         }
@@ -75,12 +67,12 @@ fn run_detached_then_stop_with_the_stop_signal() {
     );
     let o = u.burrow(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(o.ok().stdout.starts_with("svc Up "), "{o:#?}");
-    let pid: i32 = field(&u, "svc", "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = u.field("svc", "{{.State.Pid}}").parse().unwrap();
     assert!(pid > 0);
-    assert_eq!(field(&u, "svc", "{{.State.Running}}"), "true");
+    assert_eq!(u.field("svc", "{{.State.Running}}"), "true");
     assert_eq!(u.burrow(&["stop", "svc"]).ok().stdout, "svc\n");
     assert_eq!(
-        field(&u, "svc", "{{.State.Status}} {{.State.ExitCode}}"),
+        u.field("svc", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 3"
     );
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -89,7 +81,7 @@ fn run_detached_then_stop_with_the_stop_signal() {
     assert_eq!(u.burrow(&["ps", "-q"]).ok().stdout, "");
     // start brings it back, detached.
     u.burrow(&["start", "svc"]).ok();
-    assert_eq!(field(&u, "svc", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("svc", "{{.State.Status}}"), "running");
     u.burrow(&["rm", "svc"]).code(1).stderr_has("running");
     u.burrow(&["rm", "-f", "svc"]).ok();
     assert!(pgrep(&u.name, "trap 'exit 3'").is_empty());
@@ -108,7 +100,7 @@ fn stop_kills_after_the_timeout_and_kill_sends_signals() {
         took >= Duration::from_millis(900),
         "waited for the timeout: {took:?}"
     );
-    assert_eq!(field(&u, "stubborn", "{{.State.ExitCode}}"), "137");
+    assert_eq!(u.field("stubborn", "{{.State.ExitCode}}"), "137");
     assert!(pgrep(&u.name, "sleep 301.1").is_empty());
     // kill -s delivers a signal the container handles.
     detach(
@@ -147,7 +139,7 @@ fn stop_kills_after_the_timeout_and_kill_sends_signals() {
     )
     .ok();
     u.burrow(&["stop", "custom"]).ok();
-    assert_eq!(field(&u, "custom", "{{.State.ExitCode}}"), "12");
+    assert_eq!(u.field("custom", "{{.State.ExitCode}}"), "12");
 }
 
 #[test]
@@ -175,9 +167,7 @@ fn restart_policies() {
         "exited 2",
     );
     assert_eq!(
-        field(
-            &u,
-            "flaky",
+        u.field("flaky",
             "{{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
         ),
         "4 on-failure 2"
@@ -210,15 +200,15 @@ fn restart_policies() {
     )
     .ok();
     let until = Instant::now() + Duration::from_secs(10);
-    while field(&u, "again", "{{.RestartCount}}") == "0" {
+    while u.field("again", "{{.RestartCount}}") == "0" {
         assert!(Instant::now() < until, "always did not restart");
         std::thread::sleep(Duration::from_millis(50));
     }
     u.burrow(&["stop", "-t", "1", "again"]).ok();
-    let count = field(&u, "again", "{{.RestartCount}}");
+    let count = u.field("again", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
-        field(&u, "again", "{{.State.Status}} {{.RestartCount}}"),
+        u.field("again", "{{.State.Status}} {{.RestartCount}}"),
         format!("exited {count}")
     );
     u.burrow(&["run", "--rm", "--restart", "always", &img, "true"])
@@ -288,12 +278,12 @@ fn a_sigkilled_monitor_is_noticed_and_restore_brings_always_back() {
     }
     let o = u.burrow(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(o.ok().stdout.contains("orphan Exited (137)"), "{o:#?}");
-    assert!(field(&u, "orphan", "{{.State.Error}}").contains("monitor"));
+    assert!(u.field("orphan", "{{.State.Error}}").contains("monitor"));
     // After a "reboot": restore starts `always` and leaves the stopped unless-stopped one.
     let o = u.burrow(&["system", "restore"]);
     assert_eq!(o.ok().stdout, "orphan\n");
-    assert_eq!(field(&u, "orphan", "{{.State.Status}}"), "running");
-    assert_eq!(field(&u, "quiet", "{{.State.Status}}"), "exited");
+    assert_eq!(u.field("orphan", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("quiet", "{{.State.Status}}"), "exited");
     u.burrow(&["rm", "-f", "orphan", "quiet"]).ok();
     assert!(pgrep(&u.name, "sleep 302").is_empty());
     let run_dir = u.home.join("run/burrow/containers");
@@ -346,7 +336,7 @@ fn rename_and_prune() {
     u.burrow(&["rename", "new", "other"])
         .code(125)
         .stderr_has("already in use");
-    assert_eq!(field(&u, "new", "{{.Name}}"), "/new");
+    assert_eq!(u.field("new", "{{.Name}}"), "/new");
     detach(&u, &["--name", "alive", &img, "sleep", "304.4"]).ok();
     let o = u.burrow(&["container", "prune", "-f"]);
     assert!(o.ok().stdout.starts_with("Deleted Containers:\n"), "{o:#?}");
@@ -439,13 +429,13 @@ fn healthchecks_report_starting_healthy_and_unhealthy() {
         o.ok().stdout.starts_with("probed Up ") && o.stdout.contains("(healthy)"),
         "{o:#?}"
     );
-    let log = field(&u, "probed", "{{len .State.Health.Log}}");
+    let log = u.field("probed", "{{len .State.Health.Log}}");
     assert!(
         log.parse::<usize>().unwrap() <= 5,
         "Docker keeps five probes: {log}"
     );
     assert_eq!(
-        field(&u, "probed", "{{index .Config.Healthcheck.Test 2}}"),
+        u.field("probed", "{{index .Config.Healthcheck.Test 2}}"),
         "test -e /tmp/ok"
     );
     u.burrow(&["rm", "-f", "probed"]).ok();
@@ -466,7 +456,7 @@ fn healthchecks_report_starting_healthy_and_unhealthy() {
         ],
     )
     .ok();
-    assert_eq!(field(&u, "plain", "{{json .State.Health}}"), "null");
+    assert_eq!(u.field("plain", "{{json .State.Health}}"), "null");
     u.burrow(&["rm", "-f", "plain"]).ok();
 }
 
@@ -504,7 +494,7 @@ fn labels_sizes_and_the_systemd_unit() {
     let o = u.burrow(&["ps", "-a", "--filter", "label=solo", "-q"]);
     assert_eq!(o.ok().stdout.lines().count(), 1);
     assert_eq!(
-        field(&u, "tagged", "{{index .Config.Labels \"tier\"}}"),
+        u.field("tagged", "{{index .Config.Labels \"tier\"}}"),
         "web"
     );
     // -s: the writable layer holds the 300 kB file.
@@ -572,7 +562,7 @@ fn attach_streams_output_sends_input_and_detaches() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "got one\n");
     assert!(String::from_utf8_lossy(&o.stderr).contains("read escape sequence"));
-    assert_eq!(field(&u, "echoer", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("echoer", "{{.State.Status}}"), "running");
     // The output also went to the container's log.
     assert_eq!(u.burrow(&["logs", "echoer"]).ok().stdout, "got one\n");
     u.burrow(&["rm", "-f", "echoer"]).ok();
@@ -654,7 +644,7 @@ fn a_detached_terminal_can_be_attached() {
         out.contains("24 80\n"),
         "a detached terminal is 80x24: {out}"
     );
-    assert_eq!(field(&u, "term", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("term", "{{.State.Status}}"), "running");
     u.burrow(&["rm", "-f", "term"]).ok();
 }
 
@@ -676,15 +666,14 @@ fn the_images_healthcheck_stop_signal_and_labels_apply() {
     .ok();
     eventually(&u, "fromimage", "{{.State.Health.Status}}", "healthy");
     assert_eq!(
-        field(
-            &u,
+        u.field(
             "fromimage",
             "{{.Config.StopSignal}} {{index .Config.Labels \"fixture\"}}"
         ),
         "SIGUSR1 health"
     );
     u.burrow(&["stop", "fromimage"]).ok();
-    assert_eq!(field(&u, "fromimage", "{{.State.ExitCode}}"), "9");
+    assert_eq!(u.field("fromimage", "{{.State.ExitCode}}"), "9");
     u.burrow(&["rm", "fromimage"]).ok();
 }
 
@@ -712,7 +701,7 @@ fn foreground_run_goes_through_the_monitor() {
     assert_eq!(o.stderr, "err\n", "{o:#?}");
     let o = u.burrow(&["run", "--name", "kept", &img, "sh", "-c", "exit 5"]);
     assert_eq!(o.code, 5, "{o:#?}");
-    assert_eq!(field(&u, "kept", "{{.State.ExitCode}}"), "5");
+    assert_eq!(u.field("kept", "{{.State.ExitCode}}"), "5");
 
     // The container belongs to its monitor, not to the command that started it: killing
     // that command leaves the container running, as with Docker.
@@ -737,7 +726,7 @@ fn foreground_run_goes_through_the_monitor() {
     assert!(killed.success());
     client.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(field(&u, "fg", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("fg", "{{.State.Status}}"), "running");
     u.burrow(&["rm", "-f", "fg"]).ok();
 
     // --restart applies to a foreground run: the command returns the first exit code and the
@@ -812,6 +801,6 @@ fn foreground_run_forwards_signals_to_the_container() {
         .status()
         .unwrap();
     client.wait().unwrap();
-    assert_eq!(field(&u, "nosigs", "{{.State.Status}}"), "running");
+    assert_eq!(u.field("nosigs", "{{.State.Status}}"), "running");
     u.burrow(&["rm", "-f", "nosigs"]).ok();
 }

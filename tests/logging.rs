@@ -15,14 +15,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn field(u: &User, name: &str, template: &str) -> String {
-    u.burrow(&["inspect", "--format", template, name])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 /// A scratch directory the test user can use.
 fn scratch(u: &User, name: &str) -> PathBuf {
     let dir = u.data_dir().parent().unwrap().join(name);
@@ -56,7 +48,7 @@ fn json_file_is_dockers_format_and_logs_reads_it_back() {
     ]);
     o.ok();
     // The file: one JSON object per line, Docker's key order and escaping.
-    let path = field(&u, "j", "{{.LogPath}}");
+    let path = u.field("j", "{{.LogPath}}");
     assert!(path.ends_with("-json.log"), "{path}");
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -99,7 +91,7 @@ fn json_file_is_dockers_format_and_logs_reads_it_back() {
         "head -c 40000 /dev/zero | tr '\\0' x; echo",
     ]);
     o.ok();
-    let text = std::fs::read_to_string(field(&u, "long", "{{.LogPath}}")).unwrap();
+    let text = std::fs::read_to_string(u.field("long", "{{.LogPath}}")).unwrap();
     assert_eq!(
         text.lines().count(),
         3,
@@ -127,14 +119,14 @@ fn json_file_rotates_and_logs_follows() {
         "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
     ]);
     o.ok();
-    let path = PathBuf::from(field(&u, "r", "{{.LogPath}}"));
+    let path = PathBuf::from(u.field("r", "{{.LogPath}}"));
     let dir = path.parent().unwrap();
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    let id = field(&u, "r", "{{.Id}}");
+    let id = u.field("r", "{{.Id}}");
     assert_eq!(
         files,
         [format!("{id}-json.log"), format!("{id}-json.log.1")]
@@ -253,6 +245,16 @@ impl Drop for Rsyslog {
 fn syslog_reaches_rsyslog_byte_for_byte() {
     let u = User::new("log_syslog");
     let img = u.pull("busybox");
+    // `run --rm --log-driver syslog --log-opt OPT… IMAGE CMD…`
+    let syslog_run = |opts: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--log-driver", "syslog"];
+        for o in opts {
+            args.extend(["--log-opt", o]);
+        }
+        args.push(&img);
+        args.extend_from_slice(cmd);
+        u.burrow(&args)
+    };
     let dir = scratch(&u, "rsyslog");
     let server = Rsyslog::start(&dir, 25514);
     u.burrow(&[
@@ -286,89 +288,53 @@ fn syslog_reaches_rsyslog_byte_for_byte() {
         ["<30> to-udp tag-ok", "<27> err-udp tag-ok"],
         "{lines:?}"
     );
-    u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        "syslog-address=tcp://127.0.0.1:25514",
-        "--log-opt",
-        "syslog-format=rfc5424micro",
-        "--log-opt",
-        "syslog-facility=local3",
-        &img,
-        "echo",
-        "to-tcp",
-    ])
+    syslog_run(
+        &[
+            "syslog-address=tcp://127.0.0.1:25514",
+            "syslog-format=rfc5424micro",
+            "syslog-facility=local3",
+        ],
+        &["echo", "to-tcp"],
+    )
     .ok();
     let lines = server.lines("tcp.log", 1);
     assert!(lines[0].starts_with("<158>1 "), "{lines:?}");
     assert!(lines[0].ends_with(" - to-tcp"), "{lines:?}");
     let sock = dir.join("stream.sock");
-    u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        &format!("syslog-address=unix://{}", sock.display()),
-        &img,
-        "echo",
-        "to-unix",
-    ])
+    syslog_run(
+        &[&format!("syslog-address=unix://{}", sock.display())],
+        &["echo", "to-unix"],
+    )
     .ok();
     assert!(server.lines("unix.log", 1)[0].ends_with("]: to-unix"));
     let dgram = dir.join("dgram.sock");
-    u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        &format!("syslog-address=unixgram://{}", dgram.display()),
-        "--log-opt",
-        "syslog-format=rfc3164",
-        &img,
-        "echo",
-        "to-unixgram",
-    ])
+    syslog_run(
+        &[
+            &format!("syslog-address=unixgram://{}", dgram.display()),
+            "syslog-format=rfc3164",
+        ],
+        &["echo", "to-unixgram"],
+    )
     .ok();
     let lines = server.lines("unixgram.log", 1);
     assert!(lines[0].starts_with("<30>"), "{lines:?}");
     assert!(lines[0].ends_with("]: to-unixgram"), "{lines:?}");
     // tcp+tls, the server's certificate checked against the CA the options name.
     let ca = format!("syslog-tls-ca-cert={}", dir.join("ca.pem").display());
-    u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        "syslog-address=tcp+tls://127.0.0.1:25515",
-        "--log-opt",
-        &ca,
-        "--log-opt",
-        "syslog-format=rfc5424",
-        &img,
-        "echo",
-        "to-tls",
-    ])
+    syslog_run(
+        &[
+            "syslog-address=tcp+tls://127.0.0.1:25515",
+            &ca,
+            "syslog-format=rfc5424",
+        ],
+        &["echo", "to-tls"],
+    )
     .ok();
     let lines = server.lines("tls.log", 1);
     assert!(lines[0].starts_with("<30>1 "), "{lines:?}");
     assert!(lines[0].ends_with(" - to-tls"), "{lines:?}");
-    // Without the CA the self-signed certificate is refused, and the start with it.
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        "syslog-address=tcp+tls://127.0.0.1:25515",
-        &img,
-        "true",
-    ]);
+    // Without the CA the server's certificate is not trusted, and the start is refused.
+    let o = syslog_run(&["syslog-address=tcp+tls://127.0.0.1:25515"], &["true"]);
     o.code(125)
         .one_line_error()
         .stderr_has("failed to initialize logging driver");
@@ -388,16 +354,7 @@ fn syslog_reaches_rsyslog_byte_for_byte() {
     .ok();
     assert_eq!(u.burrow(&["logs", "cached"]).ok().stdout, "kept\n");
     // A server that is not there: the container does not start, as with Docker.
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--log-driver",
-        "syslog",
-        "--log-opt",
-        "syslog-address=tcp://127.0.0.1:25599",
-        &img,
-        "true",
-    ]);
+    let o = syslog_run(&["syslog-address=tcp://127.0.0.1:25599"], &["true"]);
     o.code(125)
         .one_line_error()
         .stderr_has("failed to initialize logging driver");
@@ -483,7 +440,7 @@ fn fluentd_records_arrive_and_a_dead_server_is_handled() {
     ])
     .ok();
     let recs = server.records(2);
-    let id = field(&u, "fl", "{{.Id}}");
+    let id = u.field("fl", "{{.Id}}");
     let mut got: Vec<(String, String, String, String)> = recs
         .iter()
         .map(|r| {
@@ -543,10 +500,10 @@ fn fluentd_records_arrive_and_a_dead_server_is_handled() {
     // The async buffer holds them while the container runs; the relay counts them once its
     // grace after the container's end is over.
     let until = Instant::now() + Duration::from_secs(15);
-    let mut dropped = field(&u, "lossy", "{{.LogDropped}}");
+    let mut dropped = u.field("lossy", "{{.LogDropped}}");
     while dropped != "2" && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
-        dropped = field(&u, "lossy", "{{.LogDropped}}");
+        dropped = u.field("lossy", "{{.LogDropped}}");
     }
     assert_eq!(dropped, "2");
     let now = std::time::SystemTime::now()
@@ -580,17 +537,9 @@ fn the_example_plugin_is_built_installed_and_used() {
     let img = u.pull("busybox");
     let example = repo().join("examples/log-plugin");
     let target = PathBuf::from("/var/tmp/burrow-test/example-plugin-target");
-    let built = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&example)
-        .status()
-        .unwrap();
-    assert!(
-        built.success(),
-        "the template builds with one cargo command"
-    );
-    let wasm = target.join("wasm32-wasip2/release/log_lines.wasm");
+    let built = common::build_wasm(&example.join("Cargo.toml"), &target)
+        .unwrap_or_else(|e| panic!("the template builds with one cargo command: {e}"));
+    let wasm = built.join("log_lines.wasm");
     let copy = scratch(&u, "plugin").join("lines.wasm");
     std::fs::copy(&wasm, &copy).unwrap();
     // Without a grant and without a terminal, install says what to grant.
@@ -618,7 +567,7 @@ fn the_example_plugin_is_built_installed_and_used() {
         "echo via-plugin",
     ])
     .ok();
-    let id = field(&u, "p", "{{.Id}}");
+    let id = u.field("p", "{{.Id}}");
     let log = u
         .data_dir()
         .join("containers")

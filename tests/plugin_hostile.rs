@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::User;
 
@@ -30,36 +30,7 @@ fn hostile_dir() -> &'static Path {
 
 fn build_hostile() -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/Cargo.toml");
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args([
-        "build",
-        "--release",
-        "--quiet",
-        "--target",
-        "wasm32-wasip2",
-        "--manifest-path",
-    ])
-    .arg(&manifest)
-    .args(["--target-dir", TARGET_DIR]);
-    // The outer `cargo test` sets variables meant for burrow's own build.
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
-            || k.starts_with("RUSTC")
-            || k == "RUSTFLAGS"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building {} failed:\n{}",
-            manifest.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(Path::new(TARGET_DIR).join("wasm32-wasip2/release"))
+    common::build_wasm(&manifest, Path::new(TARGET_DIR))
 }
 
 /// Installs hostile plugin `name` as `as_name` with `grant` (`install` options), from a
@@ -74,19 +45,6 @@ fn install(u: &User, name: &str, as_name: &str, grant: &[&str]) {
     u.burrow(&args).ok();
     let o = u.burrow(&["plugin", "ls", "-q"]);
     assert!(o.ok().stdout.lines().any(|l| l == as_name), "{o:#?}");
-}
-
-fn field(u: &User, name: &str, template: &str) -> String {
-    u.burrow(&["inspect", "--format", template, name])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
-fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
 /// Polls `probe` until it returns Some or `limit` passes.
@@ -110,13 +68,13 @@ fn lost_lines(u: &User, name: &str) -> u64 {
         &format!("{name}: LogDropped counted"),
         WRITE_DEADLINE * 3,
         || {
-            let n: u64 = field(u, name, "{{.LogDropped}}").parse().unwrap();
+            let n: u64 = u.field(name, "{{.LogDropped}}").parse().unwrap();
             (n > 0).then_some(n)
         },
     );
     // Given a moment to grow further: one count per run, not a running tally.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(field(u, name, "{{.LogDropped}}"), n.to_string());
+    assert_eq!(u.field(name, "{{.LogDropped}}"), n.to_string());
     n
 }
 
@@ -127,7 +85,7 @@ fn drop_events(u: &User, name: &str, since: &str) -> Vec<String> {
         &format!("{name}: a log_dropped event"),
         WRITE_DEADLINE,
         || {
-            let until = now();
+            let until = common::now();
             let filter = format!("container={name}");
             let o = u.burrow(&[
                 "events",
@@ -201,7 +159,7 @@ impl Hostile {
 /// The same container story for every hostile plugin: detached, foreground, stopped while
 /// the plugin misbehaves, removed while it misbehaves.
 fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
-    let since = now();
+    let since = common::now();
     let d = h.driver;
     let t = h.trigger;
 
@@ -224,7 +182,7 @@ fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
         &script,
     ])
     .ok();
-    let id = field(u, &name, "{{.Id}}");
+    let id = u.field(&name, "{{.Id}}");
     let relay = relay_pid(u, &id);
     // The container got past its trigger line and still runs.
     eventually(
@@ -237,14 +195,14 @@ fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
                 .then_some(())
         },
     );
-    assert_eq!(field(u, &name, "{{.State.Running}}"), "true");
+    assert_eq!(u.field(&name, "{{.State.Running}}"), "true");
     // The memory cap held (bomb): the relay hosting it did not grow much past it (32 MiB
     // per instance over a relay of about 26 MiB: 57 MiB at the peak when this was written).
     let peak_mb = status_kb(relay, "VmHWM") / 1024;
     assert!(peak_mb < 128, "{name}: the relay peaked at {peak_mb} MiB");
     let o = u.burrow(&["wait", &name]);
     assert_eq!(o.ok().stdout, "3\n", "{o:#?}");
-    assert_eq!(field(u, &name, "{{.State.ExitCode}}"), "3");
+    assert_eq!(u.field(&name, "{{.State.ExitCode}}"), "3");
     assert_eq!(lost_lines(u, &name), h.lost(3), "{name}");
     // The dual-logging cache kept what the driver lost.
     let o = u.burrow(&["logs", &name]);
@@ -309,8 +267,8 @@ fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
     u.burrow(&["stop", &name]).ok();
     let took = started.elapsed();
     assert!(took < WRITE_DEADLINE, "{name}: stop took {took:?}");
-    assert_eq!(field(u, &name, "{{.State.Status}}"), "exited");
-    assert_eq!(field(u, &name, "{{.State.ExitCode}}"), "7");
+    assert_eq!(u.field(&name, "{{.State.Status}}"), "exited");
+    assert_eq!(u.field(&name, "{{.State.ExitCode}}"), "7");
     assert_eq!(lost_lines(u, &name), h.lost(2), "{name}");
 
     // Removed while the plugin misbehaves: nothing of the container is left running.
@@ -329,8 +287,8 @@ fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
         &script,
     ])
     .ok();
-    let id = field(u, &name, "{{.Id}}");
-    let pid = field(u, &name, "{{.State.Pid}}");
+    let id = u.field(&name, "{{.Id}}");
+    let pid = u.field(&name, "{{.State.Pid}}");
     assert_ne!(pid, "0", "{name} runs");
     let running = processes_of(&u.name, &id);
     for role in ["__monitor", "__relay"] {
@@ -364,45 +322,35 @@ fn the_container_runs_on(u: &User, img: &str, h: Hostile) {
     assert_eq!(o.ok().stdout, "");
 }
 
+/// Installs hostile plugin `driver` (granted everything it asks for) and runs the container
+/// story with it; `every_line`: it loses every line, not only its trigger.
+fn container_runs_on_despite(driver: &'static str, every_line: bool) {
+    let u = User::new(&format!("hostile_{driver}"));
+    let img = u.pull("busybox");
+    install(&u, driver, driver, &["--grant-all-permissions"]);
+    let h = Hostile {
+        driver,
+        trigger: driver,
+        every_line,
+    };
+    the_container_runs_on(&u, &img, h);
+}
+
 #[test]
 fn a_spinning_plugin_times_out_and_the_container_runs_on() {
-    let u = User::new("hostile_spin");
-    let img = u.pull("busybox");
-    install(&u, "spin", "spin", &["--grant-all-permissions"]);
-    let spin = Hostile {
-        driver: "spin",
-        trigger: "spin",
-        every_line: false,
-    };
-    the_container_runs_on(&u, &img, spin);
+    container_runs_on_despite("spin", false);
 }
 
 /// bomb allocates until the memory cap stops it: its write traps (twice, with the retry).
 #[test]
 fn a_crashing_plugin_is_restarted_and_the_container_runs_on() {
-    let u = User::new("hostile_bomb");
-    let img = u.pull("busybox");
-    install(&u, "bomb", "bomb", &["--grant-all-permissions"]);
-    let bomb = Hostile {
-        driver: "bomb",
-        trigger: "bomb",
-        every_line: false,
-    };
-    the_container_runs_on(&u, &img, bomb);
+    container_runs_on_despite("bomb", false);
 }
 
 /// snoop fails every write (with a report of what it reached); the container runs on.
 #[test]
 fn a_snooping_plugin_loses_every_line_and_the_container_runs_on() {
-    let u = User::new("hostile_snoop");
-    let img = u.pull("busybox");
-    install(&u, "snoop", "snoop", &["--grant-all-permissions"]);
-    let snoop = Hostile {
-        driver: "snoop",
-        trigger: "snoop",
-        every_line: true,
-    };
-    the_container_runs_on(&u, &img, snoop);
+    container_runs_on_despite("snoop", true);
 }
 
 /// Runs a container logging through `driver` with its relay under strace and returns the
@@ -424,7 +372,7 @@ fn traced_run(u: &User, img: &str, driver: &str) -> String {
         script,
     ])
     .ok();
-    let id = field(u, &name, "{{.Id}}");
+    let id = u.field(&name, "{{.Id}}");
     let relay = relay_pid(u, &id);
     let trace = u
         .home

@@ -214,6 +214,15 @@ impl User {
         image
     }
 
+    /// `inspect --format TEMPLATE NAME`, trimmed, asserting success.
+    pub fn field(&self, name: &str, template: &str) -> String {
+        self.burrow(&["inspect", "--format", template, name])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     /// `run --rm IMAGE ARGS…` (pulling first) and returns the result.
     pub fn run(&self, image: &str, args: &[&str]) -> Out {
         let mut all = vec!["run", "--rm", image];
@@ -228,6 +237,44 @@ impl Drop for User {
             remove_tree(&self.home);
         }
     }
+}
+
+/// Now as `events --since` takes it: seconds.nanoseconds.
+pub fn now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// Builds the wasm32-wasip2 components of the cargo project `manifest` in release mode into
+/// `target_dir`; returns the directory holding the .wasm files. The outer `cargo test`'s
+/// variables (meant for burrow's own build) are kept from the nested cargo.
+pub fn build_wasm(manifest: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUSTC")
+            || k == "RUSTFLAGS"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building {} failed:\n{}",
+            manifest.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(target_dir.join("wasm32-wasip2/release"))
 }
 
 /// Removes a tree that may hold files owned by subordinate ids, as root.
