@@ -46,6 +46,23 @@ use policy::Policy;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
+    /// Driver names of the built-in crates called `PREFIX-NAME` (`log-`, `net-`).
+    pub(super) fn names(prefix: &str) -> Vec<String> {
+        BUILTIN_PLUGINS
+            .iter()
+            .filter_map(|(krate, _)| krate.strip_prefix(prefix))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The component of the built-in crate `krate`.
+    pub(super) fn component(krate: &str) -> Option<&'static [u8]> {
+        BUILTIN_PLUGINS
+            .iter()
+            .find(|(k, _)| *k == krate)
+            .map(|(_, wasm)| *wasm)
+    }
 }
 
 /// The `burrow:plugin` major version this host implements, and the SDK that targets it.
@@ -182,11 +199,7 @@ impl PluginHost {
 
     /// Names of the built-in log drivers, e.g. "json-file".
     pub fn builtin_names(&self) -> Vec<String> {
-        builtin::BUILTIN_PLUGINS
-            .iter()
-            .filter_map(|(krate, _)| krate.strip_prefix("log-"))
-            .map(String::from)
-            .collect()
+        builtin::names("log-")
     }
 
     /// A built-in log driver, compiled (or loaded from the cache) on first use.
@@ -196,7 +209,7 @@ impl PluginHost {
             return Ok(d.clone());
         }
         let krate = format!("log-{name}");
-        let Some((_, wasm)) = builtin::BUILTIN_PLUGINS.iter().find(|(k, _)| *k == krate) else {
+        let Some(wasm) = builtin::component(&krate) else {
             return Err(PluginError::UnknownDriver {
                 name: name.into(),
                 known: self.builtin_names().join(", "),

@@ -44,17 +44,13 @@ pub struct NetworkDriver {
 impl PluginHost {
     /// Names of the built-in network drivers, e.g. "bridge".
     pub fn builtin_network_drivers(&self) -> Vec<String> {
-        builtin::BUILTIN_PLUGINS
-            .iter()
-            .filter_map(|(krate, _)| krate.strip_prefix("net-"))
-            .map(String::from)
-            .collect()
+        builtin::names("net-")
     }
 
     /// A built-in network driver (`plugins/net-NAME`), compiled or loaded from the cache.
     pub fn network_driver(&self, name: &str) -> Result<NetworkDriver, PluginError> {
         let krate = format!("net-{name}");
-        let Some((_, wasm)) = builtin::BUILTIN_PLUGINS.iter().find(|(k, _)| *k == krate) else {
+        let Some(wasm) = builtin::component(&krate) else {
             return Err(PluginError::UnknownNetworkDriver {
                 name: name.into(),
                 known: self.builtin_network_drivers().join(", "),
