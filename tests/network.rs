@@ -271,3 +271,138 @@ fn add_host_and_dns_flags_reach_the_container() {
         .stderr_has("is not an ip address");
     assert_eq!(u.burrow(&["ps", "-aq"]).ok().stdout.lines().count(), 1);
 }
+
+/// Removes the test's containers and ends its network holder, also when the test fails.
+struct Cleanup<'a>(&'a User);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.burrow(&["ps", "-aq"]).stdout.clone();
+        for id in ids.lines() {
+            self.0.burrow(&["rm", "-f", id]);
+        }
+        stop_holder(self.0);
+    }
+}
+
+/// Ends the user's network holder (each test has its own runtime dir, so its own holder).
+fn stop_holder(u: &User) {
+    let path = u.home.join("run/burrow/network/holder.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let holder: Value = serde_json::from_str(&text).unwrap();
+    let pid = holder["pid"].as_i64().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+/// `wget` from a container on `network`, retried for a few seconds while the server starts.
+/// (busybox-static's `wget -T` crashes, so `timeout` bounds each try.)
+fn fetch(u: &User, img: &str, network: &str, url: &str) -> common::Out {
+    let script = format!(
+        "for i in $(seq 50); do timeout 2 wget -q -O - {url} && exit 0; sleep 0.1; done; exit 1"
+    );
+    u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        img,
+        "sh",
+        "-c",
+        &script,
+    ])
+}
+
+#[test]
+fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
+    let u = User::new("net_bridge");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    for (name, subnet) in [("front", "10.89.7.0/24"), ("back", "10.89.8.0/24")] {
+        u.burrow(&["network", "create", "--subnet", subnet, name])
+            .ok();
+    }
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        &img,
+        "sh",
+        "-c",
+        "mkdir /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www",
+    ])
+    .ok();
+    // Addresses are handed out in order after the gateway (.1).
+    let ip = u.field("web", "{{.NetworkSettings.IPAddress}}");
+    assert_eq!(ip, "10.89.7.2");
+    assert_eq!(
+        u.field("web", "{{.NetworkSettings.Networks.front.Gateway}}"),
+        "10.89.7.1"
+    );
+    let hosts = u
+        .burrow(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .stdout
+        .clone();
+    let hostname = u.field("web", "{{.Config.Hostname}}");
+    assert!(
+        hosts.contains(&format!("10.89.7.2\t{hostname}\n")),
+        "{hosts}"
+    );
+    let eth0 = u
+        .burrow(&["exec", "web", "ip", "addr", "show", "eth0"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(eth0.contains("inet 10.89.7.2/24"), "{eth0}");
+    assert!(eth0.contains("link/ether 02:42:0a:59:07:02"), "{eth0}");
+
+    // A container on the same network fetches the page.
+    let o = fetch(&u, &img, "front", "http://10.89.7.2/");
+    assert_eq!(o.ok().stdout, "hello-from-web\n");
+    // One on another network cannot reach it (`timeout` under sh: pid 1 ignores SIGTERM).
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        &img,
+        "sh",
+        "-c",
+        "timeout 2 wget -q -O - http://10.89.7.2/; echo exit=$?",
+    ]);
+    assert_eq!(o.ok().stdout, "exit=143\n", "{o:?}");
+
+    // The fetching container's address (.3) was released with it; the next one gets .4.
+    let n = inspect(&u, "front");
+    let held: Vec<&String> = n["Containers"].as_object().unwrap().keys().collect();
+    assert_eq!(held.len(), 1, "{n:#}");
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &img,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(o.ok().stdout.contains("inet 10.89.7.4/24"), "{o:?}");
+
+    u.burrow(&["network", "rm", "front"])
+        .code(1)
+        .stderr_has("has active endpoints");
+    u.burrow(&["rm", "-f", "web"]).ok();
+    let n = inspect(&u, "front");
+    assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
+    u.burrow(&["network", "rm", "front", "back"]).ok();
+}

@@ -46,7 +46,7 @@ pub struct CreateFlags {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none or host (bridge networks arrive with the networking work)
+    /// Network: none (the default), host, or a network's name or id (bridge networks)
     #[arg(long = "network", alias = "net", value_name = "MODE")]
     pub network: Option<String>,
     /// Add a line to /etc/hosts (HOST:IP)

@@ -122,6 +122,9 @@ enum Command {
     /// The healthcheck prober a monitor runs beside its container (internal)
     #[command(name = "__health", hide = true)]
     Health { id: String },
+    /// The per-user network holder: keeps the namespaces where bridges live (internal)
+    #[command(name = "__network-holder", hide = true)]
+    NetworkHolder,
     /// The relay between a detached container's stdio and its log and attach socket (internal)
     #[command(name = "__relay", hide = true)]
     Relay {
@@ -166,6 +169,9 @@ pub fn main() -> i32 {
         storage_driver: cli.storage_driver.clone(),
         config: cli.config.clone(),
     };
+    if let Command::NetworkHolder = &cli.command {
+        return crate::network::holder::serve();
+    }
     if let Command::Monitor { id, hold, tty_size } = &cli.command {
         let args = crate::engine::MonitorArgs {
             hold: *hold,
@@ -328,7 +334,9 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
         Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
-        Command::Version | Command::Monitor { .. } => unreachable!("handled above"),
+        Command::Version | Command::Monitor { .. } | Command::NetworkHolder => {
+            unreachable!("handled above")
+        }
     };
     print_warnings(&mut engine);
     result

@@ -10,6 +10,7 @@ use super::lock::{FileLock, write_replace_unsynced};
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
 use super::{Engine, EngineError, Result, names, now_unix, random_id};
 use crate::image::registry::Progress;
+use crate::network::holder::Holder;
 use crate::runtime::{ContainerSpec, NetworkMode};
 use crate::state::{self, ContainerRecord};
 
@@ -61,10 +62,14 @@ impl Engine {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        let config = spec::merge(&run_config, opts, &id, &host_hostname, &driver, &|k| {
+        let mut config = spec::merge(&run_config, opts, &id, &host_hostname, &driver, &|k| {
             std::env::var(k).ok()
         })?;
         self.check_log_config(&config.log)?;
+        let network = self.container_network(&config.network)?;
+        if let Some(n) = &network {
+            config.network = n.record.name.clone();
+        }
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => {
@@ -96,10 +101,16 @@ impl Engine {
             error: None,
             health: None,
         };
-        // Record first: the unique name is claimed atomically before any file exists.
-        self.state
-            .write(|tx| state::insert_container(tx, &record))?;
-        if let Err(e) = self.prepare_container_files(&record, &config, &image) {
+        // Record first: the unique name and the address are claimed atomically before any
+        // file exists.
+        let address = self.state.write(|tx| {
+            state::insert_container(tx, &record)?;
+            network
+                .as_ref()
+                .map(|n| super::network::allocate(tx, n, &id))
+                .transpose()
+        })?;
+        if let Err(e) = self.prepare_container_files(&record, &config, &image, address) {
             let _ = self.remove_container_files(&id);
             let _ = self.state.write(|tx| state::remove_container(tx, &id));
             return Err(e);
@@ -113,6 +124,7 @@ impl Engine {
         record: &ContainerRecord,
         config: &ContainerConfig,
         image: &crate::state::ImageRecord,
+        address: Option<std::net::Ipv4Addr>,
     ) -> Result<()> {
         let dir = self.paths.container_dir(&record.id);
         let io = |path: &Path| {
@@ -122,7 +134,7 @@ impl Engine {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let userdata = dir.join("userdata");
         std::fs::create_dir_all(&userdata).map_err(io(&userdata))?;
-        write_etc_files(&userdata, config)?;
+        write_etc_files(&userdata, config, address)?;
 
         let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
@@ -257,7 +269,22 @@ impl Engine {
         config: &ContainerConfig,
         started: &mut dyn FnMut(&ContainerRecord),
     ) -> Result<std::result::Result<i32, crate::runtime::RuntimeError>> {
-        let spec = self.runtime_spec(c, config)?;
+        let mut spec = self.runtime_spec(c, config)?;
+        let endpoints = self.endpoints(c, config)?;
+        let holder = if endpoints.is_empty() {
+            None
+        } else {
+            let h = Holder::ensure(&self.paths.runtime.join("network"), &self.idmap)
+                .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))?;
+            spec.userns = Some(h.userns());
+            spec.network = NetworkMode::Attached;
+            Some(h)
+        };
+        let plugin_cache = self.plugin_cache_dir();
+        let mut on_netns = |pid: i32| match &holder {
+            Some(h) => crate::network::connect(h, pid, plugin_cache.clone(), &endpoints),
+            None => Ok(()),
+        };
         c.status = RUNNING.into();
         c.started = Some(now_unix());
         c.exit_code = None;
@@ -269,7 +296,7 @@ impl Engine {
                 .expect("health serialises")
         });
         let state = &mut self.state;
-        let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut |pid| {
+        let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut on_netns, &mut |pid| {
             c.pid = Some(pid);
             c.pid_start = crate::monitor::process_start_time(pid);
             let attrs = std::collections::BTreeMap::from([
@@ -348,6 +375,7 @@ impl Engine {
             } else {
                 NetworkMode::None
             },
+            userns: None,
             etc_files,
             tty: config.tty,
             stdin: config.interactive,
@@ -415,15 +443,21 @@ fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
-fn write_etc_files(dir: &Path, config: &ContainerConfig) -> Result<()> {
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container. On a network the
+/// hostname names the container's address there (as Docker writes it), else 127.0.1.1.
+fn write_etc_files(
+    dir: &Path,
+    config: &ContainerConfig,
+    address: Option<std::net::Ipv4Addr>,
+) -> Result<()> {
     let host = config.network == "host";
     let hostname = format!("{}\n", config.hostname);
+    let own = address.map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
     let hosts = config.dns.hosts(&if host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n",
             config.hostname
         )
     });

@@ -159,7 +159,42 @@ impl Engine {
                 "StopTimeout": config.stop_timeout,
                 "Entrypoint": if config.entrypoint.is_empty() { Value::Null } else { json!(config.entrypoint) },
             },
-            "NetworkSettings": { "Networks": { config.network.clone(): {} } },
+            "NetworkSettings": self.network_settings(c, &config)?,
+        }))
+    }
+
+    /// `NetworkSettings`: per network, the address the container holds there. The top-level
+    /// fields repeat the first network's, as podman fills them for any network (Docker only
+    /// for the default bridge).
+    fn network_settings(&mut self, c: &ContainerRecord, config: &ContainerConfig) -> Result<Value> {
+        let Ok(Some(n)) = self.container_network(&config.network) else {
+            return Ok(json!({ "Networks": { config.network.clone(): {} } }));
+        };
+        let address = self
+            .state
+            .container_allocations(&c.id)?
+            .into_iter()
+            .find(|(net, _)| *net == n.record.id)
+            .map(|(_, a)| a)
+            .unwrap_or_default();
+        let subnet = n.config.subnets.first();
+        let prefix: u8 = subnet
+            .and_then(|s| s.subnet.split_once('/'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0);
+        let gateway = subnet.and_then(|s| s.gateway.clone()).unwrap_or_default();
+        Ok(json!({
+            "IPAddress": address,
+            "IPPrefixLen": prefix,
+            "Gateway": gateway,
+            "Networks": {
+                n.record.name.clone(): {
+                    "NetworkID": n.record.id,
+                    "IPAddress": address,
+                    "IPPrefixLen": prefix,
+                    "Gateway": gateway,
+                }
+            },
         }))
     }
 }

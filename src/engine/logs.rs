@@ -36,11 +36,15 @@ pub struct LogLine {
 impl Engine {
     pub(super) fn plugin_host(&mut self) -> Result<&PluginHost> {
         if self.plugins.is_none() {
-            let dir = crate::plugin::default_cache_dir()
-                .unwrap_or_else(|| self.paths.data.join("cache").join("wasm"));
-            self.plugins = Some(PluginHost::new(dir)?);
+            self.plugins = Some(PluginHost::new(self.plugin_cache_dir())?);
         }
         Ok(self.plugins.as_ref().expect("just set"))
+    }
+
+    /// Where compiled plugins are cached.
+    pub(super) fn plugin_cache_dir(&self) -> PathBuf {
+        crate::plugin::default_cache_dir()
+            .unwrap_or_else(|| self.paths.data.join("cache").join("wasm"))
     }
 
     /// The log driver `name`: an installed plugin of that name, else a built-in one.

@@ -124,7 +124,9 @@ pub enum EngineError {
         line: usize,
         key: String,
     },
-    #[error("network mode {0:?} is not available yet: use --network none or --network host")]
+    #[error(
+        "network mode {0:?} is not available yet: use --network none, host or a network's name"
+    )]
     UnsupportedNetwork(String),
     /// A network option the host or the driver refused; the message says what to change.
     #[error("{0}")]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError, Result, now_unix, random_id};
 use crate::network::ipam::Pool;
-use crate::plugin::{HostFacts, LinkInfo, Network, PluginError, Subnet};
+use crate::plugin::{Attach, HostFacts, LinkInfo, Network, PluginError, Subnet};
 use crate::state::{self, NetworkRecord};
 
 /// Docker's predefined networks, which cannot be created or removed.
@@ -310,6 +310,85 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The network `--network MODE` connects a container to, looked up by name or id; None
+    /// for `none` and `host`, which need no connecting.
+    pub(super) fn container_network(&mut self, mode: &str) -> Result<Option<NetworkInfo>> {
+        if mode == "none" || mode == "host" {
+            return Ok(None);
+        }
+        let n = self.find_network(mode)?;
+        match n.record.driver.as_str() {
+            "bridge" => Ok(Some(n)),
+            _ => Err(EngineError::UnsupportedNetwork(mode.to_string())),
+        }
+    }
+
+    /// What the drivers are told to connect container `c` (its addresses as allocated at
+    /// create).
+    pub(super) fn endpoints(
+        &mut self,
+        c: &crate::state::ContainerRecord,
+        config: &super::spec::ContainerConfig,
+    ) -> Result<Vec<crate::network::Endpoint>> {
+        let Some(n) = self.container_network(&config.network)? else {
+            return Ok(vec![]);
+        };
+        let ips: Vec<String> = self
+            .state
+            .container_allocations(&c.id)?
+            .into_iter()
+            .filter(|(net, _)| *net == n.record.id)
+            .map(|(_, addr)| addr)
+            .collect();
+        if ips.is_empty() {
+            return Err(EngineError::NetworkConfig(format!(
+                "container {} holds no address on network {} (was the network removed and made again?); remove the container and create it again",
+                c.name, n.record.name
+            )));
+        }
+        Ok(vec![crate::network::Endpoint {
+            driver: n.record.driver.clone(),
+            attach: Attach {
+                container_id: c.id.clone(),
+                name: c.name.clone(),
+                hostname: Some(config.hostname.clone()),
+                network: n.wit(),
+                ifname: "eth0".into(),
+                ips,
+                mac: None,
+                aliases: vec![],
+                ports: vec![],
+            },
+        }])
+    }
+}
+
+/// Hands container `container` the next free address of `n`'s first pool, inside the write
+/// that records the container.
+pub(super) fn allocate(
+    tx: &rusqlite::Transaction<'_>,
+    n: &NetworkInfo,
+    container: &str,
+) -> std::result::Result<Ipv4Addr, state::StateError> {
+    let pool_err = |e: String| state::StateError::AddressPool(e);
+    let subnet = n.config.subnets.first().ok_or_else(|| {
+        pool_err(format!(
+            "network {} has no IPv4 subnet to take an address from",
+            n.record.name
+        ))
+    })?;
+    let pool = subnet.pool().map_err(|e| pool_err(e.to_string()))?;
+    let (taken, last) = state::allocation_state(tx, &n.record.id)?;
+    let taken: BTreeSet<Ipv4Addr> = taken.iter().filter_map(|a| a.parse().ok()).collect();
+    let last = last.and_then(|l| l.parse().ok());
+    let address = pool
+        .allocate(&taken, last)
+        .map_err(|e| pool_err(format!("network {}: {e}", n.record.name)))?;
+    state::add_allocation(tx, &n.record.id, &address.to_string(), container)?;
+    Ok(address)
+}
+
 /// Docker's rule for network names.
 fn check_name(name: &str) -> Result<()> {
     let ok = name
@@ -389,6 +468,37 @@ fn host_routes() -> Vec<Ipv4Net> {
 }
 
 impl NetworkInfo {
+    /// The network as its driver sees it.
+    pub fn wit(&self) -> Network {
+        Network {
+            id: self.record.id.clone(),
+            name: self.record.name.clone(),
+            driver: self.record.driver.clone(),
+            iface: self.config.iface.clone(),
+            subnets: self
+                .config
+                .subnets
+                .iter()
+                .map(|s| Subnet {
+                    cidr: s.subnet.clone(),
+                    gateway: s.gateway.clone(),
+                })
+                .collect(),
+            ipv6: false,
+            internal: self.config.internal,
+            dns: self.config.dns,
+            options: self
+                .config
+                .options
+                .iter()
+                .map(|(key, value)| crate::plugin::Kv {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// `network inspect`: Docker's document.
     pub fn inspect(&self) -> serde_json::Value {
         let prefix = |s: &SubnetConfig| {

@@ -228,11 +228,19 @@ impl ContainerConfig {
     }
 }
 
+/// `--network`: `none`, `host`, or a network's name or id (looked up at create; `default`
+/// is Docker's other name for `bridge`). The default is `none` until the default bridge has
+/// egress.
 pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
     match value.unwrap_or("none") {
-        "none" => Ok("none".into()),
-        "host" => Ok("host".into()),
-        other => Err(EngineError::UnsupportedNetwork(other.to_string())),
+        "default" => Ok("bridge".into()),
+        other if other.starts_with("container:") => {
+            Err(EngineError::UnsupportedNetwork(other.to_string()))
+        }
+        "" => Err(EngineError::NetworkConfig(
+            "--network needs a value: none, host or a network's name".into(),
+        )),
+        other => Ok(other.to_string()),
     }
 }
 
@@ -625,7 +633,9 @@ mod tests {
         o.workdir = None;
         o.network = Some("host".into());
         assert_eq!(run(&i, &o).hostname, "hosty");
-        o.network = Some("bridge".into());
+        o.network = Some("default".into());
+        assert_eq!(run(&i, &o).network, "bridge");
+        o.network = Some("container:web".into());
         assert!(matches!(
             merge(&i, &o, "id", "h", "vfs", &no_env),
             Err(EngineError::UnsupportedNetwork(_))

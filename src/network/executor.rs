@@ -429,7 +429,7 @@ fn parse_mac(mac: &str) -> std::io::Result<Vec<u8>> {
 
 /// Runs `f` on a thread that joined the network namespace `ns` (namespaces are per thread;
 /// the caller's own stays as it was).
-fn in_netns<R: Send>(
+pub(crate) fn in_netns<R: Send>(
     ns: BorrowedFd<'_>,
     f: impl FnOnce() -> std::io::Result<R> + Send,
 ) -> std::io::Result<R> {

@@ -100,8 +100,6 @@ impl Pool {
 
     /// The next address after `last` (the last one handed out), wrapping inside the range;
     /// never one in `taken`, the gateway, or the subnet's network and broadcast addresses.
-    // Containers get addresses once the executor attaches them (the next networking step).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn allocate(
         &self,
         taken: &BTreeSet<Ipv4Addr>,

@@ -1,10 +1,94 @@
-//! The host side of networking (../shared/DESIGN.md, `network/`): address management and
-//! the executor that checks and applies driver plans over rtnetlink. The per-user network
-//! holder (which will call the executor inside its user namespace: setns into a user
-//! namespace needs a single-threaded process, into a network namespace only a thread) comes
-//! next.
+//! The host side of networking (../shared/DESIGN.md, `network/`): address management, the
+//! executor that checks and applies driver plans over rtnetlink, and the per-user network
+//! holder whose namespaces hold the bridges.
 
-// The executor is called by the network holder, the next step; until then only its tests do.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod executor;
+pub mod holder;
 pub mod ipam;
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use crate::plugin::{Attach, HostFacts, PluginHost};
+use crate::runtime::RuntimeError;
+use holder::Holder;
+
+/// One network a container joins: the driver's name and what it is told about the container.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub driver: String,
+    pub attach: Attach,
+}
+
+/// Connects the network namespace of process `pid` (a container in the holder's user
+/// namespace) to each endpoint's network: in a child that joined the holder's user
+/// namespace, each driver computes its plan and the executor carries it out between the
+/// holder's network namespace and the container's. The container's end of each veth goes
+/// with its namespace, so nothing needs undoing when the container exits.
+pub fn connect(
+    holder: &Holder,
+    pid: i32,
+    plugin_cache: PathBuf,
+    endpoints: &[Endpoint],
+) -> Result<(), RuntimeError> {
+    let host_ns = holder.netns();
+    let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let endpoints = endpoints.to_vec();
+    let job = move || -> Result<(), String> {
+        let open = |p: &PathBuf| {
+            std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))
+        };
+        let host = open(&host_ns)?;
+        let container = open(&container_ns)?;
+        executor::in_netns(host.as_fd(), || {
+            holder::bridges_skip_netfilter();
+            Ok(())
+        })
+        .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+        let plugins = PluginHost::new(plugin_cache).map_err(|e| e.to_string())?;
+        let facts = HostFacts {
+            rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
+            links: vec![],
+            used_subnets: vec![],
+        };
+        for e in &endpoints {
+            let driver = plugins
+                .network_driver(&e.driver)
+                .map_err(|e| e.to_string())?;
+            let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
+            executor::apply(
+                &e.driver,
+                &plan,
+                &executor::Allowed::default(),
+                host.as_fd(),
+                container.as_fd(),
+            )
+            .map_err(|e| render(&e))?;
+        }
+        Ok(())
+    };
+    crate::runtime::in_joined_userns(&holder.userns(), job).map_err(|e| match e {
+        RuntimeError::Job { message } => RuntimeError::Network { message },
+        e => e,
+    })
+}
+
+/// Whether this process runs in a user namespace other than the initial one (it does once it
+/// joined the holder's, where it is uid 0 yet holds no privilege over the host).
+fn in_child_userns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(true)
+}
+
+/// An error with its causes on one line.
+pub fn render(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

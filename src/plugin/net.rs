@@ -105,9 +105,7 @@ impl NetworkDriver {
         .map_err(|e| guest_error(&self.info.name, "create", e))
     }
 
-    /// The plan that connects a container. (The executor that applies plans is the next step
-    /// of the networking work; until then only the tests call this and `teardown`.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The plan that connects a container.
     pub fn setup(&self, a: &Attach, facts: &HostFacts) -> Result<Plan, PluginError> {
         self.call("setup", |b, s| {
             b.burrow_plugin_networking().call_setup(s, a, facts)

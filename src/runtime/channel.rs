@@ -16,6 +16,9 @@ use super::RuntimeError;
 pub(crate) enum ToParent {
     /// The child unshared its user namespace: the parent may write the id maps.
     UserNsReady,
+    /// The container's network namespace exists (`NetworkMode::Attached`): the parent may
+    /// connect it before the command runs.
+    NetnsReady,
     /// The container's pid 1, as seen from burrow's pid namespace.
     ContainerPid(i32),
     /// The job run by `in_userns` finished (its JSON value or its error).
@@ -27,6 +30,8 @@ pub(crate) enum ToParent {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ToChild {
     MapsWritten,
+    /// The container's network namespace is connected.
+    NetworkDone,
 }
 
 /// A [`RuntimeError`] raised in a child, in a form that crosses the pipe.

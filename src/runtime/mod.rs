@@ -11,6 +11,7 @@ mod clock;
 mod command;
 mod container;
 mod exec;
+mod holder;
 mod idmap;
 mod init;
 mod mounts;
@@ -25,6 +26,7 @@ mod user;
 
 pub use clock::utc_offset_secs;
 pub use exec::exec;
+pub use holder::{in_joined_userns, start_holder};
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;
 pub use tty::{RawMode, Signals, terminal_size};
@@ -72,6 +74,9 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace (and the host's hostname is kept).
     Host,
+    /// A new network namespace that burrow connects to the container's networks (through the
+    /// network holder) after it exists and before the command runs.
+    Attached,
 }
 
 /// Everything needed to start one container process.
@@ -93,6 +98,11 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     pub hostname: String,
     pub network: NetworkMode,
+    /// Join this user namespace (the network holder's, `/proc/PID/ns/user`) instead of
+    /// creating one: the holder's network namespace and the container's are then owned by
+    /// the same user namespace, so a veth pair can join them.
+    #[serde(default)]
+    pub userns: Option<PathBuf>,
     /// Files the engine wrote for this container, bind-mounted over paths inside it
     /// (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`).
     pub etc_files: Vec<(String, PathBuf)>,
@@ -271,6 +281,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot connect the container to its network: {message}")]
+    Network { message: String },
     #[error("cannot read {}", path.display())]
     ReadProc {
         path: PathBuf,

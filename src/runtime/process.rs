@@ -72,7 +72,11 @@ pub(super) fn die_with_parent(parent: Pid) -> bool {
 /// Child side of the handshake: new user namespace, wait for the maps, become root in it.
 /// `setgroups` says whether the maps allow setgroups(2); it is computed before the fork,
 /// since inside the namespace every process looks like root.
-fn enter_userns(setgroups: bool, to_parent: &File, from_parent: &File) -> Result<(), RuntimeError> {
+pub(super) fn enter_userns(
+    setgroups: bool,
+    to_parent: &File,
+    from_parent: &File,
+) -> Result<(), RuntimeError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
         .map_err(process_err("create a user namespace"))?;
     channel::send(to_parent, &ToParent::UserNsReady)
@@ -82,6 +86,22 @@ fn enter_userns(setgroups: bool, to_parent: &File, from_parent: &File) -> Result
         // The parent failed to map ids and reports that itself.
         _ => exit_now(125),
     }
+    become_root(setgroups)
+}
+
+/// Joins an existing user namespace (the network holder's), whose maps are written: the
+/// owner gets every capability there, and becomes root in it as after `enter_userns`.
+pub(super) fn join_userns(path: &std::path::Path, setgroups: bool) -> Result<(), RuntimeError> {
+    let ns = File::open(path).map_err(|source| RuntimeError::Process {
+        step: format!("open the user namespace {}", path.display()),
+        source,
+    })?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
+        .map_err(process_err("join the network holder's user namespace"))?;
+    become_root(setgroups)
+}
+
+fn become_root(setgroups: bool) -> Result<(), RuntimeError> {
     let root_gid = Gid::from_raw(0);
     nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(process_err("become gid 0"))?;
     if setgroups {
@@ -92,11 +112,11 @@ fn enter_userns(setgroups: bool, to_parent: &File, from_parent: &File) -> Result
 }
 
 /// Parent side of the handshake.
-fn map_child(
+pub(super) fn map_child(
     child: Pid,
     map: &IdMapping,
     from_child: &File,
-    to_child: File,
+    to_child: &File,
 ) -> Result<(), RuntimeError> {
     match channel::recv::<ToParent>(from_child)
         .map_err(channel_err("the user namespace handshake"))?
@@ -111,7 +131,7 @@ fn map_child(
         }
     }
     map.apply(child.as_raw())?;
-    channel::send(&to_child, &ToChild::MapsWritten)
+    channel::send(to_child, &ToChild::MapsWritten)
         .map_err(channel_err("the user namespace handshake"))
 }
 
@@ -133,14 +153,15 @@ pub(super) fn wait_code(pid: Pid) -> Result<i32, RuntimeError> {
 }
 
 /// Starts the container in the foreground and waits: returns its exit code (128+signal when
-/// killed). Call only while the process has no other threads.
-/// Starts the container in the foreground and waits: returns its exit code (128+signal when
 /// killed). Call only while the process has no other threads. `on_started` gets the host pid of the container's pid 1 once its command
 /// has been executed (the monitor records it). `on_started` runs in this process, single
-/// threaded, before the container's output is proxied.
+/// threaded, before the container's output is proxied. With `NetworkMode::Attached`,
+/// `on_netns` gets the pid of a process in the container's new network namespace before the
+/// command runs; its error ends the start.
 pub fn run_observed(
     spec: &ContainerSpec,
     map: &IdMapping,
+    on_netns: &mut dyn FnMut(i32) -> Result<(), RuntimeError>,
     on_started: &mut dyn FnMut(i32),
 ) -> Result<i32, RuntimeError> {
     let tty_channel = if spec.tty {
@@ -172,10 +193,11 @@ pub fn run_observed(
         ForkResult::Parent { child } => {
             drop((to_parent, from_parent));
             let tty_sock = tty_channel.map(|(ours, _)| ours);
-            let started = start(child, map, &from_child, to_child).and_then(|pid| {
-                let master = tty_sock.as_ref().map(tty::recv_master).transpose()?;
-                Ok((pid, master))
-            });
+            let started =
+                start(spec, child, map, &from_child, to_child, on_netns).and_then(|pid| {
+                    let master = tty_sock.as_ref().map(tty::recv_master).transpose()?;
+                    Ok((pid, master))
+                });
             let (container, master) = match started {
                 Ok(started) => started,
                 Err(e) => {
@@ -204,16 +226,31 @@ pub fn run_observed(
 
 /// Maps the child's ids and waits until its grandchild exec'd (end-of-file) or failed.
 fn start(
+    spec: &ContainerSpec,
     child: Pid,
     map: &IdMapping,
     from_child: &File,
     to_child: File,
+    on_netns: &mut dyn FnMut(i32) -> Result<(), RuntimeError>,
 ) -> Result<Pid, RuntimeError> {
-    map_child(child, map, from_child, to_child)?;
     let vanished = |stage| RuntimeError::ChildVanished {
         pid: child.as_raw(),
         stage,
     };
+    if spec.userns.is_none() {
+        map_child(child, map, from_child, &to_child)?;
+    }
+    if spec.network == NetworkMode::Attached {
+        match channel::recv::<ToParent>(from_child).map_err(channel_err("the network handshake"))? {
+            Some(ToParent::NetnsReady) => {}
+            Some(ToParent::Failed(f)) => return Err(f.into()),
+            _ => return Err(vanished("creating its network namespace")),
+        }
+        on_netns(child.as_raw())?;
+        channel::send(&to_child, &ToChild::NetworkDone)
+            .map_err(channel_err("the network handshake"))?;
+    }
+    drop(to_child);
     let pid =
         match channel::recv::<ToParent>(from_child).map_err(channel_err("the container's pid"))? {
             Some(ToParent::ContainerPid(pid)) => Pid::from_raw(pid),
@@ -243,7 +280,11 @@ fn middle(
     if !die_with_parent(parent) {
         return 125;
     }
-    if let Err(e) = enter_userns(setgroups, &to_parent, from_parent) {
+    let entered = match &spec.userns {
+        Some(path) => join_userns(path, setgroups),
+        None => enter_userns(setgroups, &to_parent, from_parent),
+    };
+    if let Err(e) = entered {
         fail(&to_parent, e);
     }
     // Changing credentials cleared the parent-death signal.
@@ -276,6 +317,17 @@ fn middle(
             &to_parent,
             process_err("create the container's namespaces")(e),
         );
+    }
+    if spec.network == NetworkMode::Attached {
+        let _ = channel::send(&to_parent, &ToParent::NetnsReady);
+        if !matches!(
+            channel::recv::<ToChild>(from_parent),
+            Ok(Some(ToChild::NetworkDone))
+        ) {
+            // The parent reports why it did not connect the namespace.
+            release(spec);
+            return 125;
+        }
     }
     match fork() {
         Err(e) => {
@@ -379,7 +431,7 @@ pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
         ForkResult::Parent { child } => {
             drop((to_parent, from_parent));
             let result =
-                map_child(child, map, &from_child, to_child).and_then(|()| match channel::recv::<
+                map_child(child, map, &from_child, &to_child).and_then(|()| match channel::recv::<
                     ToParent,
                 >(
                     &from_child

@@ -42,6 +42,9 @@ pub enum StateError {
     NameInUse(String),
     #[error("network with name {0} already exists")]
     NetworkExists(String),
+    /// No address could be handed out; the message says which pool and why.
+    #[error("{0}")]
+    AddressPool(String),
 }
 
 type Result<T> = std::result::Result<T, StateError>;
@@ -339,6 +342,15 @@ impl State {
         let rows = stmt.query_map([network_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
+
+    /// The addresses `container_id` holds: (network id, address).
+    pub fn container_allocations(&self, container_id: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT network_id, address FROM allocations WHERE container_id = ?1 ORDER BY network_id",
+        )?;
+        let rows = stmt.query_map([container_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
 }
 
 // ---- write helpers used inside State::write ------------------------------------------
@@ -508,9 +520,46 @@ pub fn rename_container(tx: &Transaction<'_>, id: &str, name: &str) -> Result<()
     Ok(())
 }
 
+/// Removes a container's record and releases the addresses it held.
 pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.execute("DELETE FROM allocations WHERE container_id = ?1", [id])?;
     tx.execute("DELETE FROM containers WHERE id = ?1", [id])?;
     Ok(())
+}
+
+/// Hands `address` on `network_id` to `container_id`; serial allocation goes on after it.
+pub fn add_allocation(
+    tx: &Transaction<'_>,
+    network_id: &str,
+    address: &str,
+    container_id: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO allocations (network_id, address, container_id) VALUES (?1, ?2, ?3)",
+        params![network_id, address, container_id],
+    )?;
+    tx.execute(
+        "UPDATE networks SET last_address = ?2 WHERE id = ?1",
+        params![network_id, address],
+    )?;
+    Ok(())
+}
+
+/// The addresses handed out on `network_id` and the last one, read inside a write.
+pub fn allocation_state(
+    tx: &Transaction<'_>,
+    network_id: &str,
+) -> Result<(Vec<String>, Option<String>)> {
+    let mut stmt = tx.prepare("SELECT address FROM allocations WHERE network_id = ?1")?;
+    let taken = stmt
+        .query_map([network_id], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    let last = tx.query_row(
+        "SELECT last_address FROM networks WHERE id = ?1",
+        [network_id],
+        |r| r.get(0),
+    )?;
+    Ok((taken, last))
 }
 
 pub fn insert_network(tx: &Transaction<'_>, n: &NetworkRecord) -> Result<()> {

@@ -16,6 +16,7 @@ fn spec(rootfs: Rootfs, readonly: bool) -> ContainerSpec {
         user: None,
         hostname: "c1".into(),
         network: NetworkMode::None,
+        userns: None,
         etc_files: vec![],
         tty: false,
         stdin: false,

@@ -1,0 +1,168 @@
+//! The network holder's namespaces, and jobs run inside them.
+//!
+//! Process tree of [`start_holder`]:
+//! ```text
+//! burrow (P)        writes the holder's id maps, returns its pid
+//!  └─ C (fork)      setsid, forks H, exits (so H is nobody's child but init's)
+//!      └─ H (fork)  unshare(NEWUSER) → P maps ids → root in it; unshare(NEWNET), `lo` up;
+//!                   execve of the holder program, which keeps both namespaces alive
+//! ```
+//! [`in_joined_userns`] forks a child that joins the holder's user namespace (setns needs a
+//! single-threaded process; the owner gets every capability there) and runs a job: from
+//! there, threads may join the holder's network namespace and the containers' (owned by the
+//! same user namespace) to connect them.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Pid};
+
+use super::channel::{self, ToParent};
+use super::process::{
+    channel_err, die_with_parent, enter_userns, exit_now, fail, fork, map_child, process_err,
+    wait_code,
+};
+use super::{IdMapping, RuntimeError, container, net};
+
+/// Starts the holder: a process in a new user namespace (ids mapped with `map`) and a new
+/// network namespace, running `exe args` there. Returns its pid. Call only while the process
+/// has no other threads.
+pub fn start_holder(map: &IdMapping, exe: &Path, args: &[&str]) -> Result<i32, RuntimeError> {
+    let cstring = |b: &[u8]| {
+        CString::new(b).map_err(|_| process_err("name the holder program")(nix::Error::EINVAL))
+    };
+    let exe_c = cstring(exe.as_os_str().as_encoded_bytes())?;
+    let mut argv = vec![exe_c.clone()];
+    for a in args {
+        argv.push(cstring(a.as_bytes())?);
+    }
+    let (from_child, to_parent) = channel::pipe()?;
+    let (from_parent, to_child) = channel::pipe()?;
+    let setgroups = map.setgroups_allowed();
+    match fork()? {
+        ForkResult::Child => {
+            drop((from_child, to_child));
+            let _ = nix::unistd::setsid();
+            match fork() {
+                Ok(ForkResult::Parent { .. }) => exit_now(0),
+                Err(e) => fail(&to_parent, e),
+                Ok(ForkResult::Child) => {}
+            }
+            let me = nix::unistd::getpid().as_raw();
+            let _ = channel::send(&to_parent, &ToParent::ContainerPid(me));
+            if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
+                fail(&to_parent, e);
+            }
+            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
+                fail(
+                    &to_parent,
+                    process_err("create the holder's network namespace")(e),
+                );
+            }
+            if let Err(e) = net::loopback_up() {
+                fail(&to_parent, e);
+            }
+            if let Err(e) = container::dev_null_onto(&[0, 1, 2]) {
+                fail(&to_parent, e);
+            }
+            let _ = nix::unistd::chdir("/");
+            let _ = channel::send(&to_parent, &ToParent::JobDone(Ok(serde_json::Value::Null)));
+            let err = nix::unistd::execv(&exe_c, &argv).unwrap_err();
+            fail(&to_parent, process_err("execute the network holder")(err))
+        }
+        ForkResult::Parent { child } => {
+            drop((to_parent, from_parent));
+            // C exits once it forked H.
+            wait_code(child)?;
+            let holder = match channel::recv::<ToParent>(&from_child)
+                .map_err(channel_err("the holder's pid"))?
+            {
+                Some(ToParent::ContainerPid(pid)) => Pid::from_raw(pid),
+                Some(ToParent::Failed(f)) => return Err(f.into()),
+                _ => {
+                    return Err(RuntimeError::ChildVanished {
+                        pid: child.as_raw(),
+                        stage: "starting the network holder",
+                    });
+                }
+            };
+            let started =
+                map_child(holder, map, &from_child, &to_child).and_then(
+                    |()| match channel::recv::<ToParent>(&from_child)
+                        .map_err(channel_err("the holder's status"))?
+                    {
+                        Some(ToParent::JobDone(_)) => Ok(holder.as_raw()),
+                        Some(ToParent::Failed(f)) => Err(f.into()),
+                        _ => Err(RuntimeError::ChildVanished {
+                            pid: holder.as_raw(),
+                            stage: "creating the holder's namespaces",
+                        }),
+                    },
+                );
+            if started.is_err() {
+                let _ = nix::sys::signal::kill(holder, nix::sys::signal::Signal::SIGKILL);
+            }
+            started
+        }
+    }
+}
+
+/// Runs `f` in a forked child that joined the user namespace at `userns` (as its root, with
+/// every capability there); its result comes back as JSON. Call only while the process has
+/// no other threads; `f` may start threads.
+pub fn in_joined_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
+    userns: &Path,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, RuntimeError> {
+    let (from_child, to_parent) = channel::pipe()?;
+    let parent = nix::unistd::getpid();
+    match fork()? {
+        ForkResult::Child => {
+            drop(from_child);
+            if !die_with_parent(parent) {
+                exit_now(125);
+            }
+            let joined = std::fs::File::open(userns)
+                .map_err(|source| RuntimeError::Process {
+                    step: format!("open the user namespace {}", userns.display()),
+                    source,
+                })
+                .and_then(|ns| {
+                    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
+                        .map_err(process_err("join the network holder's user namespace"))
+                });
+            if let Err(e) = joined {
+                fail(&to_parent, e);
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("the job panicked".to_string()))
+                .and_then(|v| {
+                    serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
+                });
+            let sent = channel::send(&to_parent, &ToParent::JobDone(outcome));
+            exit_now(if sent.is_ok() { 0 } else { 125 })
+        }
+        ForkResult::Parent { child } => {
+            drop(to_parent);
+            let result = match channel::recv::<ToParent>(&from_child)
+                .map_err(channel_err("the job's result"))?
+            {
+                Some(ToParent::JobDone(Ok(v))) => {
+                    serde_json::from_value(v).map_err(|e| RuntimeError::Job {
+                        message: format!("cannot decode the result: {e}"),
+                    })
+                }
+                Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
+                Some(ToParent::Failed(f)) => Err(f.into()),
+                _ => Err(RuntimeError::ChildVanished {
+                    pid: child.as_raw(),
+                    stage: "finishing the job",
+                }),
+            };
+            wait_code(child)?;
+            result
+        }
+    }
+}
