@@ -406,3 +406,93 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
     u.burrow(&["network", "rm", "front", "back"]).ok();
 }
+
+/// The addresses busybox `nslookup NAME` printed for NAME, in order.
+fn looked_up(out: &str) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address: "))
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_built_in_dns_answers_names_and_aliases_round_robin() {
+    let u = User::new("net_dns");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    u.burrow(&["network", "create", "--subnet", "10.89.11.0/24", "app"])
+        .ok();
+    for (name, page) in [("web1", "one"), ("web2", "two")] {
+        let script =
+            format!("mkdir /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www");
+        u.burrow(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "app",
+            "--network-alias",
+            "svc",
+            &img,
+            "sh",
+            "-c",
+            &script,
+        ])
+        .ok();
+    }
+    // resolv.conf names the built-in DNS on the gateway; names and aliases resolve; the
+    // alias's two addresses come in turn (round robin).
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "app",
+        &img,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo ==; nslookup web2; echo ==; nslookup svc; echo ==; nslookup svc",
+    ]);
+    let out = o.ok().stdout.clone();
+    let parts: Vec<&str> = out.split("==\n").collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    assert!(parts[0].starts_with("nameserver 10.89.11.1\n"), "{out}");
+    assert!(
+        !parts[0].contains("10.255."),
+        "the host's resolver leaked in: {out}"
+    );
+    assert_eq!(looked_up(parts[1]), ["10.89.11.3"], "{out}");
+    let first = looked_up(parts[2]);
+    let second = looked_up(parts[3]);
+    assert_eq!(first.len(), 2, "{out}");
+    assert_eq!(
+        second,
+        [first[1].clone(), first[0].clone()],
+        "the alias's addresses should rotate: {out}"
+    );
+    // A name reaches a server.
+    let o = fetch(&u, &img, "app", "http://web2/");
+    assert_eq!(o.ok().stdout, "two\n");
+
+    // Once web1 is gone the alias names web2 alone.
+    u.burrow(&["rm", "-f", "web1"]).ok();
+    let o = u.burrow(&["run", "--rm", "--network", "app", &img, "nslookup", "svc"]);
+    assert_eq!(looked_up(&o.ok().stdout), ["10.89.11.3"], "{o:?}");
+
+    // The default bridge has no DNS, so no aliases (as Docker).
+    u.burrow(&[
+        "create",
+        "--network",
+        "bridge",
+        "--network-alias",
+        "x",
+        &img,
+        "true",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has(
+        "network-scoped aliases are supported only for containers in user defined networks",
+    );
+}

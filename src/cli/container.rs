@@ -52,6 +52,9 @@ pub struct CreateFlags {
     /// Add a line to /etc/hosts (HOST:IP)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// Add a name the network's DNS answers for this container (user-defined networks)
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
     /// Set a DNS server in /etc/resolv.conf
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<String>,
@@ -166,6 +169,7 @@ impl CreateFlags {
             log: LogConfig::from_flags(self.log_driver.as_deref(), &self.log_opt)?,
             dns: DnsConfig {
                 extra_hosts: self.add_host.clone(),
+                aliases: self.network_alias.clone(),
                 servers: self.dns.clone(),
                 search: self.dns_search.clone(),
                 options: self.dns_option.clone(),

@@ -124,7 +124,14 @@ enum Command {
     Health { id: String },
     /// The per-user network holder: keeps the namespaces where bridges live (internal)
     #[command(name = "__network-holder", hide = true)]
-    NetworkHolder,
+    NetworkHolder {
+        /// An inherited UDP socket in the host's network namespace, for DNS forwarding
+        #[arg(long)]
+        upstream_fd: Option<i32>,
+        /// RUN/network, where the networks' DNS records are
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// The relay between a detached container's stdio and its log and attach socket (internal)
     #[command(name = "__relay", hide = true)]
     Relay {
@@ -169,8 +176,8 @@ pub fn main() -> i32 {
         storage_driver: cli.storage_driver.clone(),
         config: cli.config.clone(),
     };
-    if let Command::NetworkHolder = &cli.command {
-        return crate::network::holder::serve();
+    if let Command::NetworkHolder { upstream_fd, dir } = &cli.command {
+        return crate::network::holder::serve(*upstream_fd, dir.as_deref());
     }
     if let Command::Monitor { id, hold, tty_size } = &cli.command {
         let args = crate::engine::MonitorArgs {
@@ -334,7 +341,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
         Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
-        Command::Version | Command::Monitor { .. } | Command::NetworkHolder => {
+        Command::Version | Command::Monitor { .. } | Command::NetworkHolder { .. } => {
             unreachable!("handled above")
         }
     };

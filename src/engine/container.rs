@@ -4,9 +4,11 @@
 //! long as the container runs, so any other burrow can tell a live container from one
 //! whose burrow died (the lock vanishes with the process) without trusting a pid.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::lock::{FileLock, write_replace_unsynced};
+use super::network::NetworkInfo;
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
 use super::{Engine, EngineError, Result, names, now_unix, random_id};
 use crate::image::registry::Progress;
@@ -70,6 +72,11 @@ impl Engine {
         if let Some(n) = &network {
             config.network = n.record.name.clone();
         }
+        if !config.dns.aliases.is_empty() && !network.as_ref().is_some_and(|n| n.config.dns) {
+            return Err(EngineError::NetworkConfig(
+                "network-scoped aliases are supported only for containers in user defined networks: give --network NAME".into(),
+            ));
+        }
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => {
@@ -110,10 +117,14 @@ impl Engine {
                 .map(|n| super::network::allocate(tx, n, &id))
                 .transpose()
         })?;
-        if let Err(e) = self.prepare_container_files(&record, &config, &image, address) {
+        let resolver = network.as_ref().and_then(NetworkInfo::dns_server);
+        if let Err(e) = self.prepare_container_files(&record, &config, &image, address, resolver) {
             let _ = self.remove_container_files(&id);
             let _ = self.state.write(|tx| state::remove_container(tx, &id));
             return Err(e);
+        }
+        if let Some(n) = &network {
+            self.refresh_dns(&n.record.id);
         }
         self.container_event(&record, "create", &[]);
         Ok(id)
@@ -124,7 +135,8 @@ impl Engine {
         record: &ContainerRecord,
         config: &ContainerConfig,
         image: &crate::state::ImageRecord,
-        address: Option<std::net::Ipv4Addr>,
+        address: Option<Ipv4Addr>,
+        resolver: Option<Ipv4Addr>,
     ) -> Result<()> {
         let dir = self.paths.container_dir(&record.id);
         let io = |path: &Path| {
@@ -134,7 +146,7 @@ impl Engine {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let userdata = dir.join("userdata");
         std::fs::create_dir_all(&userdata).map_err(io(&userdata))?;
-        write_etc_files(&userdata, config, address)?;
+        write_etc_files(&userdata, config, address, resolver)?;
 
         let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
@@ -410,7 +422,11 @@ impl Engine {
     /// then its record.
     pub(super) fn remove_stopped(&mut self, id: &str) -> Result<()> {
         self.remove_container_files(id)?;
+        let networks = self.state.container_allocations(id)?;
         self.state.write(|tx| state::remove_container(tx, id))?;
+        for (network, _) in networks {
+            self.refresh_dns(&network);
+        }
         Ok(())
     }
 
@@ -445,10 +461,13 @@ fn tree_size(dir: &Path) -> u64 {
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container. On a network the
 /// hostname names the container's address there (as Docker writes it), else 127.0.1.1.
+/// With a built-in DNS (`resolver`, on user-defined networks) resolv.conf names it instead
+/// of the host's nameservers, unless `--dns` gave others.
 fn write_etc_files(
     dir: &Path,
     config: &ContainerConfig,
-    address: Option<std::net::Ipv4Addr>,
+    address: Option<Ipv4Addr>,
+    resolver: Option<Ipv4Addr>,
 ) -> Result<()> {
     let host = config.network == "host";
     let hostname = format!("{}\n", config.hostname);
@@ -461,9 +480,20 @@ fn write_etc_files(
             config.hostname
         )
     });
-    let resolv = config
-        .dns
-        .resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let base = match resolver {
+        Some(ip) => std::iter::once(format!("nameserver {ip}"))
+            .chain(
+                host_resolv
+                    .lines()
+                    .filter(|l| l.split_whitespace().next() != Some("nameserver"))
+                    .map(str::to_string),
+            )
+            .map(|l| l + "\n")
+            .collect(),
+        None => host_resolv,
+    };
+    let resolv = config.dns.resolv_conf(&base);
     write_replace_unsynced(&dir.join("hostname"), hostname.as_bytes())?;
     write_replace_unsynced(&dir.join("hosts"), hosts.as_bytes())?;
     write_replace_unsynced(&dir.join("resolv.conf"), resolv.as_bytes())

@@ -364,6 +364,50 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Rewrites the records the built-in DNS of network `id` answers (when it has one): for
+    /// every container holding an address there, its name, aliases, short id and hostname.
+    /// Best effort: a failure is logged, and the names are missing until the next rewrite.
+    pub(super) fn refresh_dns(&mut self, id: &str) {
+        if let Err(err) = self.write_dns_records(id) {
+            tracing::warn!(%err, network = id, "cannot write the network's DNS records");
+        }
+    }
+
+    fn write_dns_records(&mut self, id: &str) -> Result<()> {
+        let n = self.find_network(id)?;
+        let Some(gateway) = n.dns_server() else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for (cid, address) in &n.containers {
+            let Some(c) = self.state.find_containers(cid)?.pop() else {
+                continue;
+            };
+            let config = self.container_config(&c)?;
+            let short = &c.id[..12];
+            let names = std::iter::once(c.name.as_str())
+                .chain(config.dns.aliases.iter().map(String::as_str))
+                .chain([short, config.hostname.as_str()]);
+            let mut seen = BTreeSet::new();
+            for name in names.filter(|n| !n.is_empty()) {
+                if seen.insert(name) {
+                    text.push_str(&format!("{name} {address}\n"));
+                }
+            }
+        }
+        let path =
+            crate::network::holder::records_path(&self.paths.runtime.join("network"), gateway);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        super::lock::write_replace_unsynced(&path, text.as_bytes())
+    }
+}
+
 /// Hands container `container` the next free address of `n`'s first pool, inside the write
 /// that records the container.
 pub(super) fn allocate(
@@ -468,6 +512,20 @@ fn host_routes() -> Vec<Ipv4Net> {
 }
 
 impl NetworkInfo {
+    /// Where the network's built-in DNS answers (its first gateway), if it has one.
+    pub fn dns_server(&self) -> Option<Ipv4Addr> {
+        if !self.config.dns {
+            return None;
+        }
+        self.config
+            .subnets
+            .first()?
+            .gateway
+            .as_deref()?
+            .parse()
+            .ok()
+    }
+
     /// The network as its driver sees it.
     pub fn wit(&self) -> Network {
         Network {

@@ -74,6 +74,9 @@ pub struct DnsConfig {
     /// `HOST:IP` entries, checked, in order.
     #[serde(default)]
     pub extra_hosts: Vec<String>,
+    /// `--network-alias`: more names the network's built-in DNS answers for the container.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub servers: Vec<String>,
     #[serde(default)]
@@ -492,6 +495,7 @@ mod tests {
             servers: v(servers),
             search: v(search),
             options: v(options),
+            ..Default::default()
         }
     }
 

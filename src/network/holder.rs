@@ -8,14 +8,19 @@
 //!
 //! Its network namespace is set up once, when it starts: `lo` up, and an nftables ruleset
 //! that isolates the bridges from one another (the bridge plans turn on forwarding).
+#![allow(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::dns;
 use crate::runtime::{IdMapping, RuntimeError};
 
 /// The hidden subcommand the holder runs.
@@ -101,7 +106,7 @@ impl Holder {
                 if let Some(h) = Holder::find(dir) {
                     return Ok(h);
                 }
-                let h = start(map)?;
+                let h = start(map, dir)?;
                 let path = dir.join("holder.json");
                 let tmp = dir.join("holder.json.tmp");
                 let mut f = File::create(&tmp).map_err(io(&tmp))?;
@@ -124,13 +129,23 @@ impl Holder {
     }
 }
 
-fn start(map: &IdMapping) -> Result<Holder, HolderError> {
+fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
     let exe = std::env::current_exe().map_err(|source| HolderError::Io {
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
-    let pid =
-        crate::runtime::start_holder(map, &exe, &[HOLDER_COMMAND]).map_err(HolderError::Start)?;
+    // Made here, in the host's network namespace: the built-in DNS forwards through it to
+    // the host's resolvers, which the holder's namespace cannot reach.
+    let upstream = UdpSocket::bind("0.0.0.0:0").map_err(|source| HolderError::Io {
+        path: PathBuf::from("udp socket"),
+        source,
+    })?;
+    let fd = upstream.as_raw_fd().to_string();
+    let dir_arg = dir.display().to_string();
+    let args = [HOLDER_COMMAND, "--upstream-fd", &fd, "--dir", &dir_arg];
+    let pid = crate::runtime::start_holder(map, &exe, &args, upstream.as_fd())
+        .map_err(HolderError::Start)?;
+    drop(upstream);
     let holder = Holder {
         pid,
         start: crate::monitor::process_start_time(pid).unwrap_or_default(),
@@ -212,19 +227,129 @@ fn find_nft() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `burrow __network-holder`: waits for SIGTERM (or SIGINT) and exits; everything else it
-/// holds is its namespaces.
-pub fn serve() -> i32 {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        set.add(s);
-    }
-    let _ = set.thread_block();
-    loop {
-        match set.wait() {
-            Ok(Signal::SIGHUP) => continue,
-            _ => return 0,
+/// How often the holder looks for networks whose DNS it does not serve yet.
+const SCAN: Duration = Duration::from_millis(20);
+
+/// `burrow __network-holder --upstream-fd N --dir RUN/network`: serves the built-in DNS of
+/// each network with a records file `dir/dns/GATEWAY.hosts` on GATEWAY:53 (once the bridge
+/// holds that address), forwarding other names through the inherited socket to the host's
+/// resolvers. Ends on SIGTERM or SIGKILL; its namespaces stay while containers use them.
+pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
+    let upstream = upstream_fd.map(|fd| {
+        // SAFETY: the starting burrow passed this descriptor, open, for the holder to own.
+        let socket = unsafe { UdpSocket::from_raw_fd(fd) };
+        let _ = nix::fcntl::fcntl(
+            &socket,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        socket
+    });
+    let (Some(socket), Some(dir)) = (upstream, dir) else {
+        // Nothing to serve: only hold the namespaces.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
         }
+    };
+    let resolvers =
+        host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let upstream = match dns::Upstream::new(socket, resolvers) {
+        Ok(u) => u,
+        Err(err) => {
+            eprintln!("burrow network holder: cannot start the DNS forwarder: {err}");
+            return 1;
+        }
+    };
+    let records = dir.join("dns");
+    let mut served: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    loop {
+        for (address, path) in records_files(&records) {
+            if served.contains(&address) {
+                continue;
+            }
+            // Fails until a container's plan gave the bridge this address.
+            let Ok(socket) = UdpSocket::bind((address, 53)) else {
+                continue;
+            };
+            let upstream = upstream.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("dns-{address}"))
+                .spawn(move || dns::serve(socket, &path, upstream));
+            if spawned.is_ok() {
+                served.insert(address);
+            }
+        }
+        std::thread::sleep(SCAN);
+    }
+}
+
+/// `GATEWAY.hosts` files in `dir`: (gateway, path).
+fn records_files(dir: &Path) -> Vec<(Ipv4Addr, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let address = name.strip_suffix(".hosts")?.parse().ok()?;
+            Some((address, e.path()))
+        })
+        .collect()
+}
+
+/// The IPv4 nameservers of a resolv.conf, on port 53 (the forwarding socket is IPv4).
+fn host_resolvers(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next()? == "nameserver").then_some(())?;
+            let ip: Ipv4Addr = words.next()?.parse().ok()?;
+            Some(SocketAddr::from((ip, 53)))
+        })
+        .collect()
+}
+
+/// Where the holder serves the DNS of the network whose gateway is `gateway`.
+pub fn records_path(dir: &Path, gateway: Ipv4Addr) -> PathBuf {
+    dir.join("dns").join(format!("{gateway}.hosts"))
+}
+
+/// Waits (at most a second) until the holder answers DNS on `gateway`:53 in the network
+/// namespace of the calling thread, so a container's first lookup finds it: binding the
+/// address fails once the holder holds it.
+pub fn wait_for_dns(gateway: Ipv4Addr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        match UdpSocket::bind((gateway, 53)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return,
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    tracing::warn!(%gateway, "the network holder does not answer DNS yet");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolvers_and_records_files() {
+        let conf =
+            "# x\nnameserver 10.0.0.53\nnameserver ::1\nsearch a\nnameserver 127.0.0.53 # y\n";
+        assert_eq!(
+            host_resolvers(conf),
+            vec![
+                "10.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "127.0.0.53:53".parse().unwrap()
+            ]
+        );
+        let t = tempfile::tempdir().unwrap();
+        let gw: Ipv4Addr = "10.89.0.1".parse().unwrap();
+        let path = records_path(t.path(), gw);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "web 10.89.0.2\n").unwrap();
+        std::fs::write(t.path().join("dns/junk"), "").unwrap();
+        assert_eq!(records_files(&t.path().join("dns")), vec![(gw, path)]);
     }
 }

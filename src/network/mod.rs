@@ -2,10 +2,12 @@
 //! executor that checks and applies driver plans over rtnetlink, and the per-user network
 //! holder whose namespaces hold the bridges.
 
+pub mod dns;
 pub mod executor;
 pub mod holder;
 pub mod ipam;
 
+use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -64,6 +66,18 @@ pub fn connect(
                 container.as_fd(),
             )
             .map_err(|e| render(&e))?;
+            let servers: Vec<Ipv4Addr> = plan
+                .dns_servers
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if !servers.is_empty() {
+                executor::in_netns(host.as_fd(), || {
+                    servers.iter().for_each(|gw| holder::wait_for_dns(*gw));
+                    Ok(())
+                })
+                .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+            }
         }
         Ok(())
     };

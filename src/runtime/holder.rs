@@ -5,7 +5,9 @@
 //! burrow (P)        writes the holder's id maps, returns its pid
 //!  └─ C (fork)      setsid, forks H, exits (so H is nobody's child but init's)
 //!      └─ H (fork)  unshare(NEWUSER) → P maps ids → root in it; unshare(NEWNET), `lo` up;
-//!                   execve of the holder program, which keeps both namespaces alive
+//!                   execve of the holder program, which keeps both namespaces alive and
+//!                   gets one descriptor made before unshare(NEWNET): a socket in the
+//!                   host's network namespace
 //! ```
 //! [`in_joined_userns`] forks a child that joins the holder's user namespace (setns needs a
 //! single-threaded process; the owner gets every capability there) and runs a job: from
@@ -14,6 +16,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -29,7 +32,13 @@ use super::{IdMapping, RuntimeError, container, net};
 /// Starts the holder: a process in a new user namespace (ids mapped with `map`) and a new
 /// network namespace, running `exe args` there. Returns its pid. Call only while the process
 /// has no other threads.
-pub fn start_holder(map: &IdMapping, exe: &Path, args: &[&str]) -> Result<i32, RuntimeError> {
+/// `keep` is a descriptor the holder program inherits (its number is in `args`).
+pub fn start_holder(
+    map: &IdMapping,
+    exe: &Path,
+    args: &[&str],
+    keep: BorrowedFd<'_>,
+) -> Result<i32, RuntimeError> {
     let cstring = |b: &[u8]| {
         CString::new(b).map_err(|_| process_err("name the holder program")(nix::Error::EINVAL))
     };
@@ -68,6 +77,15 @@ pub fn start_holder(map: &IdMapping, exe: &Path, args: &[&str]) -> Result<i32, R
                 fail(&to_parent, e);
             }
             let _ = nix::unistd::chdir("/");
+            if let Err(e) = nix::fcntl::fcntl(
+                keep,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            ) {
+                fail(
+                    &to_parent,
+                    process_err("pass a descriptor to the network holder")(e),
+                );
+            }
             let _ = channel::send(&to_parent, &ToParent::JobDone(Ok(serde_json::Value::Null)));
             let err = nix::unistd::execv(&exe_c, &argv).unwrap_err();
             fail(&to_parent, process_err("execute the network holder")(err))
