@@ -496,3 +496,143 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
         "network-scoped aliases are supported only for containers in user defined networks",
     );
 }
+
+/// "Another host" for egress tests: a network namespace with one end of a veth pair
+/// (`PREFIX.2`, the host's end `PREFIX.1`) and busybox httpd on PREFIX.2:8080. Removed on drop.
+struct TestHost {
+    ns: String,
+    link: String,
+    www: tempfile::TempDir,
+}
+
+impl TestHost {
+    fn new(tag: &str, prefix: &str) -> TestHost {
+        let ns = format!("burrow-{tag}");
+        let link = format!("bt-{tag}");
+        let www = tempfile::tempdir().unwrap();
+        std::fs::write(www.path().join("index.html"), format!("page-from-{tag}\n")).unwrap();
+        let host = TestHost { ns, link, www };
+        host.remove();
+        let ip = |args: &[&str]| {
+            let o = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args:?}: {o:?}");
+        };
+        let (ns, link) = (host.ns.as_str(), host.link.as_str());
+        ip(&["netns", "add", ns]);
+        ip(&[
+            "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ]);
+        ip(&["addr", "add", &format!("{prefix}.1/24"), "dev", link]);
+        ip(&["link", "set", link, "up"]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{prefix}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        let www = host.www.path().display().to_string();
+        ip(&[
+            "netns",
+            "exec",
+            ns,
+            "busybox",
+            "httpd",
+            "-p",
+            &format!("{prefix}.2:8080"),
+            "-h",
+            &www,
+        ]);
+        host
+    }
+
+    fn remove(&self) {
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            let _ = std::process::Command::new("kill").arg(pid).status();
+        }
+        for args in [
+            vec!["netns", "del", self.ns.as_str()],
+            vec!["link", "del", self.link.as_str()],
+        ] {
+            let _ = std::process::Command::new("ip")
+                .args(&args)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[test]
+fn containers_reach_another_host_but_not_the_hosts_loopback() {
+    let other = TestHost::new("egress", "10.231.5");
+    let u = User::new("net_egress");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    u.burrow(&["network", "create", "--subnet", "10.89.12.0/24", "out"])
+        .ok();
+    // From the default bridge and from a user-defined network, through the holder's
+    // slirp4netns.
+    for network in ["bridge", "out"] {
+        let o = fetch(&u, &img, network, "http://10.231.5.2:8080/");
+        assert_eq!(o.ok().stdout, "page-from-egress\n", "{network}");
+    }
+    // The host's own loopback services (the test registry on 127.0.0.1) stay closed: slirp's
+    // host address 10.0.2.2 does not lead there.
+    let registry = common::registry();
+    let port = registry.rsplit(':').next().unwrap();
+    let script = format!("timeout 5 wget -q -O - http://10.0.2.2:{port}/v2/; echo exit=$?");
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        &img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let out = &o.ok().stdout;
+    assert!(out.starts_with("exit=") && out != "exit=0\n", "{o:?}");
+
+    // slirp4netns goes with the holder.
+    let holder: Value = serde_json::from_str(
+        &std::fs::read_to_string(u.home.join("run/burrow/network/holder.json")).unwrap(),
+    )
+    .unwrap();
+    let needle = format!("--userns-path=/proc/{}/ns/user", holder["pid"]);
+    let slirp = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "--", &needle])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert!(!slirp().is_empty(), "no slirp4netns for the holder");
+    stop_holder(&u);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !slirp().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slirp4netns outlived its holder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

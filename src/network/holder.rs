@@ -6,8 +6,9 @@
 //! container's. No daemon logic: the holder only keeps the namespaces alive; commands start
 //! it on first use and record its pid in `RUN/network/holder.json`.
 //!
-//! Its network namespace is set up once, when it starts: `lo` up, and an nftables ruleset
-//! that isolates the bridges from one another (the bridge plans turn on forwarding).
+//! Its network namespace is set up once, when it starts: `lo` up, an nftables ruleset that
+//! isolates the bridges from one another (the bridge plans turn on forwarding) and
+//! masquerades what leaves, and slirp4netns for the way out (egress).
 #![allow(unsafe_code)]
 
 use std::collections::BTreeSet;
@@ -28,12 +29,17 @@ pub const HOLDER_COMMAND: &str = "__network-holder";
 
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Traffic inside one bridge is switched, not routed.
+/// What leaves through slirp4netns's `tap0` is masqueraded to the tap's address.
 const RULESET: &str = r#"table inet burrow {
     chain forward {
         type filter hook forward priority filter; policy accept;
         iifname "br-*" oifname "br-*" drop
         iifname "br-*" oifname "burrow0" drop
         iifname "burrow0" oifname "br-*" drop
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "tap0" masquerade
     }
 }
 "#;
@@ -140,12 +146,17 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
         path: PathBuf::from("udp socket"),
         source,
     })?;
+    // slirp4netns ends when the holder does: the holder keeps the write end of this pipe.
+    let (exit_r, exit_w) = nix::unistd::pipe().map_err(|e| HolderError::Io {
+        path: PathBuf::from("pipe"),
+        source: e.into(),
+    })?;
     let fd = upstream.as_raw_fd().to_string();
     let dir_arg = dir.display().to_string();
     let args = [HOLDER_COMMAND, "--upstream-fd", &fd, "--dir", &dir_arg];
-    let pid = crate::runtime::start_holder(map, &exe, &args, upstream.as_fd())
-        .map_err(HolderError::Start)?;
-    drop(upstream);
+    let keep = [upstream.as_fd(), exit_w.as_fd()];
+    let pid = crate::runtime::start_holder(map, &exe, &args, &keep).map_err(HolderError::Start)?;
+    drop((upstream, exit_w));
     let holder = Holder {
         pid,
         start: crate::monitor::process_start_time(pid).unwrap_or_default(),
@@ -154,15 +165,95 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
     let set_up = crate::runtime::in_joined_userns(&holder.userns(), move || {
         install_ruleset(&netns).map_err(|e| e.to_string())
     });
-    if let Err(e) = set_up {
-        holder.stop();
-        return Err(HolderError::Setup(match e {
+    let set_up = set_up
+        .map_err(|e| match e {
             RuntimeError::Job { message } => message,
             e => e.to_string(),
-        }));
+        })
+        .and_then(|()| egress(&holder, exit_r, dir));
+    if let Err(e) = set_up {
+        holder.stop();
+        return Err(HolderError::Setup(e));
     }
     tracing::info!(pid, "network holder started");
     Ok(holder)
+}
+
+/// How long slirp4netns gets to configure the holder's `tap0`.
+const SLIRP_READY: Duration = Duration::from_secs(10);
+
+/// Gives the holder's namespace a way out: slirp4netns, started here in the host's network
+/// namespace, makes `tap0` in the holder's (10.0.2.100/24, default route via 10.0.2.2, the
+/// host's loopback closed) and carries its traffic through ordinary sockets of the user's.
+/// It exits when `exit` reads end-of-file, that is when the holder is gone. Without
+/// slirp4netns installed the networks work among themselves, with no way out (warned).
+/// Its messages go to `dir/slirp4netns.log`.
+fn egress(holder: &Holder, exit: OwnedFd, dir: &Path) -> Result<(), String> {
+    let Some(slirp) = find_program("slirp4netns") else {
+        tracing::warn!(
+            "slirp4netns is not installed: containers on bridge networks reach each other but not the outside (install the slirp4netns package)"
+        );
+        return Ok(());
+    };
+    let (ready_r, ready_w) =
+        nix::unistd::pipe().map_err(|e| format!("cannot make a pipe for slirp4netns: {e}"))?;
+    let log_path = dir.join("slirp4netns.log");
+    let log = File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(slirp);
+    cmd.args([
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--enable-seccomp",
+    ])
+    .arg(format!("--exit-fd={}", exit.as_raw_fd()))
+    .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+    .arg(format!("--userns-path={}", holder.userns().display()))
+    .arg("--netns-type=path")
+    .arg(holder.netns())
+    .arg("tap0")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(log);
+    let (exit_fd, ready_fd) = (exit.as_raw_fd(), ready_w.as_raw_fd());
+    // SAFETY: the closure only calls async-signal-safe functions (setsid, fcntl).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            nix::unistd::setsid()?;
+            for fd in [exit_fd, ready_fd] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start slirp4netns: {e}"))?;
+    drop((exit, ready_w));
+    // No thread: the caller forks next.
+    let mut fds = [nix::poll::PollFd::new(
+        ready_r.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let timeout =
+        nix::poll::PollTimeout::try_from(SLIRP_READY).unwrap_or(nix::poll::PollTimeout::MAX);
+    let mut byte = [0u8; 1];
+    let ready = matches!(nix::poll::poll(&mut fds, timeout), Ok(1))
+        && matches!(nix::unistd::read(&ready_r, &mut byte), Ok(1))
+        && byte[0] == b'1';
+    if ready {
+        return Ok(());
+    }
+    let _ = child.kill();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    Err(format!(
+        "slirp4netns did not configure the holder's network ({status}): {}",
+        log.lines().last().unwrap_or("no message")
+    ))
 }
 
 /// Loads the isolation ruleset with `nft` from a thread in the holder's network namespace.
@@ -172,7 +263,7 @@ fn install_ruleset(netns: &Path) -> std::io::Result<()> {
         s.spawn(|| {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             bridges_skip_netfilter();
-            let mut child = std::process::Command::new(find_nft().ok_or_else(|| {
+            let mut child = std::process::Command::new(find_program("nft").ok_or_else(|| {
                 std::io::Error::other(
                     "nft (nftables) is not installed; install the nftables package: burrow uses it to keep networks apart",
                 )
@@ -218,12 +309,13 @@ pub fn bridges_skip_netfilter() {
     }
 }
 
-fn find_nft() -> Option<PathBuf> {
+/// `name` in $PATH or the usual sbin/bin directories (cron's PATH lacks sbin).
+fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .filter(|d| !d.is_empty())
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join("nft"))
+        .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
 }
 

@@ -32,12 +32,12 @@ use super::{IdMapping, RuntimeError, container, net};
 /// Starts the holder: a process in a new user namespace (ids mapped with `map`) and a new
 /// network namespace, running `exe args` there. Returns its pid. Call only while the process
 /// has no other threads.
-/// `keep` is a descriptor the holder program inherits (its number is in `args`).
+/// `keep` are descriptors the holder program inherits (their numbers are in `args`).
 pub fn start_holder(
     map: &IdMapping,
     exe: &Path,
     args: &[&str],
-    keep: BorrowedFd<'_>,
+    keep: &[BorrowedFd<'_>],
 ) -> Result<i32, RuntimeError> {
     let cstring = |b: &[u8]| {
         CString::new(b).map_err(|_| process_err("name the holder program")(nix::Error::EINVAL))
@@ -77,14 +77,14 @@ pub fn start_holder(
                 fail(&to_parent, e);
             }
             let _ = nix::unistd::chdir("/");
-            if let Err(e) = nix::fcntl::fcntl(
-                keep,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            ) {
-                fail(
-                    &to_parent,
-                    process_err("pass a descriptor to the network holder")(e),
-                );
+            for fd in keep {
+                let inherit = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty());
+                if let Err(e) = nix::fcntl::fcntl(fd, inherit) {
+                    fail(
+                        &to_parent,
+                        process_err("pass a descriptor to the network holder")(e),
+                    );
+                }
             }
             let _ = channel::send(&to_parent, &ToParent::JobDone(Ok(serde_json::Value::Null)));
             let err = nix::unistd::execv(&exe_c, &argv).unwrap_err();
