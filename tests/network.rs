@@ -582,7 +582,7 @@ impl Drop for TestHost {
 
 #[test]
 fn containers_reach_another_host_but_not_the_hosts_loopback() {
-    let other = TestHost::new("egress", "10.231.5");
+    let _other = TestHost::new("egress", "10.231.5");
     let u = User::new("net_egress");
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
