@@ -217,6 +217,8 @@ fn add_host_and_dns_flags_reach_the_container() {
     let o = u.burrow(&[
         "run",
         "--rm",
+        "--network",
+        "none",
         "--hostname",
         "web",
         "--add-host",
@@ -281,21 +283,8 @@ impl Drop for Cleanup<'_> {
         for id in ids.lines() {
             self.0.burrow(&["rm", "-f", id]);
         }
-        stop_holder(self.0);
+        self.0.stop_holder();
     }
-}
-
-/// Ends the user's network holder (each test has its own runtime dir, so its own holder).
-fn stop_holder(u: &User) {
-    let path = u.home.join("run/burrow/network/holder.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return;
-    };
-    let holder: Value = serde_json::from_str(&text).unwrap();
-    let pid = holder["pid"].as_i64().unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
 }
 
 /// `wget` from a container on `network`, retried for a few seconds while the server starts.
@@ -418,7 +407,7 @@ fn looked_up(out: &str) -> Vec<String> {
 
 #[test]
 fn the_built_in_dns_answers_names_and_aliases_round_robin() {
-    let u = User::new("net_dns");
+    let u = User::new("net_names");
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
     u.burrow(&["network", "create", "--subnet", "10.89.11.0/24", "app"])
@@ -626,7 +615,7 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
             .stdout
     };
     assert!(!slirp().is_empty(), "no slirp4netns for the holder");
-    stop_holder(&u);
+    u.stop_holder();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !slirp().is_empty() {
         assert!(
@@ -635,4 +624,158 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A TCP port free on 127.0.0.1 just now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET /` on `addr`, retried for a few seconds while the server starts.
+fn http_get(addr: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match attempt {
+            Ok(t) if t.starts_with("HTTP/1.") => {
+                return Ok(t.split("\r\n\r\n").nth(1).unwrap_or_default().to_string());
+            }
+            Ok(t) if std::time::Instant::now() >= deadline => return Err(t),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Whether anything accepts on `addr` (within a few seconds of it closing).
+fn closes_soon(addr: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect(addr).is_ok() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
+}
+
+#[test]
+fn published_ports_reach_the_container_and_close_with_it() {
+    let u = User::new("net_ports");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let port = free_port();
+    let serve = "mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www";
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "-p",
+        "127.0.0.1::80",
+        &img,
+        "sh",
+        "-c",
+        serve,
+    ])
+    .ok();
+    let fixed = format!("127.0.0.1:{port}");
+    assert_eq!(http_get(&fixed).unwrap(), "published\n");
+    // `port` lists both bindings; the second got a free port.
+    let listed = u.burrow(&["port", "web"]).ok().stdout.clone();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert_eq!(lines[0], format!("80/tcp -> {fixed}"));
+    let other = lines[1].strip_prefix("80/tcp -> 127.0.0.1:").unwrap();
+    assert_ne!(other, "0");
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{other}")).unwrap(),
+        "published\n"
+    );
+    let ps = u
+        .burrow(&["ps", "--format", "{{.Ports}}"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(ps, format!("{fixed}->80/tcp, 127.0.0.1:{other}->80/tcp\n"));
+    assert_eq!(
+        u.field("web", "{{json .HostConfig.PortBindings}}"),
+        format!(
+            r#"{{"80/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}},{{"HostIp":"127.0.0.1","HostPort":""}}]}}"#
+        )
+    );
+    // The same host port twice: a clear error, exit 125.
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        &img,
+        "sleep",
+        "5",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has(&format!(
+        "cannot publish port 80/tcp: cannot listen on 127.0.0.1:{port}"
+    ));
+    // As with Docker, the container exists (created) and holds its address until rm.
+    u.burrow(&["rm", "clash"]).ok();
+    u.burrow(&["port", "web", "81"])
+        .code(125)
+        .stderr_has("no public port '81/tcp' published for web");
+    // rm -f closes the ports.
+    u.burrow(&["rm", "-f", "web"]).ok();
+    assert!(closes_soon(&fixed), "{fixed} stayed open after rm");
+
+    // A SIGKILLed monitor takes its ports with it too (the holder sees its connection end).
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        &img,
+        "sh",
+        "-c",
+        serve,
+    ])
+    .ok();
+    assert_eq!(http_get(&fixed).unwrap(), "published\n");
+    let id = u.field("web2", "{{.Id}}");
+    let o = std::process::Command::new("pgrep")
+        .args(["-o", "-f", &format!("__monitor {id}")])
+        .output()
+        .unwrap();
+    let monitor = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(!monitor.is_empty(), "no monitor");
+    std::process::Command::new("kill")
+        .args(["-KILL", &monitor])
+        .status()
+        .unwrap();
+    assert!(
+        closes_soon(&fixed),
+        "{fixed} stayed open after the monitor was killed"
+    );
+    // The next command notices, and rm releases the address.
+    u.burrow(&["rm", "-f", "web2"]).ok();
+    let n = inspect(&u, "bridge");
+    assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
 }

@@ -38,8 +38,9 @@ fn the_container_is_isolated() {
     let u = User::new("isolation");
     let img = u.pull("busybox");
     let o = u.run(
-        &img,
+        "--network=none",
         &[
+            &img,
             "sh",
             "-c",
             "id -u; cat /proc/self/uid_map; echo pid=$$; ls /proc | grep -c '^[0-9]'; \

@@ -46,12 +46,18 @@ pub struct CreateFlags {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none (the default), host, or a network's name or id (bridge networks)
+    /// Network: bridge (the default), none, host, or a network's name or id
     #[arg(long = "network", alias = "net", value_name = "MODE")]
     pub network: Option<String>,
     /// Add a line to /etc/hosts (HOST:IP)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// Publish a container's port on the host: [ip:][hostPort:]containerPort[/tcp]
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish the image's exposed ports on free host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Add a name the network's DNS answers for this container (user-defined networks)
     #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
@@ -167,6 +173,8 @@ impl CreateFlags {
             },
             labels: self.label.clone(),
             log: LogConfig::from_flags(self.log_driver.as_deref(), &self.log_opt)?,
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
             dns: DnsConfig {
                 extra_hosts: self.add_host.clone(),
                 aliases: self.network_alias.clone(),
@@ -569,7 +577,12 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
                 "Command": command_text(s, a.no_trunc),
                 "CreatedAt": crate::engine::inspect::rfc3339(Some(r.created)),
                 "RunningFor": format!("{} ago", human_duration(now - r.created)),
-                "Ports": "",
+                "Ports": engine
+                    .published_ports(r)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 "State": r.status,
                 "Status": status_text(s),
                 "Size": size,

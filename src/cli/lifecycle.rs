@@ -207,3 +207,40 @@ pub fn prune(engine: &mut Engine) -> Result<i32> {
     out(&text);
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    pub container: String,
+    /// Only this port: PORT[/PROTO]
+    pub private: Option<String>,
+}
+
+/// `port CONTAINER [PRIVATE[/PROTO]]`: the published ports, as Docker prints them.
+pub fn port(engine: &mut Engine, a: PortArgs) -> Result<i32> {
+    let c = engine.find_container(&a.container)?;
+    let ports = engine.published_ports(&c);
+    let want = a.private.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut text = String::new();
+    for p in &ports {
+        match &want {
+            None => text.push_str(&format!("{} -> {}\n", p.binding.key(), p.host)),
+            Some(w) if *w == p.binding.key() => text.push_str(&format!("{}\n", p.host)),
+            Some(_) => {}
+        }
+    }
+    if let (Some(w), true) = (&want, text.is_empty()) {
+        return Err(EngineError::NetworkConfig(format!(
+            "no public port '{w}' published for {}",
+            c.name
+        ))
+        .into());
+    }
+    out(&text);
+    Ok(0)
+}

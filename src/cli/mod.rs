@@ -98,6 +98,8 @@ enum Command {
     Network(network::NetworkCommand),
     /// Show the processes of a running container
     Top(lifecycle::TopArgs),
+    /// List a container's published ports
+    Port(lifecycle::PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -338,6 +340,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
             .map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&mut engine, a),
         Command::Top(a) => lifecycle::top(&mut engine, a),
+        Command::Port(a) => lifecycle::port(&mut engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
         Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),

@@ -13,6 +13,7 @@ use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
 use super::{Engine, EngineError, Result, names, now_unix, random_id};
 use crate::image::registry::Progress;
 use crate::network::holder::Holder;
+use crate::network::ports;
 use crate::runtime::{ContainerSpec, NetworkMode};
 use crate::state::{self, ContainerRecord};
 
@@ -262,6 +263,17 @@ impl Engine {
         (rw, rw + image)
     }
 
+    /// The ports a running container publishes, as bound (none once it stopped).
+    pub fn published_ports(&self, c: &ContainerRecord) -> Vec<ports::Published> {
+        if c.status != RUNNING {
+            return vec![];
+        }
+        std::fs::read(self.paths.container_run_dir(&c.id).join("ports.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
     pub fn container_config(&self, c: &ContainerRecord) -> Result<ContainerConfig> {
         serde_json::from_str(&c.config).map_err(|source| {
             EngineError::State(crate::state::StateError::Corrupt {
@@ -291,6 +303,30 @@ impl Engine {
             spec.userns = Some(h.userns());
             spec.network = NetworkMode::Attached;
             Some(h)
+        };
+        // Published ports: bound here (host side, as the user), forwarded by the holder
+        // while `_ports` stays open.
+        let ports_file = self.paths.container_run_dir(&c.id).join("ports.json");
+        let _ports = match (&holder, endpoints.first()) {
+            (Some(_), Some(e)) if !config.ports.is_empty() => {
+                let target = e
+                    .attach
+                    .ips
+                    .first()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                let bound = ports::bind(&config.ports).map_err(EngineError::NetworkConfig)?;
+                let control = Holder::control(&self.paths.runtime.join("network"));
+                let stream = ports::hand_over(&control, &bound, target)
+                    .map_err(EngineError::NetworkConfig)?;
+                let published: Vec<ports::Published> = bound.into_iter().map(|(p, _)| p).collect();
+                write_replace_unsynced(
+                    &ports_file,
+                    &serde_json::to_vec(&published).expect("ports serialise"),
+                )?;
+                Some(stream)
+            }
+            _ => None,
         };
         let plugin_cache = self.plugin_cache_dir();
         let mut on_netns = |pid: i32| match &holder {
@@ -327,6 +363,8 @@ impl Engine {
             }
             started(c);
         });
+        drop(_ports);
+        let _ = std::fs::remove_file(&ports_file);
         c.pid = None;
         c.pid_start = None;
         c.status = EXITED.into();

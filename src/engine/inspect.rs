@@ -117,6 +117,7 @@ impl Engine {
             "Platform": "linux",
             "HostConfig": {
                 "NetworkMode": config.network,
+                "PortBindings": port_bindings(&config.ports),
                 "ExtraHosts": config.dns.extra_hosts,
                 "Dns": config.dns.servers,
                 "DnsSearch": config.dns.search,
@@ -167,8 +168,14 @@ impl Engine {
     /// fields repeat the first network's, as podman fills them for any network (Docker only
     /// for the default bridge).
     fn network_settings(&mut self, c: &ContainerRecord, config: &ContainerConfig) -> Result<Value> {
+        let mut ports = serde_json::Map::new();
+        for p in self.published_ports(c) {
+            let entry =
+                json!({ "HostIp": p.host.ip().to_string(), "HostPort": p.host.port().to_string() });
+            push_port(&mut ports, p.binding.key(), entry);
+        }
         let Ok(Some(n)) = self.container_network(&config.network) else {
-            return Ok(json!({ "Networks": { config.network.clone(): {} } }));
+            return Ok(json!({ "Networks": { config.network.clone(): {} }, "Ports": ports }));
         };
         let address = self
             .state
@@ -184,6 +191,7 @@ impl Engine {
             .unwrap_or(0);
         let gateway = subnet.and_then(|s| s.gateway.clone()).unwrap_or_default();
         Ok(json!({
+            "Ports": ports,
             "IPAddress": address,
             "IPPrefixLen": prefix,
             "Gateway": gateway,
@@ -196,6 +204,27 @@ impl Engine {
                 }
             },
         }))
+    }
+}
+
+/// `HostConfig.PortBindings`: what `-p`/`-P` asked for (host port "" = any).
+fn port_bindings(ports: &[crate::network::ports::PortBinding]) -> Value {
+    let mut map = serde_json::Map::new();
+    for p in ports {
+        let entry = json!({
+            "HostIp": p.host_ip.clone().unwrap_or_default(),
+            "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+        });
+        push_port(&mut map, p.key(), entry);
+    }
+    Value::Object(map)
+}
+
+/// Docker's port maps list every binding of one container port under its key.
+fn push_port(map: &mut serde_json::Map<String, Value>, key: String, entry: Value) {
+    match map.entry(key).or_insert_with(|| json!([])) {
+        Value::Array(list) => list.push(entry),
+        other => *other = json!([entry]),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct ImageRunConfig {
     pub healthcheck: Option<DockerHealthConfig>,
     #[serde(default)]
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// `EXPOSE`d ports, `"80/tcp": {}`: what `-P` publishes.
+    #[serde(default)]
+    pub exposed_ports: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// What the user asked for on the command line.
@@ -66,6 +69,10 @@ pub struct CreateOptions {
     pub log: super::logconfig::LogConfig,
     /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
     pub dns: DnsConfig,
+    /// `-p`, as given.
+    pub publish: Vec<String>,
+    /// `-P`: publish the image's exposed ports on free host ports.
+    pub publish_all: bool,
 }
 
 /// What goes into the container's /etc/hosts and /etc/resolv.conf beyond the defaults.
@@ -102,7 +109,7 @@ impl DnsConfig {
             if ip == "host-gateway" {
                 if network != "host" {
                     return Err(EngineError::NetworkConfig(format!(
-                        "--add-host {entry}: host-gateway needs --network host until bridge networks arrive"
+                        "--add-host {entry}: host-gateway needs --network host (the host's own loopback is closed to bridge networks)"
                     )));
                 }
             } else if ip.parse::<std::net::IpAddr>().is_err() {
@@ -218,6 +225,9 @@ pub struct ContainerConfig {
     pub log: super::logconfig::LogConfig,
     #[serde(default)]
     pub dns: DnsConfig,
+    /// Published ports (`-p`, `-P`); the host ports actually bound are in the runtime dir.
+    #[serde(default)]
+    pub ports: Vec<crate::network::ports::PortBinding>,
 }
 
 fn default_stop_signal() -> String {
@@ -232,10 +242,9 @@ impl ContainerConfig {
 }
 
 /// `--network`: `none`, `host`, or a network's name or id (looked up at create; `default`
-/// is Docker's other name for `bridge`). The default is `none` until the default bridge has
-/// egress.
+/// is Docker's other name for `bridge`, the default).
 pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
-    match value.unwrap_or("none") {
+    match value.unwrap_or("bridge") {
         "default" => Ok("bridge".into()),
         other if other.starts_with("container:") => {
             Err(EngineError::UnsupportedNetwork(other.to_string()))
@@ -244,6 +253,46 @@ pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
             "--network needs a value: none, host or a network's name".into(),
         )),
         other => Ok(other.to_string()),
+    }
+}
+
+/// `-p` and `-P` (the image's EXPOSEd tcp ports on free host ports), checked. Docker drops
+/// them with `--network host`; with `none` there is nothing to forward to.
+fn published_ports(
+    image: &ImageRunConfig,
+    opts: &CreateOptions,
+    network: &str,
+) -> Result<Vec<crate::network::ports::PortBinding>, EngineError> {
+    use crate::network::ports::{PortBinding, parse};
+    let mut ports = opts
+        .publish
+        .iter()
+        .map(|p| parse(p).map_err(EngineError::NetworkConfig))
+        .collect::<Result<Vec<_>, _>>()?;
+    if opts.publish_all {
+        for key in image.exposed_ports.iter().flatten().map(|(k, _)| k) {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            if proto == "tcp" && !ports.iter().any(|p| p.container_port == port) {
+                ports.push(PortBinding {
+                    host_ip: None,
+                    host_port: 0,
+                    container_port: port,
+                    proto: "tcp".into(),
+                });
+            }
+        }
+    }
+    match network {
+        _ if ports.is_empty() => Ok(ports),
+        "host" => Ok(vec![]),
+        "none" => Err(EngineError::NetworkConfig(
+            "published ports need a network to forward to: give --network bridge or a network's name"
+                .into(),
+        )),
+        _ => Ok(ports),
     }
 }
 
@@ -331,6 +380,7 @@ pub fn merge(
         env.set_default("TERM=xterm");
     }
 
+    let ports = published_ports(image, opts, &network)?;
     Ok(ContainerConfig {
         entrypoint,
         cmd,
@@ -365,6 +415,7 @@ pub fn merge(
             .collect(),
         log: opts.log.clone(),
         dns: opts.dns.clone(),
+        ports,
     })
 }
 
@@ -548,7 +599,34 @@ mod tests {
             stop_signal: None,
             healthcheck: None,
             labels: None,
+            exposed_ports: Some(
+                [("80/tcp", ()), ("53/udp", ()), ("8080/tcp", ())]
+                    .into_iter()
+                    .map(|(k, ())| (k.to_string(), serde_json::json!({})))
+                    .collect(),
+            ),
         }
+    }
+
+    #[test]
+    fn published_ports_from_p_and_capital_p() {
+        let i = img(None, Some(&["true"]));
+        let mut o = opts(&[]);
+        o.publish = vec!["8080:80".into()];
+        o.publish_all = true;
+        let ports = published_ports(&i, &o, "bridge").unwrap();
+        let seen: Vec<(u16, u16)> = ports
+            .iter()
+            .map(|p| (p.host_port, p.container_port))
+            .collect();
+        // -p 8080:80 wins over -P's 80; udp is not published; 8080 gets a free port.
+        assert_eq!(seen, [(8080, 80), (0, 8080)]);
+        assert_eq!(published_ports(&i, &o, "host").unwrap(), vec![]);
+        let err = published_ports(&i, &o, "none").unwrap_err().to_string();
+        assert!(err.contains("published ports need a network"), "{err}");
+        o.publish = vec!["80/udp".into()];
+        let err = published_ports(&i, &o, "bridge").unwrap_err().to_string();
+        assert!(err.contains("only tcp ports"), "{err}");
     }
 
     fn opts(command: &[&str]) -> CreateOptions {
@@ -628,7 +706,7 @@ mod tests {
         assert_eq!(c.env[0], format!("PATH={DEFAULT_PATH}"));
         assert_eq!(c.working_dir, "/");
         assert_eq!(c.user, "");
-        assert_eq!(c.network, "none");
+        assert_eq!(c.network, "bridge");
         o.workdir = Some("rel".into());
         assert!(matches!(
             merge(&i, &o, "id", "h", "vfs", &no_env),

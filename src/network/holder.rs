@@ -71,6 +71,11 @@ impl Holder {
         PathBuf::from(format!("/proc/{}/ns/user", self.pid))
     }
 
+    /// Where the holder takes published ports (`ports::hand_over`).
+    pub fn control(dir: &Path) -> PathBuf {
+        dir.join("holder.sock")
+    }
+
     pub fn netns(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/ns/net", self.pid))
     }
@@ -322,7 +327,8 @@ fn find_program(name: &str) -> Option<PathBuf> {
 /// How often the holder looks for networks whose DNS it does not serve yet.
 const SCAN: Duration = Duration::from_millis(20);
 
-/// `burrow __network-holder --upstream-fd N --dir RUN/network`: serves the built-in DNS of
+/// `burrow __network-holder --upstream-fd N --dir RUN/network`: forwards the ports the
+/// containers' monitors hand it on `dir/holder.sock` (see `ports.rs`), and serves the built-in DNS of
 /// each network with a records file `dir/dns/GATEWAY.hosts` on GATEWAY:53 (once the bridge
 /// holds that address), forwarding other names through the inherited socket to the host's
 /// resolvers. Ends on SIGTERM or SIGKILL; its namespaces stay while containers use them.
@@ -351,6 +357,21 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
             return 1;
         }
     };
+    let control = Holder::control(dir);
+    let _ = std::fs::remove_file(&control);
+    match std::os::unix::net::UnixListener::bind(&control) {
+        Ok(listener) => {
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    std::thread::spawn(move || super::ports::serve_control(stream));
+                }
+            });
+        }
+        Err(err) => eprintln!(
+            "burrow network holder: cannot listen on {}: {err}",
+            control.display()
+        ),
+    }
     let records = dir.join("dns");
     let mut served: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {

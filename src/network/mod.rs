@@ -6,6 +6,7 @@ pub mod dns;
 pub mod executor;
 pub mod holder;
 pub mod ipam;
+pub mod ports;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;

@@ -231,8 +231,33 @@ impl User {
     }
 }
 
+impl User {
+    /// Ends the network holder of this test's runtime dir (its slirp4netns goes with it).
+    pub fn stop_holder(&self) {
+        let runtime = if self.env.iter().any(|(k, _)| k == "XDG_RUNTIME_DIR") {
+            self.home.join("run/burrow")
+        } else {
+            PathBuf::from(format!("/tmp/burrow-{}", self.uid))
+        };
+        let path = runtime.join("network/holder.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let Some(pid) = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|h| h["pid"].as_i64())
+        else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
 impl Drop for User {
     fn drop(&mut self) {
+        self.stop_holder();
         if !std::thread::panicking() {
             remove_tree(&self.home);
         }

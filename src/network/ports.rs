@@ -1,0 +1,354 @@
+//! Published ports: `-p [ip:][hostPort:]containerPort[/proto]` and `-P`, and the userspace
+//! proxy that carries them. The container's monitor binds the host's side (in the host's
+//! network namespace, as the user) and hands each listening socket to the network holder
+//! over its control socket (SCM_RIGHTS); the holder accepts there and connects to the
+//! container's address inside its own namespace. The monitor keeps the control connection
+//! open while the container runs: when it closes (the container ended, or its monitor was
+//! killed) the holder closes those listeners, so no port outlives its container.
+//!
+//! The client's source address is not preserved: the container sees the connection come from
+//! the bridge's gateway (the holder). TCP only for now.
+#![allow(unsafe_code)]
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use serde::{Deserialize, Serialize};
+
+/// One `-p`: the host side (`host_port` 0 = any free port) and the container's port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: String,
+}
+
+impl PortBinding {
+    /// `80/tcp`, Docker's key.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.container_port, self.proto)
+    }
+}
+
+/// Parses one `-p` value. Ranges (`8000-8010:80-90`) are refused for now.
+pub fn parse(spec: &str) -> Result<PortBinding, String> {
+    let bad = |why: &str| format!("invalid port specification {spec:?}: {why}");
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    match proto.as_str() {
+        "tcp" => {}
+        "udp" | "sctp" => return Err(bad("only tcp ports can be published so far")),
+        _ => return Err(bad("the protocol must be tcp, udp or sctp")),
+    }
+    // [ip:][hostPort:]containerPort; an IPv6 address is written in brackets.
+    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| bad("unclosed [ in the address"))?;
+        (Some(ip.to_string()), r.to_string())
+    } else {
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.len() {
+            1 | 2 => (None, rest.to_string()),
+            3 => (
+                Some(parts[0].to_string()),
+                format!("{}:{}", parts[1], parts[2]),
+            ),
+            _ => return Err(bad("use [ip:]hostPort:containerPort")),
+        }
+    };
+    if let Some(ip) = ip.as_deref().filter(|ip| !ip.is_empty()) {
+        match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => {}
+            Ok(IpAddr::V6(_)) => return Err(bad("only IPv4 host addresses so far")),
+            Err(_) => return Err(bad(&format!("{ip:?} is not an IP address"))),
+        }
+    }
+    let port = |p: &str| -> Result<u16, String> {
+        if p.contains('-') {
+            return Err(bad("port ranges are not supported yet"));
+        }
+        match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad(&format!("{p:?} is not a port (1-65535)"))),
+            Ok(n) => Ok(n),
+        }
+    };
+    let (host_port, container_port) = match rest.split_once(':') {
+        Some(("", c)) => (0, port(c)?),
+        Some((h, c)) => (port(h)?, port(c)?),
+        None => (0, port(&rest)?),
+    };
+    Ok(PortBinding {
+        host_ip: ip.filter(|ip| !ip.is_empty()),
+        host_port,
+        container_port,
+        proto,
+    })
+}
+
+/// A port as bound on the host, for `port`, `ps` and `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub binding: PortBinding,
+    pub host: SocketAddr,
+}
+
+/// Binds every binding's host side (as the user, in the host's network namespace).
+pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, TcpListener)>, String> {
+    bindings
+        .iter()
+        .map(|b| {
+            let ip: Ipv4Addr = b
+                .host_ip
+                .as_deref()
+                .map_or(Ok(Ipv4Addr::UNSPECIFIED), str::parse)
+                .map_err(|e| format!("{e}"))?;
+            // A restarted container's previous listener may still be closing in the holder.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let listener = loop {
+                match TcpListener::bind((ip, b.host_port)) {
+                    Ok(l) => break l,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AddrInUse
+                            && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot publish port {}: cannot listen on {ip}:{}: {e}",
+                            b.key(),
+                            b.host_port
+                        ));
+                    }
+                }
+            };
+            let host = listener.local_addr().map_err(|e| e.to_string())?;
+            Ok((
+                Published {
+                    binding: b.clone(),
+                    host,
+                },
+                listener,
+            ))
+        })
+        .collect()
+}
+
+/// Hands `listeners` to the holder at `control` (retrying while it starts), each with the
+/// container address to forward to. The returned stream must stay open while the container
+/// runs.
+pub fn hand_over(
+    control: &Path,
+    listeners: &[(Published, TcpListener)],
+    target: Ipv4Addr,
+) -> Result<UnixStream, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stream = loop {
+        match UnixStream::connect(control) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "cannot reach the network holder at {}: {e}",
+                    control.display()
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    for (p, listener) in listeners {
+        let line = format!("{target}:{}\n", p.binding.container_port);
+        let fds = [listener.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[IoSlice::new(line.as_bytes())],
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot hand port {} to the network holder: {e}",
+                p.binding.key()
+            )
+        })?;
+    }
+    Ok(stream)
+}
+
+/// The holder's side of one control connection: takes listening sockets with their targets
+/// and forwards each accepted connection to its target, until the connection closes; then
+/// closes the listeners.
+pub fn serve_control(stream: UnixStream) {
+    let mut listeners: Vec<RawFd> = Vec::new();
+    loop {
+        let mut buf = [0u8; 128];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let Ok(msg) = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) else {
+            break;
+        };
+        let n = msg.bytes;
+        let fd = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+        });
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+        let (Some(fd), Ok(target)) = (fd, text.parse::<SocketAddr>()) else {
+            continue;
+        };
+        // SAFETY: the descriptor just arrived over SCM_RIGHTS: this process owns it.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        listeners.push(fd);
+        std::thread::spawn(move || accept_loop(listener, target));
+    }
+    // The container is gone: wake the accept loops, which then close their listeners.
+    for fd in listeners {
+        let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
+    }
+}
+
+fn accept_loop(listener: TcpListener, target: SocketAddr) {
+    loop {
+        match listener.accept() {
+            Ok((client, _)) => {
+                std::thread::spawn(move || relay(client, target));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Shut down by `serve_control`, or broken.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Copies both ways until each side has closed its half.
+fn relay(client: TcpStream, target: SocketAddr) {
+    let Ok(upstream) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let (mut c, mut u) = (client, upstream);
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut u2, &mut c2);
+        let _ = c2.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut c, &mut u);
+    let _ = u.shutdown(Shutdown::Write);
+    let _ = back.join();
+}
+
+impl std::fmt::Display for Published {
+    /// `0.0.0.0:8080->80/tcp`, as `ps` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}->{}", self.host, self.binding.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(ip: Option<&str>, host: u16, container: u16) -> PortBinding {
+        PortBinding {
+            host_ip: ip.map(str::to_string),
+            host_port: host,
+            container_port: container,
+            proto: "tcp".into(),
+        }
+    }
+
+    #[test]
+    fn port_specs_parse_as_docker_writes_them() {
+        assert_eq!(parse("80"), Ok(b(None, 0, 80)));
+        assert_eq!(parse("8080:80"), Ok(b(None, 8080, 80)));
+        assert_eq!(parse("8080:80/TCP"), Ok(b(None, 8080, 80)));
+        assert_eq!(
+            parse("127.0.0.1:8080:80"),
+            Ok(b(Some("127.0.0.1"), 8080, 80))
+        );
+        assert_eq!(parse("127.0.0.1::80"), Ok(b(Some("127.0.0.1"), 0, 80)));
+        assert_eq!(parse(":80"), Ok(b(None, 0, 80)));
+        for (spec, why) in [
+            ("80/udp", "only tcp"),
+            ("80/xyz", "must be tcp, udp or sctp"),
+            ("0", "is not a port"),
+            ("70000", "is not a port"),
+            ("web:80", "is not a port"),
+            ("1.2.3:80:80", "is not an IP address"),
+            ("[::1]:80:80", "only IPv4"),
+            ("8000-8001:80-81", "ranges"),
+            ("a:b:c:d", "use [ip:]hostPort:containerPort"),
+        ] {
+            let err = parse(spec).unwrap_err();
+            assert!(err.contains(why), "{spec}: {err}");
+            assert!(
+                err.starts_with(&format!("invalid port specification {spec:?}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_handed_over_listener_forwards_until_the_control_connection_closes() {
+        // The "container": an echo server on loopback.
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in server.incoming().flatten() {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                std::thread::spawn(move || std::io::copy(&mut r, &mut w));
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("holder.sock");
+        let control_listener = std::os::unix::net::UnixListener::bind(&control).unwrap();
+        std::thread::spawn(move || {
+            for s in control_listener.incoming().flatten() {
+                std::thread::spawn(move || serve_control(s));
+            }
+        });
+        let bound = bind(&[b(Some("127.0.0.1"), 0, target.port())]).unwrap();
+        let host = bound[0].0.host;
+        let keep = hand_over(&control, &bound, Ipv4Addr::LOCALHOST).unwrap();
+        drop(bound);
+        let mut c = TcpStream::connect(host).unwrap();
+        use std::io::Read;
+        std::io::Write::write_all(&mut c, b"ping").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "ping");
+        // Closing the control connection closes the published port.
+        drop(keep);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(host).is_ok() {
+            assert!(Instant::now() < deadline, "the port stayed open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
