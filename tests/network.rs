@@ -779,3 +779,69 @@ fn published_ports_reach_the_container_and_close_with_it() {
     let n = inspect(&u, "bridge");
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
 }
+
+#[test]
+fn network_container_mode_shares_the_other_containers_namespace() {
+    let u = User::new("net_shared");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let serve = "mkdir /www && echo shared > /www/index.html && exec httpd -f -p 80 -h /www";
+    u.burrow(&["run", "-d", "--name", "web", &img, "sh", "-c", serve])
+        .ok();
+    let show = "hostname; ip -o link show eth0 | grep -o 'link/ether [0-9a-f:]*'; ip -o -4 addr show eth0 | grep -o 'inet [0-9./]*'";
+    let theirs = u
+        .burrow(&["exec", "web", "sh", "-c", show])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(theirs.lines().count(), 3, "{theirs}");
+    // Same hostname, MAC and address; the other's server answers on its loopback.
+    let script = format!("{show}; wget -q -O - http://127.0.0.1/; ip -o link | wc -l");
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        &img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    // lo and eth0: no interface of its own.
+    assert_eq!(o.ok().stdout, format!("{theirs}shared\n2\n"), "{o:?}");
+    assert_eq!(
+        u.burrow(&[
+            "create",
+            "--name",
+            "j",
+            "--network",
+            "container:web",
+            &img,
+            "true"
+        ])
+        .ok()
+        .stdout
+        .len(),
+        65
+    );
+    assert_eq!(
+        u.field("j", "{{.HostConfig.NetworkMode}}"),
+        format!("container:{}", u.field("web", "{{.Id}}"))
+    );
+    u.burrow(&[
+        "create",
+        "--network",
+        "container:web",
+        "-p",
+        "80",
+        &img,
+        "true",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has("conflicting options: port publishing and the network mode");
+    u.burrow(&["stop", "-t", "0", "web"]).ok();
+    u.burrow(&["start", "j"])
+        .code(1)
+        .stderr_has("cannot join network of a non running container: web");
+}

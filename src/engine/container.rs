@@ -73,6 +73,22 @@ impl Engine {
         if let Some(n) = &network {
             config.network = n.record.name.clone();
         }
+        // container:NAME: the other container's id, hostname and name files.
+        let shared_with = match config.network.strip_prefix("container:") {
+            Some(key) => {
+                let other = self.find_container(key)?;
+                if self.container_config(&other)?.network == "host" {
+                    return Err(EngineError::NetworkConfig(format!(
+                        "container {} uses the host's network: give --network host instead",
+                        other.name
+                    )));
+                }
+                config.network = format!("container:{}", other.id);
+                config.hostname = self.container_config(&other)?.hostname;
+                Some(other.id)
+            }
+            None => None,
+        };
         if !config.dns.aliases.is_empty() && !network.as_ref().is_some_and(|n| n.config.dns) {
             return Err(EngineError::NetworkConfig(
                 "network-scoped aliases are supported only for containers in user defined networks: give --network NAME".into(),
@@ -126,6 +142,23 @@ impl Engine {
         }
         if let Some(n) = &network {
             self.refresh_dns(&n.record.id);
+        }
+        if let Some(other) = shared_with {
+            // The same /etc/hosts and /etc/resolv.conf as the container whose network it is.
+            let (from, to) = (
+                self.paths.container_dir(&other).join("userdata"),
+                self.paths.container_dir(&id).join("userdata"),
+            );
+            for f in ["hosts", "resolv.conf"] {
+                if let Err(source) = std::fs::copy(from.join(f), to.join(f)) {
+                    let _ = self.remove_container_files(&id);
+                    let _ = self.state.write(|tx| state::remove_container(tx, &id));
+                    return Err(EngineError::Io {
+                        path: from.join(f),
+                        source,
+                    });
+                }
+            }
         }
         self.container_event(&record, "create", &[]);
         Ok(id)
@@ -328,6 +361,22 @@ impl Engine {
             }
             _ => None,
         };
+        if let Some(key) = config.network.strip_prefix("container:") {
+            let other = self.find_container(key)?;
+            let pid = other
+                .pid
+                .filter(|p| {
+                    other.status == RUNNING && crate::monitor::is_same_process(*p, other.pid_start)
+                })
+                .ok_or_else(|| {
+                    EngineError::NetworkConfig(format!(
+                        "cannot join network of a non running container: {} (start it first)",
+                        other.name
+                    ))
+                })?;
+            spec.userns = Some(format!("/proc/{pid}/ns/user").into());
+            spec.network = NetworkMode::Joined(format!("/proc/{pid}/ns/net").into());
+        }
         let plugin_cache = self.plugin_cache_dir();
         let mut on_netns = |pid: i32| match &holder {
             Some(h) => crate::network::connect(h, pid, plugin_cache.clone(), &endpoints),

@@ -314,7 +314,7 @@ impl Engine {
     /// The network `--network MODE` connects a container to, looked up by name or id; None
     /// for `none` and `host`, which need no connecting.
     pub(super) fn container_network(&mut self, mode: &str) -> Result<Option<NetworkInfo>> {
-        if mode == "none" || mode == "host" {
+        if mode == "none" || mode == "host" || mode.starts_with("container:") {
             return Ok(None);
         }
         let n = self.find_network(mode)?;

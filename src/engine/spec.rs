@@ -246,9 +246,9 @@ impl ContainerConfig {
 pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
     match value.unwrap_or("bridge") {
         "default" => Ok("bridge".into()),
-        other if other.starts_with("container:") => {
-            Err(EngineError::UnsupportedNetwork(other.to_string()))
-        }
+        "container:" => Err(EngineError::NetworkConfig(
+            "--network container: needs a container's name or id (container:NAME)".into(),
+        )),
         "" => Err(EngineError::NetworkConfig(
             "--network needs a value: none, host or a network's name".into(),
         )),
@@ -353,6 +353,27 @@ pub fn merge(
     };
 
     opts.dns.check(&network)?;
+    if network.starts_with("container:") {
+        // Docker's refusals: these belong to the other container's network.
+        let conflicts = [
+            (opts.hostname.is_some(), "hostname"),
+            (
+                !opts.publish.is_empty() || opts.publish_all,
+                "port publishing",
+            ),
+            (!opts.dns.servers.is_empty(), "dns"),
+            (
+                !opts.dns.extra_hosts.is_empty(),
+                "custom host-to-IP mapping",
+            ),
+            (!opts.dns.aliases.is_empty(), "network aliases"),
+        ];
+        if let Some((_, what)) = conflicts.iter().find(|(given, _)| *given) {
+            return Err(EngineError::NetworkConfig(format!(
+                "conflicting options: {what} and the network mode (container:NAME shares the other container's network)"
+            )));
+        }
+    }
     let hostname = match (&opts.hostname, network.as_str()) {
         (Some(h), _) => {
             validate_hostname(h)?;
@@ -718,10 +739,13 @@ mod tests {
         o.network = Some("default".into());
         assert_eq!(run(&i, &o).network, "bridge");
         o.network = Some("container:web".into());
+        assert_eq!(run(&i, &o).network, "container:web");
+        o.hostname = Some("x".into());
         assert!(matches!(
             merge(&i, &o, "id", "h", "vfs", &no_env),
-            Err(EngineError::UnsupportedNetwork(_))
+            Err(EngineError::NetworkConfig(m)) if m.starts_with("conflicting options: hostname")
         ));
+        o.hostname = None;
         o.network = None;
         o.hostname = Some("bad_name".into());
         assert!(matches!(

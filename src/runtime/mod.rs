@@ -77,6 +77,9 @@ pub enum NetworkMode {
     /// A new network namespace that burrow connects to the container's networks (through the
     /// network holder) after it exists and before the command runs.
     Attached,
+    /// Another container's network namespace (`--network container:NAME`), at this path;
+    /// `ContainerSpec::userns` names the user namespace that owns it.
+    Joined(PathBuf),
 }
 
 /// Everything needed to start one container process.

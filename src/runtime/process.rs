@@ -308,7 +308,7 @@ fn middle(
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWCGROUP;
-    if spec.network != NetworkMode::Host {
+    if matches!(spec.network, NetworkMode::None | NetworkMode::Attached) {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if let Err(e) = nix::sched::unshare(flags) {
@@ -317,6 +317,21 @@ fn middle(
             &to_parent,
             process_err("create the container's namespaces")(e),
         );
+    }
+    if let NetworkMode::Joined(netns) = &spec.network {
+        let joined = std::fs::File::open(netns)
+            .map_err(|source| RuntimeError::Process {
+                step: format!("open {}", netns.display()),
+                source,
+            })
+            .and_then(|ns| {
+                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+                    .map_err(process_err("join the other container's network namespace"))
+            });
+        if let Err(e) = joined {
+            release(spec);
+            fail(&to_parent, e);
+        }
     }
     if spec.network == NetworkMode::Attached {
         let _ = channel::send(&to_parent, &ToParent::NetnsReady);

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Network throughput, side by side with podman's default rootless network (podman 4.3 on
+# Debian 12: slirp4netns, ports through rootlesskit's port handler), as the unprivileged
+# test user, SIZE_MB (default 1024) of zeros per round:
+#   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); the
+#            container's `nc -l` reads to /dev/null
+#   egress   container → another host: the container's `nc` sends to a server in a network
+#            namespace this script makes (a veth pair; no traffic leaves the machine)
+# Each figure is seconds from connect until the receiver has read everything.
+# Run as root: bash bench/network.sh   (BURROW=/path/to/burrow; default target/release/burrow)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+USER_NAME=burrowtest
+IMAGE=127.0.0.1:5111/fixtures/busybox:latest
+BENCH_DIR=${BENCH_DIR:-/var/tmp/burrow-bench}
+ROUNDS=${ROUNDS:-3}
+SIZE_MB=${SIZE_MB:-1024}
+BURROW_SRC=${BURROW:-$REPO/target/release/burrow}
+NS=burrow-bench-ext
+LINK=bt-bench
+PREFIX=10.231.9
+
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+install_burrow || die "burrow: $burrow_error"
+pull_podman || die "podman: cannot pull $IMAGE"
+b=$BENCH_DIR/bin/burrow
+bytes=$((SIZE_MB * 1024 * 1024))
+
+# The sender and the receiver on the host's side: plain sockets, timed.
+tool=$BENCH_DIR/netbench.py
+cat >"$tool" <<'EOF'
+import socket, sys, time
+mode, host, port, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+chunk = bytes(1 << 20)
+if mode == "send":
+    # Retry while the container's listener starts.
+    deadline = time.time() + 20
+    while True:
+        s = socket.create_connection((host, port))
+        start = time.time()
+        sent = 0
+        try:
+            while sent < size:
+                sent += s.send(chunk[: min(len(chunk), size - sent)])
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+            break
+        except (BrokenPipeError, ConnectionResetError):
+            s.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    print(f"{time.time() - start:.3f}")
+else:
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(1)
+    print("listening", flush=True, file=sys.stderr)
+    c, _ = ls.accept()
+    start = time.time()
+    got = 0
+    while got < size:
+        n = len(c.recv(1 << 20))
+        if n == 0:
+            break
+        got += n
+    c.close()
+    print(f"{time.time() - start:.3f}" if got == size else f"short:{got}")
+EOF
+
+remove_ns() {
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    ip link del "$LINK" 2>/dev/null || true
+}
+clear_containers() {
+    as_user sh -c "ids=\$($b ps -aq); [ -z \"\$ids\" ] || $b rm -f \$ids >/dev/null"
+    as_user podman rm -a -f -t 0 >/dev/null
+}
+trap 'clear_containers || true; remove_ns; cleanup' EXIT
+clear_containers
+remove_ns
+ip netns add "$NS"
+ip link add "$LINK" type veth peer name eth0 netns "$NS"
+ip addr add "$PREFIX.1/24" dev "$LINK"
+ip link set "$LINK" up
+ip -n "$NS" addr add "$PREFIX.2/24" dev eth0
+ip -n "$NS" link set eth0 up
+ip -n "$NS" link set lo up
+
+declare -A results
+port=18931
+
+publish_round() { # TOOL
+    local t=$1 cmd
+    cmd=$([[ $t == burrow ]] && echo "$b" || echo podman)
+    as_user "$cmd" run -d --name nb -p "127.0.0.1:$port:5001" "$IMAGE" \
+        sh -c 'nc -l -p 5001 >/dev/null' >/dev/null
+    sleep 1
+    local secs
+    secs=$(python3 "$tool" send 127.0.0.1 "$port" "$bytes")
+    as_user "$cmd" rm -f nb >/dev/null 2>&1 || as_user "$cmd" rm -f -t 0 nb >/dev/null
+    results[publish-$t]+="$secs "
+}
+
+egress_round() { # TOOL
+    local t=$1 cmd out
+    cmd=$([[ $t == burrow ]] && echo "$b" || echo podman)
+    out=$(mktemp)
+    ip netns exec "$NS" python3 "$tool" sink "$PREFIX.2" 5002 "$bytes" >"$out" 2>/dev/null &
+    local sink=$!
+    sleep 0.5
+    as_user "$cmd" run --rm "$IMAGE" \
+        sh -c "head -c $bytes /dev/zero | nc $PREFIX.2 5002" >/dev/null 2>&1 || true
+    wait "$sink" || true
+    results[egress-$t]+="$(cat "$out") "
+    rm -f "$out"
+}
+
+for round in $(seq "$ROUNDS"); do
+    for t in burrow podman; do
+        say "round $round: $t publish"
+        publish_round "$t"
+        say "round $round: $t egress"
+        egress_round "$t"
+    done
+done
+
+python3 - "$SIZE_MB" "${results[publish-burrow]}" "${results[publish-podman]}" \
+    "${results[egress-burrow]}" "${results[egress-podman]}" <<'EOF'
+import statistics, sys
+size = int(sys.argv[1])
+names = ["publish burrow", "publish podman", "egress burrow", "egress podman"]
+med = {}
+print(f"\n{size} MiB per round; seconds per round, median, MiB/s of the median:")
+for name, raw in zip(names, sys.argv[2:]):
+    vals = [float(v) for v in raw.split() if not v.startswith("short")]
+    bad = [v for v in raw.split() if v.startswith("short")]
+    if not vals:
+        print(f"  {name:15} no complete round {bad}")
+        continue
+    m = statistics.median(vals)
+    med[name] = m
+    print(f"  {name:15} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {size / m:8.1f} MiB/s"
+          + (f"  incomplete: {bad}" if bad else ""))
+for what in ["publish", "egress"]:
+    if f"{what} burrow" in med and f"{what} podman" in med:
+        print(f"  {what}: burrow/podman time ratio {med[what + ' burrow'] / med[what + ' podman']:.3f}")
+EOF
