@@ -387,13 +387,90 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     ]);
     assert!(o.ok().stdout.contains("inet 10.89.7.4/24"), "{o:?}");
 
+    // --ip and --mac-address; an address in use, or --ip on the default bridge, is refused.
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        "10.89.7.200",
+        "--mac-address",
+        "02:42:AA:BB:CC:DD",
+        &img,
+        "sh",
+        "-c",
+        "ip -o addr show eth0; ip -o link show eth0",
+    ]);
+    let out = &o.ok().stdout;
+    assert!(out.contains("inet 10.89.7.200/24"), "{out}");
+    assert!(out.contains("link/ether 02:42:aa:bb:cc:dd"), "{out}");
+    u.burrow(&[
+        "create",
+        "--network",
+        "front",
+        "--ip",
+        "10.89.7.2",
+        &img,
+        "true",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has("network front: address 10.89.7.2 is already in use");
+    u.burrow(&["create", "--ip", "172.17.0.50", &img, "true"])
+        .code(125)
+        .stderr_has("user specified IP address is supported on user defined networks only");
+    u.burrow(&["create", "--mac-address", "01:00:5e:00:00:01", &img, "true"])
+        .code(125)
+        .stderr_has("a multicast address cannot name an interface");
+    // A static address does not move serial allocation: the next one is still .5.
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &img,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(o.ok().stdout.contains("inet 10.89.7.5/24"), "{o:?}");
+
     u.burrow(&["network", "rm", "front"])
         .code(1)
         .stderr_has("has active endpoints");
     u.burrow(&["rm", "-f", "web"]).ok();
     let n = inspect(&u, "front");
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
+    let bridges = || {
+        let holder: Value = serde_json::from_str(
+            &std::fs::read_to_string(u.home.join("run/burrow/network/holder.json")).unwrap(),
+        )
+        .unwrap();
+        let o = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &holder["pid"].to_string(),
+                "-n",
+                "ip",
+                "-o",
+                "link",
+                "show",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains(": br-"))
+            .count()
+    };
+    assert_eq!(bridges(), 2);
     u.burrow(&["network", "rm", "front", "back"]).ok();
+    // Their bridges left the holder's namespace with them.
+    assert_eq!(bridges(), 0);
 }
 
 /// The addresses busybox `nslookup NAME` printed for NAME, in order.

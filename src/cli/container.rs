@@ -52,6 +52,12 @@ pub struct CreateFlags {
     /// Add a line to /etc/hosts (HOST:IP)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// The container's IPv4 address on its (user-defined) network
+    #[arg(long = "ip", value_name = "IPv4")]
+    pub ip: Option<String>,
+    /// The container's MAC address on its network
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// Publish a container's port on the host: [ip:][hostPort:]containerPort[/tcp]
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
@@ -173,6 +179,8 @@ impl CreateFlags {
             },
             labels: self.label.clone(),
             log: LogConfig::from_flags(self.log_driver.as_deref(), &self.log_opt)?,
+            ip: self.ip.clone(),
+            mac_address: self.mac_address.clone(),
             publish: self.publish.clone(),
             publish_all: self.publish_all,
             dns: DnsConfig {

@@ -89,6 +89,28 @@ impl Engine {
             }
             None => None,
         };
+        let requested_ip = config
+            .ip
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| {
+                EngineError::NetworkConfig(format!(
+                    "invalid IPv4 address for --ip: {}",
+                    config.ip.as_deref().unwrap_or_default()
+                ))
+            })?;
+        if requested_ip.is_some() && !network.as_ref().is_some_and(|n| n.config.dns) {
+            return Err(EngineError::NetworkConfig(
+                "user specified IP address is supported on user defined networks only: give --network NAME".into(),
+            ));
+        }
+        if config.mac_address.is_some() && network.is_none() {
+            return Err(EngineError::NetworkConfig(
+                "--mac-address needs a bridge network: give --network bridge or a network's name"
+                    .into(),
+            ));
+        }
         if !config.dns.aliases.is_empty() && !network.as_ref().is_some_and(|n| n.config.dns) {
             return Err(EngineError::NetworkConfig(
                 "network-scoped aliases are supported only for containers in user defined networks: give --network NAME".into(),
@@ -131,7 +153,7 @@ impl Engine {
             state::insert_container(tx, &record)?;
             network
                 .as_ref()
-                .map(|n| super::network::allocate(tx, n, &id))
+                .map(|n| super::network::allocate(tx, n, &id, requested_ip))
                 .transpose()
         })?;
         let resolver = network.as_ref().and_then(NetworkInfo::dns_server);

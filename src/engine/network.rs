@@ -10,6 +10,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError, Result, now_unix, random_id};
+use crate::network::holder::Holder;
 use crate::network::ipam::Pool;
 use crate::plugin::{Attach, HostFacts, LinkInfo, Network, PluginError, Subnet};
 use crate::state::{self, NetworkRecord};
@@ -288,6 +289,16 @@ impl Engine {
         }
         self.state
             .write(|tx| state::remove_network(tx, &n.record.id))?;
+        // Its bridge and DNS records go too (a holder that is gone took the bridge with it).
+        let dir = self.paths.runtime.join("network");
+        if let (Some(holder), Some(bridge)) = (Holder::find(&dir), &n.config.iface) {
+            if let Err(err) = crate::network::remove_bridge(&holder, bridge) {
+                tracing::warn!(%err, bridge, "cannot remove the network's bridge");
+            }
+        }
+        if let Some(gateway) = n.dns_server() {
+            let _ = std::fs::remove_file(crate::network::holder::records_path(&dir, gateway));
+        }
         let attrs = BTreeMap::from([
             ("name".to_string(), n.record.name.clone()),
             ("type".to_string(), n.record.driver.clone()),
@@ -356,8 +367,8 @@ impl Engine {
                 network: n.wit(),
                 ifname: "eth0".into(),
                 ips,
-                mac: None,
-                aliases: vec![],
+                mac: config.mac_address.clone(),
+                aliases: config.dns.aliases.clone(),
                 ports: vec![],
             },
         }])
@@ -408,12 +419,13 @@ impl Engine {
     }
 }
 
-/// Hands container `container` the next free address of `n`'s first pool, inside the write
-/// that records the container.
+/// Hands container `container` the next free address of `n`'s first pool, or the one it
+/// asked for (`--ip`), inside the write that records the container.
 pub(super) fn allocate(
     tx: &rusqlite::Transaction<'_>,
     n: &NetworkInfo,
     container: &str,
+    requested: Option<Ipv4Addr>,
 ) -> std::result::Result<Ipv4Addr, state::StateError> {
     let pool_err = |e: String| state::StateError::AddressPool(e);
     let subnet = n.config.subnets.first().ok_or_else(|| {
@@ -426,10 +438,19 @@ pub(super) fn allocate(
     let (taken, last) = state::allocation_state(tx, &n.record.id)?;
     let taken: BTreeSet<Ipv4Addr> = taken.iter().filter_map(|a| a.parse().ok()).collect();
     let last = last.and_then(|l| l.parse().ok());
-    let address = pool
-        .allocate(&taken, last)
-        .map_err(|e| pool_err(format!("network {}: {e}", n.record.name)))?;
-    state::add_allocation(tx, &n.record.id, &address.to_string(), container)?;
+    let in_pool =
+        |e: crate::network::ipam::IpamError| pool_err(format!("network {}: {e}", n.record.name));
+    let address = match requested {
+        Some(ip) => pool.reserve(ip, &taken).map(|()| ip).map_err(in_pool)?,
+        None => pool.allocate(&taken, last).map_err(in_pool)?,
+    };
+    state::add_allocation(
+        tx,
+        &n.record.id,
+        &address.to_string(),
+        container,
+        requested.is_none(),
+    )?;
     Ok(address)
 }
 

@@ -69,6 +69,9 @@ pub struct CreateOptions {
     pub log: super::logconfig::LogConfig,
     /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
     pub dns: DnsConfig,
+    /// `--ip`, `--mac-address`.
+    pub ip: Option<String>,
+    pub mac_address: Option<String>,
     /// `-p`, as given.
     pub publish: Vec<String>,
     /// `-P`: publish the image's exposed ports on free host ports.
@@ -228,6 +231,12 @@ pub struct ContainerConfig {
     /// Published ports (`-p`, `-P`); the host ports actually bound are in the runtime dir.
     #[serde(default)]
     pub ports: Vec<crate::network::ports::PortBinding>,
+    /// `--ip`: the address asked for on the container's network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// `--mac-address`, checked: six hex pairs, lower case.
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 fn default_stop_signal() -> String {
@@ -253,6 +262,32 @@ pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
             "--network needs a value: none, host or a network's name".into(),
         )),
         other => Ok(other.to_string()),
+    }
+}
+
+/// `--mac-address`: Docker's form, six hex pairs separated by ':' (a multicast address is
+/// refused, as the kernel would).
+fn check_mac(mac: &str) -> Result<String, EngineError> {
+    let bytes: Vec<Option<u8>> = mac
+        .split(':')
+        .map(|b| {
+            (b.len() == 2)
+                .then(|| u8::from_str_radix(b, 16).ok())
+                .flatten()
+        })
+        .collect();
+    match bytes.as_slice() {
+        [Some(first), rest @ ..] if rest.len() == 5 && rest.iter().all(Option::is_some) => {
+            if first & 1 == 1 {
+                return Err(EngineError::NetworkConfig(format!(
+                    "invalid MAC address {mac}: a multicast address cannot name an interface"
+                )));
+            }
+            Ok(mac.to_ascii_lowercase())
+        }
+        _ => Err(EngineError::NetworkConfig(format!(
+            "invalid MAC address {mac:?}: use six hex pairs such as 02:42:ac:11:00:02"
+        ))),
     }
 }
 
@@ -437,6 +472,8 @@ pub fn merge(
         log: opts.log.clone(),
         dns: opts.dns.clone(),
         ports,
+        ip: opts.ip.clone(),
+        mac_address: opts.mac_address.as_deref().map(check_mac).transpose()?,
     })
 }
 

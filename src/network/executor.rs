@@ -91,22 +91,25 @@ pub fn apply(
 /// Removes what `journal` records (links; their addresses and routes go with them).
 pub fn undo(journal: &Journal, host: BorrowedFd<'_>, container: BorrowedFd<'_>) {
     for (side, name) in journal.links.iter().rev() {
-        let ns = pick(*side, host, container);
-        let result = in_netns(ns, || {
-            let mut nl = Netlink::open()?;
-            match nl.index(name)? {
-                Some(index) => {
-                    let mut m = LinkMessage::default();
-                    m.header.index = index;
-                    nl.request(RouteNetlinkMessage::DelLink(m), 0)
-                }
-                None => Ok(()),
-            }
-        });
-        if let Err(e) = result {
+        if let Err(e) = delete_link(pick(*side, host, container), name) {
             tracing::warn!(%e, name, "cannot remove a link the failed plan created");
         }
     }
+}
+
+/// Deletes interface `name` in the network namespace `ns`, if it is there.
+pub fn delete_link(ns: BorrowedFd<'_>, name: &str) -> std::io::Result<()> {
+    in_netns(ns, || {
+        let mut nl = Netlink::open()?;
+        match nl.index(name)? {
+            Some(index) => {
+                let mut m = LinkMessage::default();
+                m.header.index = index;
+                nl.request(RouteNetlinkMessage::DelLink(m), 0)
+            }
+            None => Ok(()),
+        }
+    })
 }
 
 fn pick<'a>(side: Side, host: BorrowedFd<'a>, container: BorrowedFd<'a>) -> BorrowedFd<'a> {

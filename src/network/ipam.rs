@@ -121,7 +121,6 @@ impl Pool {
     }
 
     /// A static address (`--ip`): inside the subnet (not necessarily the range), free.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn reserve(&self, addr: Ipv4Addr, taken: &BTreeSet<Ipv4Addr>) -> Result<(), IpamError> {
         if !self.subnet.contains(&addr) {
             return Err(IpamError::Outside(addr));

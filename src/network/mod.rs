@@ -88,6 +88,23 @@ pub fn connect(
     })
 }
 
+/// Removes a network's bridge from the holder's namespace (`network rm`), with whatever is
+/// still attached to it.
+pub fn remove_bridge(holder: &Holder, bridge: &str) -> Result<(), RuntimeError> {
+    let host_ns = holder.netns();
+    let bridge = bridge.to_string();
+    crate::runtime::in_joined_userns(&holder.userns(), move || {
+        let ns = std::fs::File::open(&host_ns)
+            .map_err(|e| format!("cannot open {}: {e}", host_ns.display()))?;
+        executor::delete_link(ns.as_fd(), &bridge)
+            .map_err(|e| format!("cannot remove the bridge {bridge}: {e}"))
+    })
+    .map_err(|e| match e {
+        RuntimeError::Job { message } => RuntimeError::Network { message },
+        e => e,
+    })
+}
+
 /// Whether this process runs in a user namespace other than the initial one (it does once it
 /// joined the holder's, where it is uid 0 yet holds no privilege over the host).
 fn in_child_userns() -> bool {

@@ -527,21 +527,25 @@ pub fn remove_container(tx: &Transaction<'_>, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Hands `address` on `network_id` to `container_id`; serial allocation goes on after it.
+/// Hands `address` on `network_id` to `container_id`; unless it was asked for (`--ip`),
+/// serial allocation goes on after it.
 pub fn add_allocation(
     tx: &Transaction<'_>,
     network_id: &str,
     address: &str,
     container_id: &str,
+    serial: bool,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO allocations (network_id, address, container_id) VALUES (?1, ?2, ?3)",
         params![network_id, address, container_id],
     )?;
-    tx.execute(
-        "UPDATE networks SET last_address = ?2 WHERE id = ?1",
-        params![network_id, address],
-    )?;
+    if serial {
+        tx.execute(
+            "UPDATE networks SET last_address = ?2 WHERE id = ?1",
+            params![network_id, address],
+        )?;
+    }
     Ok(())
 }
 
