@@ -541,6 +541,24 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
     let o = fetch(&u, &img, "app", "http://web2/");
     assert_eq!(o.ok().stdout, "two\n");
 
+    // --link names another container by an alias of the linking container's own.
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "app",
+        "--link",
+        "web2:db",
+        &img,
+        "sh",
+        "-c",
+        "wget -q -O - http://db/; grep -c '^10.89.11.3\tdb web2 ' /etc/hosts",
+    ]);
+    assert_eq!(o.ok().stdout, "two\n1\n", "{o:?}");
+    u.burrow(&["create", "--link", "web2:db", &img, "true"])
+        .code(125)
+        .stderr_has("cannot link to web2: it is not on network bridge");
+
     // Once web1 is gone the alias names web2 alone.
     u.burrow(&["rm", "-f", "web1"]).ok();
     let o = u.burrow(&["run", "--rm", "--network", "app", &img, "nslookup", "svc"]);

@@ -64,6 +64,9 @@ pub struct CreateFlags {
     /// Publish the image's exposed ports on free host ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Name another container on the same network in /etc/hosts: CONTAINER[:ALIAS]
+    #[arg(long = "link", value_name = "CONTAINER[:ALIAS]")]
+    pub link: Vec<String>,
     /// Add a name the network's DNS answers for this container (user-defined networks)
     #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
@@ -186,6 +189,7 @@ impl CreateFlags {
             dns: DnsConfig {
                 extra_hosts: self.add_host.clone(),
                 aliases: self.network_alias.clone(),
+                links: self.link.clone(),
                 servers: self.dns.clone(),
                 search: self.dns_search.clone(),
                 options: self.dns_option.clone(),

@@ -156,8 +156,18 @@ impl Engine {
                 .map(|n| super::network::allocate(tx, n, &id, requested_ip))
                 .transpose()
         })?;
-        let resolver = network.as_ref().and_then(NetworkInfo::dns_server);
-        if let Err(e) = self.prepare_container_files(&record, &config, &image, address, resolver) {
+        let etc = EtcNet {
+            address,
+            resolver: network.as_ref().and_then(NetworkInfo::dns_server),
+            links: match self.link_lines(&config, network.as_ref()) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    let _ = self.state.write(|tx| state::remove_container(tx, &id));
+                    return Err(e);
+                }
+            },
+        };
+        if let Err(e) = self.prepare_container_files(&record, &config, &image, &etc) {
             let _ = self.remove_container_files(&id);
             let _ = self.state.write(|tx| state::remove_container(tx, &id));
             return Err(e);
@@ -191,8 +201,7 @@ impl Engine {
         record: &ContainerRecord,
         config: &ContainerConfig,
         image: &crate::state::ImageRecord,
-        address: Option<Ipv4Addr>,
-        resolver: Option<Ipv4Addr>,
+        etc: &EtcNet,
     ) -> Result<()> {
         let dir = self.paths.container_dir(&record.id);
         let io = |path: &Path| {
@@ -202,7 +211,7 @@ impl Engine {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let userdata = dir.join("userdata");
         std::fs::create_dir_all(&userdata).map_err(io(&userdata))?;
-        write_etc_files(&userdata, config, address, resolver)?;
+        write_etc_files(&userdata, config, etc)?;
 
         let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
@@ -316,6 +325,48 @@ impl Engine {
             .flatten()
             .map_or(0, |i| i.size);
         (rw, rw + image)
+    }
+
+    /// /etc/hosts lines for `--link CONTAINER[:ALIAS]`: the other container's address on the
+    /// same network, named by the alias, its name and short id.
+    fn link_lines(
+        &mut self,
+        config: &ContainerConfig,
+        network: Option<&NetworkInfo>,
+    ) -> Result<String> {
+        let mut lines = String::new();
+        for link in &config.dns.links {
+            let (key, alias) = link.split_once(':').unwrap_or((link, link));
+            let Some(n) = network else {
+                return Err(EngineError::NetworkConfig(
+                    "--link needs a bridge network: give --network bridge or a network's name"
+                        .into(),
+                ));
+            };
+            let other = self.find_container(key)?;
+            let address = self
+                .state
+                .container_allocations(&other.id)?
+                .into_iter()
+                .find(|(net, _)| *net == n.record.id)
+                .map(|(_, a)| a)
+                .ok_or_else(|| {
+                    EngineError::NetworkConfig(format!(
+                        "cannot link to {}: it is not on network {}",
+                        other.name, n.record.name
+                    ))
+                })?;
+            let names: Vec<&str> = [alias, other.name.as_str(), &other.id[..12]]
+                .into_iter()
+                .fold(Vec::new(), |mut v, name| {
+                    if !v.contains(&name) {
+                        v.push(name);
+                    }
+                    v
+                });
+            lines.push_str(&format!("{address}\t{}\n", names.join(" ")));
+        }
+        Ok(lines)
     }
 
     /// The ports a running container publishes, as bound (none once it stopped).
@@ -568,16 +619,22 @@ fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container. On a network the
-/// hostname names the container's address there (as Docker writes it), else 127.0.1.1.
-/// With a built-in DNS (`resolver`, on user-defined networks) resolv.conf names it instead
-/// of the host's nameservers, unless `--dns` gave others.
-fn write_etc_files(
-    dir: &Path,
-    config: &ContainerConfig,
+/// What the container's /etc files say about its network.
+struct EtcNet {
+    /// Its address on its network.
     address: Option<Ipv4Addr>,
+    /// The network's built-in DNS.
     resolver: Option<Ipv4Addr>,
-) -> Result<()> {
+    /// `--link` lines for /etc/hosts.
+    links: String,
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container. On a network the
+/// hostname names the container's address there (as Docker writes it), else 127.0.1.1;
+/// `--link`ed containers follow. With a built-in DNS (on user-defined networks) resolv.conf
+/// names it instead of the host's nameservers, unless `--dns` gave others.
+fn write_etc_files(dir: &Path, config: &ContainerConfig, etc: &EtcNet) -> Result<()> {
+    let (address, resolver) = (etc.address, etc.resolver);
     let host = config.network == "host";
     let hostname = format!("{}\n", config.hostname);
     let own = address.map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
@@ -585,8 +642,8 @@ fn write_etc_files(
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n",
-            config.hostname
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n{}",
+            config.hostname, etc.links
         )
     });
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -87,6 +87,9 @@ pub struct DnsConfig {
     /// `--network-alias`: more names the network's built-in DNS answers for the container.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--link CONTAINER[:ALIAS]`, as given: /etc/hosts names the other container by ALIAS.
+    #[serde(default)]
+    pub links: Vec<String>,
     #[serde(default)]
     pub servers: Vec<String>,
     #[serde(default)]
