@@ -695,6 +695,48 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
     ]);
     let out = &o.ok().stdout;
     assert!(out.starts_with("exit=") && out != "exit=0\n", "{o:?}");
+    // A network made with -o allow_host_loopback=true opens them, by name.
+    u.burrow(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.89.13.0/24",
+        "-o",
+        "allow_host_loopback=true",
+        "open",
+    ])
+    .ok();
+    let script = format!(
+        "grep host.containers.internal /etc/hosts; wget -q -O - http://host.containers.internal:{port}/v2/; echo; wget -q -O - http://gw:{port}/v2/"
+    );
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "open",
+        "--add-host",
+        "gw:host-gateway",
+        &img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        o.ok().stdout,
+        "10.0.2.2\thost.containers.internal host.docker.internal\n{}\n{}",
+        "{o:?}"
+    );
+    u.burrow(&[
+        "create",
+        "--network",
+        "out",
+        "--add-host",
+        "gw:host-gateway",
+        &img,
+        "true",
+    ])
+    .code(125)
+    .stderr_has("the host's loopback is closed to network out");
 
     // slirp4netns goes with the holder.
     let holder: Value = serde_json::from_str(

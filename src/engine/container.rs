@@ -100,6 +100,15 @@ impl Engine {
                     config.ip.as_deref().unwrap_or_default()
                 ))
             })?;
+        if config.dns.wants_host_gateway()
+            && config.network != "host"
+            && !network.as_ref().is_some_and(NetworkInfo::host_loopback)
+        {
+            return Err(EngineError::NetworkConfig(format!(
+                "--add-host ...:host-gateway needs --network host or a network made with -o allow_host_loopback=true: the host's loopback is closed to network {}",
+                config.network
+            )));
+        }
         if requested_ip.is_some() && !network.as_ref().is_some_and(|n| n.config.dns) {
             return Err(EngineError::NetworkConfig(
                 "user specified IP address is supported on user defined networks only: give --network NAME".into(),
@@ -157,6 +166,7 @@ impl Engine {
                 .transpose()
         })?;
         let etc = EtcNet {
+            host_loopback: network.as_ref().is_some_and(NetworkInfo::host_loopback),
             address,
             resolver: network.as_ref().and_then(NetworkInfo::dns_server),
             links: match self.link_lines(&config, network.as_ref()) {
@@ -627,7 +637,13 @@ struct EtcNet {
     resolver: Option<Ipv4Addr>,
     /// `--link` lines for /etc/hosts.
     links: String,
+    /// The network opens the host's loopback (10.0.2.2, `host.containers.internal`).
+    host_loopback: bool,
 }
+
+/// Where a container on a network that opens the host's loopback reaches it (slirp4netns's
+/// host address).
+const HOST_LOOPBACK: &str = "10.0.2.2";
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container. On a network the
 /// hostname names the container's address there (as Docker writes it), else 127.0.1.1;
@@ -641,11 +657,16 @@ fn write_etc_files(dir: &Path, config: &ContainerConfig, etc: &EtcNet) -> Result
     let hosts = config.dns.hosts(&if host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
+        let host_names = if etc.host_loopback {
+            format!("{HOST_LOOPBACK}\thost.containers.internal host.docker.internal\n")
+        } else {
+            String::new()
+        };
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n{}",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n{}{host_names}",
             config.hostname, etc.links
         )
-    });
+    }, if host { "127.0.0.1" } else { HOST_LOOPBACK });
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let base = match resolver {
         Some(ip) => std::iter::once(format!("nameserver {ip}"))

@@ -359,6 +359,11 @@ impl Engine {
             )));
         }
         Ok(vec![crate::network::Endpoint {
+            allowed: crate::network::executor::Allowed {
+                host_names: n.config.iface.iter().cloned().collect(),
+                parents: vec![],
+            },
+            host_loopback: n.host_loopback(),
             driver: n.record.driver.clone(),
             attach: Attach {
                 container_id: c.id.clone(),
@@ -545,6 +550,15 @@ impl NetworkInfo {
             .as_deref()?
             .parse()
             .ok()
+    }
+
+    /// Whether `-o allow_host_loopback=true` opened the host's loopback services to the
+    /// network's containers (at 10.0.2.2, `host.containers.internal`).
+    pub fn host_loopback(&self) -> bool {
+        self.config
+            .options
+            .get("allow_host_loopback")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
     }
 
     /// The network as its driver sees it.

@@ -113,9 +113,9 @@ impl DnsConfig {
                 return Err(bad());
             }
             if ip == "host-gateway" {
-                if network != "host" {
+                if network == "none" {
                     return Err(EngineError::NetworkConfig(format!(
-                        "--add-host {entry}: host-gateway needs --network host (the host's own loopback is closed to bridge networks)"
+                        "--add-host {entry}: host-gateway needs a network (--network host, or one made with -o allow_host_loopback=true)"
                     )));
                 }
             } else if ip.parse::<std::net::IpAddr>().is_err() {
@@ -135,12 +135,13 @@ impl DnsConfig {
     }
 
     /// The container's /etc/hosts: `base`, then the extra hosts as `IP\tHOST`.
-    pub fn hosts(&self, base: &str) -> String {
+    /// `host_gateway` is what `host-gateway` stands for on the container's network.
+    pub fn hosts(&self, base: &str, host_gateway: &str) -> String {
         let mut out = base.to_string();
         for entry in &self.extra_hosts {
             if let Some((host, ip)) = entry.split_once(':') {
                 let ip = if ip == "host-gateway" {
-                    "127.0.0.1"
+                    host_gateway
                 } else {
                     ip
                 };
@@ -148,6 +149,13 @@ impl DnsConfig {
             }
         }
         out
+    }
+
+    /// Whether an `--add-host` entry asks for the host's address.
+    pub fn wants_host_gateway(&self) -> bool {
+        self.extra_hosts
+            .iter()
+            .any(|e| e.ends_with(":host-gateway"))
     }
 
     /// The container's /etc/resolv.conf: the host's, with what the flags replace (Docker's
@@ -626,7 +634,7 @@ mod tests {
         let d = dns(&["db:10.1.2.3", "v6:fe80::1"], &[], &[], &[]);
         assert_eq!(d.check("none").map_err(|e| e.to_string()), Ok(()));
         assert_eq!(
-            d.hosts("127.0.0.1\tlocalhost\n"),
+            d.hosts("127.0.0.1\tlocalhost\n", "127.0.0.1"),
             "127.0.0.1\tlocalhost\n10.1.2.3\tdb\nfe80::1\tv6\n"
         );
         let err = |d: DnsConfig, net: &str| d.check(net).unwrap_err().to_string();
@@ -640,8 +648,8 @@ mod tests {
         );
         assert!(err(dns(&["gw:host-gateway"], &[], &[], &[]), "none").contains("--network host"));
         assert_eq!(
-            dns(&["gw:host-gateway"], &[], &[], &[]).hosts(""),
-            "127.0.0.1\tgw\n"
+            dns(&["gw:host-gateway"], &[], &[], &[]).hosts("", "10.0.2.2"),
+            "10.0.2.2\tgw\n"
         );
         assert_eq!(
             err(dns(&[], &["dns.example"], &[], &[]), "none"),

@@ -30,9 +30,16 @@ pub const HOLDER_COMMAND: &str = "__network-holder";
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Traffic inside one bridge is switched, not routed.
 /// What leaves through slirp4netns's `tap0` is masqueraded to the tap's address.
+/// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
+/// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
+    set host_open {
+        type ifname
+    }
     chain forward {
         type filter hook forward priority filter; policy accept;
+        iifname @host_open ip daddr 10.0.2.2 accept
+        ip daddr 10.0.2.2 drop
         iifname "br-*" oifname "br-*" drop
         iifname "br-*" oifname "burrow0" drop
         iifname "burrow0" oifname "br-*" drop
@@ -188,8 +195,9 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
 const SLIRP_READY: Duration = Duration::from_secs(10);
 
 /// Gives the holder's namespace a way out: slirp4netns, started here in the host's network
-/// namespace, makes `tap0` in the holder's (10.0.2.100/24, default route via 10.0.2.2, the
-/// host's loopback closed) and carries its traffic through ordinary sockets of the user's.
+/// namespace, makes `tap0` in the holder's (10.0.2.100/24, default route via 10.0.2.2, which
+/// leads to the host's loopback: the ruleset closes it but to the networks that open it)
+/// and carries its traffic through ordinary sockets of the user's.
 /// It exits when `exit` reads end-of-file, that is when the holder is gone. Without
 /// slirp4netns installed the networks work among themselves, with no way out (warned).
 /// Its messages go to `dir/slirp4netns.log`.
@@ -206,21 +214,16 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path) -> Result<(), String> {
     let log = File::create(&log_path)
         .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let mut cmd = std::process::Command::new(slirp);
-    cmd.args([
-        "--configure",
-        "--mtu=65520",
-        "--disable-host-loopback",
-        "--enable-seccomp",
-    ])
-    .arg(format!("--exit-fd={}", exit.as_raw_fd()))
-    .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
-    .arg(format!("--userns-path={}", holder.userns().display()))
-    .arg("--netns-type=path")
-    .arg(holder.netns())
-    .arg("tap0")
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::null())
-    .stderr(log);
+    cmd.args(["--configure", "--mtu=65520", "--enable-seccomp"])
+        .arg(format!("--exit-fd={}", exit.as_raw_fd()))
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg(format!("--userns-path={}", holder.userns().display()))
+        .arg("--netns-type=path")
+        .arg(holder.netns())
+        .arg("tap0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
     let (exit_fd, ready_fd) = (exit.as_raw_fd(), ready_w.as_raw_fd());
     // SAFETY: the closure only calls async-signal-safe functions (setsid, fcntl).
     unsafe {
@@ -268,35 +271,49 @@ fn install_ruleset(netns: &Path) -> std::io::Result<()> {
         s.spawn(|| {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             bridges_skip_netfilter();
-            let mut child = std::process::Command::new(find_program("nft").ok_or_else(|| {
-                std::io::Error::other(
-                    "nft (nftables) is not installed; install the nftables package: burrow uses it to keep networks apart",
-                )
-            })?)
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-            child
-                .stdin
-                .take()
-                .expect("piped")
-                .write_all(RULESET.as_bytes())?;
-            let out = child.wait_with_output()?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(std::io::Error::other(format!(
-                    "nft -f failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )))
-            }
+            nft(RULESET)
         })
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the nft thread panicked")))
     })
+}
+
+/// Opens the host's loopback to the containers on `bridge` (in the calling thread's network
+/// namespace, the holder's).
+pub fn open_host_loopback(bridge: &str) -> std::io::Result<()> {
+    nft(&format!(
+        "add element inet burrow host_open {{ \"{bridge}\" }}\n"
+    ))
+}
+
+/// Runs `nft -f -` on `script` (in the calling thread's network namespace).
+fn nft(script: &str) -> std::io::Result<()> {
+    let nft = find_program("nft").ok_or_else(|| {
+        std::io::Error::other(
+            "nft (nftables) is not installed; install the nftables package: burrow uses it to keep networks apart",
+        )
+    })?;
+    let mut child = std::process::Command::new(nft)
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "nft -f failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// With br_netfilter loaded (Docker loads it), switched traffic inside a bridge also passes

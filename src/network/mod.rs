@@ -21,6 +21,10 @@ use holder::Holder;
 pub struct Endpoint {
     pub driver: String,
     pub attach: Attach,
+    /// Host interfaces the plan may make beyond `veth…`/`br-…`/`burrow0` (`-o …bridge.name`).
+    pub allowed: executor::Allowed,
+    /// The network opens the host's loopback to its containers (`allow_host_loopback`).
+    pub host_loopback: bool,
 }
 
 /// Connects the network namespace of process `pid` (a container in the holder's user
@@ -62,11 +66,29 @@ pub fn connect(
             executor::apply(
                 &e.driver,
                 &plan,
-                &executor::Allowed::default(),
+                &e.allowed,
                 host.as_fd(),
                 container.as_fd(),
             )
             .map_err(|e| render(&e))?;
+            if e.host_loopback {
+                let bridges: Vec<String> = plan
+                    .ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        crate::plugin::Op::EnsureLink(crate::plugin::Link::Bridge(b)) => {
+                            Some(b.name.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                executor::in_netns(host.as_fd(), || {
+                    bridges
+                        .iter()
+                        .try_for_each(|b| holder::open_host_loopback(b))
+                })
+                .map_err(|e| format!("cannot open the host's loopback to the network: {e}"))?;
+            }
             let servers: Vec<Ipv4Addr> = plan
                 .dns_servers
                 .iter()

@@ -13,6 +13,10 @@ pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 pub const MTU: &str = "com.docker.network.driver.mtu";
+/// burrow's own (podman's slirp4netns word): the host's loopback services are open to the
+/// network's containers at 10.0.2.2, `host.containers.internal`. The host carries it out
+/// (it concerns the holder's way out, not the plan).
+pub const HOST_LOOPBACK: &str = "allow_host_loopback";
 
 /// Options Docker's bridge driver knows that burrow's does not carry out: refused rather than
 /// silently ignored.
@@ -60,6 +64,9 @@ impl BridgeOpts {
                     }
                 }
                 HOST_BINDING => out.host_ip = Some(parse_ip(key, value)?),
+                HOST_LOOPBACK => {
+                    parse_bool(key, value)?;
+                }
                 MTU => out.mtu = Some(parse_mtu(key, value)?),
                 k if NOT_CARRIED_OUT.contains(&k) => {
                     return Err(unsupported(format!(
