@@ -34,7 +34,7 @@ clear_containers
 json=$BENCH_DIR/lifecycle-cycle.json
 say "cycle: hyperfine --warmup $WARMUP --runs $RUNS (as $USER_NAME)"
 as_user hyperfine --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" \
-    -n burrow "$b rm -f \$($b run -d $IMAGE sleep 100)" \
+    -n burrow "$b rm -f \$($b run -d --network none $IMAGE sleep 100)" \
     -n podman "podman rm -f -t 0 \$(podman run -d --network none $IMAGE sleep 100)"
 report "$json" "median run -d + rm -f (ms)"
 

@@ -6,6 +6,7 @@
 #            container's `nc -l` reads to /dev/null
 #   egress   container → another host: the container's `nc` sends to a server in a network
 #            namespace this script makes (a veth pair; no traffic leaves the machine)
+#   start    `run --rm IMG true` on each tool's default network (hyperfine)
 # Each figure is seconds from connect until the receiver has read everything.
 # Run as root: bash bench/network.sh   (BURROW=/path/to/burrow; default target/release/burrow)
 set -euo pipefail
@@ -92,6 +93,13 @@ ip link set "$LINK" up
 ip -n "$NS" addr add "$PREFIX.2/24" dev eth0
 ip -n "$NS" link set eth0 up
 ip -n "$NS" link set lo up
+
+# --- start latency on each tool's default network ---------------------------------------------
+json=$BENCH_DIR/network-start.json
+say "start: hyperfine --warmup 3 --runs ${RUNS:-15} run --rm on the default network (as $USER_NAME)"
+as_user hyperfine -N --warmup 3 --runs "${RUNS:-15}" --export-json "$json" \
+    -n burrow "$b run --rm $IMAGE true" -n podman "podman run --rm $IMAGE true"
+report "$json" "median run --rm IMG true on the default network (ms): burrow bridge, podman slirp4netns"
 
 declare -A results
 port=18931

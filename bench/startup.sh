@@ -28,7 +28,8 @@ cmds=()
 skipped=()
 
 # burrow: the binary copied where the user can execute it, the image pulled beforehand.
-burrow_cmd="$BENCH_DIR/bin/burrow run --rm ${BURROW_RUN_FLAGS:-} $IMAGE true"
+# --network none by default, as podman's command here; BURROW_RUN_FLAGS= (empty) times the default bridge.
+burrow_cmd="$BENCH_DIR/bin/burrow run --rm ${BURROW_RUN_FLAGS---network none} $IMAGE true"
 if ! install_burrow; then
     skipped+=("burrow: $burrow_error")
 elif ! out=$(as_user sh -c "$burrow_cmd" 2>&1); then
