@@ -39,6 +39,12 @@ cleanup() {
         bash tests/setup.sh stop $ports >/dev/null 2>&1 || true
     fi
     rm -f "$BURROW_TEST_STARTED"
+    # The tests end their users' network holders; one a test could not reach (its runtime dir
+    # already gone) is ended here. slirp4netns follows its holder.
+    local user
+    for user in "${BURROW_TEST_USER:-}" "${BURROW_TEST_NOSUB_USER:-}"; do
+        [[ -z $user ]] || pkill -KILL -u "$user" -f -- "__network-holder" 2>/dev/null || true
+    done
     if [[ -n ${MOTO_STARTED:-} ]]; then
         bash tests/servers/moto.sh stop "$BURROW_TEST_MOTO_DIR" >/dev/null 2>&1 || true
     fi
