@@ -420,6 +420,52 @@ impl Engine {
     }
 }
 
+/// The flags that only make sense on some networks, checked against the container's:
+/// `--add-host …:host-gateway`, `--ip`, `--mac-address`, `--network-alias`. Returns the
+/// address `--ip` asked for.
+pub(super) fn check_network_flags(
+    config: &super::spec::ContainerConfig,
+    network: Option<&NetworkInfo>,
+) -> Result<Option<Ipv4Addr>> {
+    let requested_ip = config
+        .ip
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| {
+            EngineError::NetworkConfig(format!(
+                "invalid IPv4 address for --ip: {}",
+                config.ip.as_deref().unwrap_or_default()
+            ))
+        })?;
+    if config.dns.wants_host_gateway()
+        && config.network != "host"
+        && !network.is_some_and(NetworkInfo::host_loopback)
+    {
+        return Err(EngineError::NetworkConfig(format!(
+            "--add-host ...:host-gateway needs --network host or a network made with -o allow_host_loopback=true: the host's loopback is closed to network {}",
+            config.network
+        )));
+    }
+    if requested_ip.is_some() && !network.is_some_and(|n| n.config.dns) {
+        return Err(EngineError::NetworkConfig(
+            "user specified IP address is supported on user defined networks only: give --network NAME".into(),
+        ));
+    }
+    if config.mac_address.is_some() && network.is_none() {
+        return Err(EngineError::NetworkConfig(
+            "--mac-address needs a bridge network: give --network bridge or a network's name"
+                .into(),
+        ));
+    }
+    if !config.dns.aliases.is_empty() && !network.is_some_and(|n| n.config.dns) {
+        return Err(EngineError::NetworkConfig(
+            "network-scoped aliases are supported only for containers in user defined networks: give --network NAME".into(),
+        ));
+    }
+    Ok(requested_ip)
+}
+
 /// Hands container `container` the next free address of `n`'s first pool, or the one it
 /// asked for (`--ip`), inside the write that records the container.
 pub(super) fn allocate(
