@@ -287,6 +287,29 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// The address a new container on `network` gets (`ip -4 -o addr show eth0`).
+fn next_address(u: &User, img: &str, network: &str) -> String {
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        img,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let out = &o.ok().stdout;
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address: {o:?}"))
+        .to_string()
+}
+
 /// `wget` from a container on `network`, retried for a few seconds while the server starts.
 /// (busybox-static's `wget -T` crashes, so `timeout` bounds each try.)
 fn fetch(u: &User, img: &str, network: &str, url: &str) -> common::Out {
@@ -372,20 +395,7 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     let n = inspect(&u, "front");
     let held: Vec<&String> = n["Containers"].as_object().unwrap().keys().collect();
     assert_eq!(held.len(), 1, "{n:#}");
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        &img,
-        "ip",
-        "-4",
-        "-o",
-        "addr",
-        "show",
-        "eth0",
-    ]);
-    assert!(o.ok().stdout.contains("inet 10.89.7.4/24"), "{o:?}");
+    assert_eq!(next_address(&u, &img, "front"), "10.89.7.4/24");
 
     // --ip and --mac-address; an address in use, or --ip on the default bridge, is refused.
     let o = u.burrow(&[
@@ -424,20 +434,7 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
         .code(125)
         .stderr_has("a multicast address cannot name an interface");
     // A static address does not move serial allocation: the next one is still .5.
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        &img,
-        "ip",
-        "-4",
-        "-o",
-        "addr",
-        "show",
-        "eth0",
-    ]);
-    assert!(o.ok().stdout.contains("inet 10.89.7.5/24"), "{o:?}");
+    assert_eq!(next_address(&u, &img, "front"), "10.89.7.5/24");
 
     u.burrow(&["network", "rm", "front"])
         .code(1)

@@ -104,10 +104,7 @@ pub fn connect(
         }
         Ok(())
     };
-    crate::runtime::in_joined_userns(&holder.userns(), job).map_err(|e| match e {
-        RuntimeError::Job { message } => RuntimeError::Network { message },
-        e => e,
-    })
+    in_holder(holder, job)
 }
 
 /// Removes a network's bridge from the holder's namespace (`network rm`), with whatever is
@@ -115,13 +112,20 @@ pub fn connect(
 pub fn remove_bridge(holder: &Holder, bridge: &str) -> Result<(), RuntimeError> {
     let host_ns = holder.netns();
     let bridge = bridge.to_string();
-    crate::runtime::in_joined_userns(&holder.userns(), move || {
+    in_holder(holder, move || {
         let ns = std::fs::File::open(&host_ns)
             .map_err(|e| format!("cannot open {}: {e}", host_ns.display()))?;
         executor::delete_link(ns.as_fd(), &bridge)
             .map_err(|e| format!("cannot remove the bridge {bridge}: {e}"))
     })
-    .map_err(|e| match e {
+}
+
+/// Runs `job` in the holder's user namespace; its failure is a network error.
+fn in_holder(
+    holder: &Holder,
+    job: impl FnOnce() -> Result<(), String>,
+) -> Result<(), RuntimeError> {
+    crate::runtime::in_joined_userns(&holder.userns(), job).map_err(|e| match e {
         RuntimeError::Job { message } => RuntimeError::Network { message },
         e => e,
     })

@@ -24,8 +24,8 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::process::{
-    channel_err, die_with_parent, enter_userns, exit_now, fail, fork, map_child, process_err,
-    wait_code,
+    channel_err, die_with_parent, enter_userns, exit_now, fail, finish_job, fork, job_result,
+    map_child, process_err, wait_code,
 };
 use super::{IdMapping, RuntimeError, container, net};
 
@@ -154,31 +154,11 @@ pub fn in_joined_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
             if let Err(e) = joined {
                 fail(&to_parent, e);
             }
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err("the job panicked".to_string()))
-                .and_then(|v| {
-                    serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
-                });
-            let sent = channel::send(&to_parent, &ToParent::JobDone(outcome));
-            exit_now(if sent.is_ok() { 0 } else { 125 })
+            finish_job(f, &to_parent)
         }
         ForkResult::Parent { child } => {
             drop(to_parent);
-            let result = match channel::recv::<ToParent>(&from_child)
-                .map_err(channel_err("the job's result"))?
-            {
-                Some(ToParent::JobDone(Ok(v))) => {
-                    serde_json::from_value(v).map_err(|e| RuntimeError::Job {
-                        message: format!("cannot decode the result: {e}"),
-                    })
-                }
-                Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
-                Some(ToParent::Failed(f)) => Err(f.into()),
-                _ => Err(RuntimeError::ChildVanished {
-                    pid: child.as_raw(),
-                    stage: "finishing the job",
-                }),
-            };
+            let result = job_result(child, &from_child);
             wait_code(child)?;
             result
         }

@@ -407,6 +407,40 @@ fn kill_children() {
     }
 }
 
+/// The child's end of a job: runs `f` (a panic is an error), sends its JSON result, exits.
+pub(super) fn finish_job<T: serde::Serialize>(
+    f: impl FnOnce() -> Result<T, String>,
+    to_parent: &File,
+) -> ! {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the job panicked".to_string()))
+        .and_then(|v| {
+            serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
+        });
+    let sent = channel::send(to_parent, &ToParent::JobDone(outcome));
+    exit_now(if sent.is_ok() { 0 } else { 125 })
+}
+
+/// The parent's end of a job: the result the child sent, or why there is none.
+pub(super) fn job_result<T: serde::de::DeserializeOwned>(
+    child: Pid,
+    from_child: &File,
+) -> Result<T, RuntimeError> {
+    match channel::recv::<ToParent>(from_child).map_err(channel_err("the job's result"))? {
+        Some(ToParent::JobDone(Ok(v))) => {
+            serde_json::from_value(v).map_err(|e| RuntimeError::Job {
+                message: format!("cannot decode the result: {e}"),
+            })
+        }
+        Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
+        Some(ToParent::Failed(f)) => Err(f.into()),
+        _ => Err(RuntimeError::ChildVanished {
+            pid: child.as_raw(),
+            stage: "finishing the job",
+        }),
+    }
+}
+
 /// Runs `f` in a forked child inside a new user and mount namespace with `map` applied, as
 /// uid 0 / gid 0; its result comes back as JSON. Call only while the process has no other
 /// threads.
@@ -435,36 +469,12 @@ pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
             if let Err(e) = nix::mount::mount(none, "/", none, slave, none) {
                 fail(&to_parent, process_err("make / a slave mount")(e));
             }
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err("the job panicked".to_string()))
-                .and_then(|v| {
-                    serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
-                });
-            let sent = channel::send(&to_parent, &ToParent::JobDone(outcome));
-            exit_now(if sent.is_ok() { 0 } else { 125 })
+            finish_job(f, &to_parent)
         }
         ForkResult::Parent { child } => {
             drop((to_parent, from_parent));
-            let result =
-                map_child(child, map, &from_child, &to_child).and_then(|()| match channel::recv::<
-                    ToParent,
-                >(
-                    &from_child
-                )
-                .map_err(channel_err("the job's result"))?
-                {
-                    Some(ToParent::JobDone(Ok(v))) => {
-                        serde_json::from_value(v).map_err(|e| RuntimeError::Job {
-                            message: format!("cannot decode the result: {e}"),
-                        })
-                    }
-                    Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
-                    Some(ToParent::Failed(f)) => Err(f.into()),
-                    _ => Err(RuntimeError::ChildVanished {
-                        pid: child.as_raw(),
-                        stage: "finishing the job",
-                    }),
-                });
+            let result = map_child(child, map, &from_child, &to_child)
+                .and_then(|()| job_result(child, &from_child));
             let code = wait_code(child)?;
             tracing::debug!(pid = child.as_raw(), code, "user namespace job finished");
             result
