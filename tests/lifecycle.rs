@@ -531,16 +531,18 @@ fn attach_streams_output_sends_input_and_detaches() {
     use std::io::Write;
     let u = User::new("attach");
     let img = u.pull("busybox");
+    // Detach keys work with a terminal (Docker's rule): -t, its echo off.
     detach(
         &u,
         &[
             "-i",
+            "-t",
             "--name",
             "echoer",
             &img,
             "sh",
             "-c",
-            "while read l; do echo got $l; done",
+            "stty -echo; while read l; do echo got $l; done",
         ],
     )
     .ok();
@@ -560,12 +562,18 @@ fn attach_streams_output_sends_input_and_detaches() {
     stdin.write_all(&[0x10, 0x11]).unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "got one\n");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got one\r\n");
     assert!(String::from_utf8_lossy(&o.stderr).contains("read escape sequence"));
     assert_eq!(u.field("echoer", "{{.State.Status}}"), "running");
     // The output also went to the container's log.
-    assert_eq!(u.burrow(&["logs", "echoer"]).ok().stdout, "got one\n");
+    assert_eq!(u.burrow(&["logs", "echoer"]).ok().stdout, "got one\r\n");
     u.burrow(&["rm", "-f", "echoer"]).ok();
+    // Without a terminal stdin is data, detach keys included (a piped binary may hold them).
+    let o = u.burrow_stdin(
+        &["run", "-i", "--rm", "--network", "none", &img, "wc", "-c"],
+        "\x10\x11\n",
+    );
+    assert_eq!(o.ok().stdout.trim(), "3");
     // Attached until the container ends: its output and its exit status.
     detach(
         &u,

@@ -85,7 +85,9 @@ pub fn join(
     mut sock: UnixStream,
     s: &Session,
 ) -> Result<i32> {
-    let keys = &s.detach_keys;
+    // As Docker's: the detach keys only work with a terminal; without one stdin is data,
+    // passed on whole (a binary piped to `run -i` may hold any bytes).
+    let keys: &[u8] = if tty { &s.detach_keys } else { &[] };
     let mut handled = vec![Signal::SIGWINCH];
     if s.sig_proxy {
         // Forwarded to the container; without --sig-proxy they keep their usual effect here.
@@ -191,7 +193,9 @@ pub fn join(
                     let mut out = Vec::with_capacity(n);
                     let mut done = false;
                     for &b in &buf[..n] {
-                        if b == keys[matched] {
+                        if keys.is_empty() {
+                            out.push(b);
+                        } else if b == keys[matched] {
                             matched += 1;
                             if matched == keys.len() {
                                 done = true;
