@@ -871,6 +871,10 @@ fn published_ports_reach_the_container_and_close_with_it() {
     ));
     // As with Docker, the container exists (created) and holds its address until rm.
     u.burrow(&["rm", "clash"]).ok();
+    // With the host's network there is nothing to publish: Docker's warning, and it runs.
+    u.burrow(&["run", "--rm", "--network", "host", "-p", "80", &img, "true"])
+        .ok()
+        .stderr_has("published ports are discarded when using host network mode");
     u.burrow(&["port", "web", "81"])
         .code(125)
         .stderr_has("no public port '81/tcp' published for web");
@@ -912,6 +916,236 @@ fn published_ports_reach_the_container_and_close_with_it() {
     u.burrow(&["rm", "-f", "web2"]).ok();
     let n = inspect(&u, "bridge");
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
+}
+
+/// One try of `wget URL` from a new container on `network`; whether it got `expect`.
+fn reaches(u: &User, img: &str, network: &str, url: &str, expect: &str) -> bool {
+    let script = format!("timeout 3 wget -q -O - {url}; echo exit=$?");
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    o.ok().stdout == format!("{expect}exit=0\n")
+}
+
+#[test]
+fn network_connect_and_disconnect_add_and_remove_a_containers_interface() {
+    let u = User::new("net_connect");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    u.burrow(&["network", "create", "--subnet", "10.89.21.0/24", "front"])
+        .ok();
+    u.burrow(&["network", "create", "--subnet", "10.89.22.0/24", "back"])
+        .ok();
+    let serve = "mkdir /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www";
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        &img,
+        "sh",
+        "-c",
+        serve,
+    ])
+    .ok();
+    assert!(!reaches(&u, &img, "back", "http://web/", "web\n"));
+
+    // Connected while running: eth1 on back at once, reachable there by name and alias.
+    let o = u.burrow(&["network", "connect", "--alias", "api", "back", "web"]);
+    assert_eq!(o.ok().stdout, "");
+    // Serial allocation: .2 went to the probe above and is not handed out again.
+    let ip = u.burrow(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(ip.ok().stdout.contains("inet 10.89.22.3/24"), "{ip:?}");
+    assert!(fetch(&u, &img, "back", "http://api/").ok().stdout == "web\n");
+    assert!(reaches(&u, &img, "back", "http://web/", "web\n"));
+    let networks =
+        serde_json::from_str::<Value>(&u.field("web", "{{json .NetworkSettings.Networks}}"))
+            .unwrap();
+    assert_eq!(networks["front"]["IPAddress"], "10.89.21.2", "{networks:#}");
+    assert_eq!(networks["back"]["IPAddress"], "10.89.22.3", "{networks:#}");
+    assert_eq!(networks["back"]["Aliases"], serde_json::json!(["api"]));
+    let back = inspect(&u, "back");
+    assert_eq!(back["Containers"].as_object().unwrap().len(), 1, "{back:#}");
+
+    // Refusals: twice, the host's network, a network it is not on.
+    u.burrow(&["network", "connect", "back", "web"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("endpoint with name web already exists in network back");
+    u.burrow(&["network", "connect", "host", "web"])
+        .code(125)
+        .stderr_has("connected to host network");
+    u.burrow(&["network", "disconnect", "bridge", "web"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("container web is not connected to network bridge");
+
+    // Disconnected: the interface and the address go; front still works.
+    u.burrow(&["network", "disconnect", "back", "web"]).ok();
+    u.burrow(&["exec", "web", "ip", "link", "show", "eth1"])
+        .stderr_has("can't find device 'eth1'")
+        .code(2);
+    assert!(!reaches(&u, &img, "back", "http://10.89.22.3/", "web\n"));
+    assert!(reaches(&u, &img, "front", "http://web/", "web\n"));
+    assert_eq!(inspect(&u, "back")["Containers"], serde_json::json!({}));
+    let networks =
+        serde_json::from_str::<Value>(&u.field("web", "{{json .NetworkSettings.Networks}}"))
+            .unwrap();
+    assert!(networks.get("back").is_none(), "{networks:#}");
+
+    // A stopped container gets the network when it starts (and keeps it across starts).
+    u.burrow(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "front",
+        &img,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth1",
+    ])
+    .ok();
+    u.burrow(&["network", "connect", "--ip", "10.89.22.50", "back", "later"])
+        .ok();
+    for _ in 0..2 {
+        let o = u.burrow(&["start", "-a", "later"]);
+        assert!(o.ok().stdout.contains("inet 10.89.22.50/24"), "{o:?}");
+    }
+    // rm releases every address it held.
+    u.burrow(&["rm", "later"]).ok();
+    assert_eq!(inspect(&u, "back")["Containers"], serde_json::json!({}));
+}
+
+/// A static UDP server for the container (busybox has none): answers each datagram with
+/// `SOURCE-IP PAYLOAD`. Built with gcc from this source into `dir`.
+fn udp_echo_server(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = dir.join("udpecho.c");
+    std::fs::write(
+        &source,
+        r#"#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[1]));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
+    for (;;) {
+        char in[1500], out[1600];
+        struct sockaddr_in from;
+        socklen_t len = sizeof from;
+        ssize_t n = recvfrom(s, in, sizeof in - 1, 0, (struct sockaddr *)&from, &len);
+        if (n < 0) continue;
+        in[n] = 0;
+        int m = snprintf(out, sizeof out, "%s %s", inet_ntoa(from.sin_addr), in);
+        sendto(s, out, m, 0, (struct sockaddr *)&from, len);
+    }
+}
+"#,
+    )
+    .unwrap();
+    let binary = dir.join("udpecho");
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc -static failed");
+    binary
+}
+
+/// What `addr` answers to `payload` over UDP, asked again for a few seconds while the
+/// server starts.
+fn udp_ask(addr: &str, payload: &str) -> Result<String, String> {
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 1600];
+    loop {
+        client.send_to(payload.as_bytes(), addr).unwrap();
+        match client.recv(&mut buf) {
+            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn published_udp_ports_reach_the_container_and_close_with_it() {
+    use std::io::Write;
+    let u = User::new("net_udp");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let server = std::fs::read(udp_echo_server(dir.path())).unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // The server arrives on stdin: busybox has no UDP server and burrow no volumes yet.
+    let mut run = u.command(&[
+        "run",
+        "-i",
+        "--name",
+        "udp",
+        "-p",
+        &format!("{addr}:5353/udp"),
+        &img,
+        "sh",
+        "-c",
+        "cat > /udpecho && chmod +x /udpecho && exec /udpecho 5353",
+    ]);
+    run.stdin(std::process::Stdio::piped());
+    let mut child = run.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&server).unwrap();
+    // Each datagram reaches the container and its answer comes back; the container sees the
+    // bridge's gateway as the source (a userspace proxy: the client's address is not kept).
+    let gateway = inspect(&u, "bridge")["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(udp_ask(&addr, "one").unwrap(), format!("{gateway} one"));
+    assert_eq!(udp_ask(&addr, "two").unwrap(), format!("{gateway} two"));
+    assert_eq!(
+        u.burrow(&["port", "udp"]).ok().stdout,
+        format!("5353/udp -> {addr}\n")
+    );
+    assert_eq!(
+        u.burrow(&["port", "udp", "5353/udp"]).ok().stdout,
+        format!("{addr}\n")
+    );
+    assert_eq!(
+        u.burrow(&["ps", "--format", "{{.Ports}}"]).ok().stdout,
+        format!("{addr}->5353/udp\n")
+    );
+    // rm -f frees the host's port.
+    u.burrow(&["rm", "-f", "udp"]).ok();
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::UdpSocket::bind(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{addr} stayed bound after rm"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

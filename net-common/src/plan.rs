@@ -24,8 +24,14 @@ pub fn addr(side: Side, ifname: &str, cidr: String) -> Op {
     })
 }
 
-/// The container's default route of the gateway's family, through `ifname`.
+/// The container's default route of the gateway's family, through `ifname`. A container on
+/// several networks has one per network: the route through `ethN` gets metric N, so the
+/// first network's is the way out and the others stand by (`eth0` gets none, the lowest).
 pub fn default_route(ifname: &str, gateway: IpAddr) -> Op {
+    let metric = ifname
+        .strip_prefix("eth")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| *n > 0);
     let dst = if gateway.is_ipv4() {
         "0.0.0.0/0"
     } else {
@@ -36,7 +42,7 @@ pub fn default_route(ifname: &str, gateway: IpAddr) -> Op {
         dst: dst.into(),
         via: Some(gateway.to_string()),
         ifname: Some(ifname.into()),
-        metric: None,
+        metric,
     })
 }
 

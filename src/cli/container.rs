@@ -58,7 +58,7 @@ pub struct CreateFlags {
     /// The container's MAC address on its network
     #[arg(long = "mac-address", value_name = "MAC")]
     pub mac_address: Option<String>,
-    /// Publish a container's port on the host: [ip:][hostPort:]containerPort[/tcp]
+    /// Publish a container's port on the host: [ip:][hostPort:]containerPort[/tcp|/udp]
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
     /// Publish the image's exposed ports on free host ports

@@ -1,4 +1,4 @@
-//! `network create|ls|inspect|rm|prune`, with Docker's flags and output.
+//! `network create|ls|inspect|rm|prune|connect|disconnect`, with Docker's flags and output.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use super::format::short_id;
 use super::image::{print_inspect, print_records};
 use super::out;
 use crate::engine::Engine;
-use crate::engine::network::{NetworkCreate, NetworkInfo};
+use crate::engine::network::{ConnectOptions, NetworkCreate, NetworkInfo};
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
@@ -38,6 +38,25 @@ pub enum NetworkCommand {
         /// Do not prompt (burrow never prompts; accepted for Docker's scripts)
         #[arg(short, long)]
         force: bool,
+    },
+    /// Connect a container to a network
+    Connect {
+        /// A name the container answers to on this network (built-in DNS)
+        #[arg(long = "alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// The container's IPv4 address on this network
+        #[arg(long = "ip", value_name = "IPv4")]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Accepted for Docker's scripts (a container always leaves at once)
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
 }
 
@@ -128,6 +147,24 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
                 }
             }
             Ok(code)
+        }
+        NetworkCommand::Connect {
+            aliases,
+            ip,
+            network,
+            container,
+        } => {
+            let opts = ConnectOptions { aliases, ip };
+            engine.connect_network(&network, &container, opts)?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            engine.disconnect_network(&network, &container)?;
+            Ok(0)
         }
         NetworkCommand::Prune { force: _ } => {
             let removed = engine.prune_networks()?;

@@ -69,6 +69,11 @@ impl Engine {
             std::env::var(k).ok()
         })?;
         self.check_log_config(&config.log)?;
+        if config.network == "host" && (!opts.publish.is_empty() || opts.publish_all) {
+            // Docker's warning: the ports are the host's own already.
+            self.warnings
+                .push("published ports are discarded when using host network mode".into());
+        }
         let network = self.container_network(&config.network)?;
         if let Some(n) = &network {
             config.network = n.record.name.clone();
@@ -255,7 +260,7 @@ impl Engine {
     /// foreground burrow): its processes died with it (they are tied to their parent), so
     /// record the truth. A pid is only signalled while its start time still matches, so a
     /// pid the kernel reused is never touched.
-    fn repair(&mut self, mut c: ContainerRecord) -> Result<ContainerRecord> {
+    pub(super) fn repair(&mut self, mut c: ContainerRecord) -> Result<ContainerRecord> {
         if c.status != RUNNING && c.status != super::RESTARTING {
             return Ok(c);
         }

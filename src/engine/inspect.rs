@@ -174,35 +174,39 @@ impl Engine {
                 json!({ "HostIp": p.host.ip().to_string(), "HostPort": p.host.port().to_string() });
             push_port(&mut ports, p.binding.key(), entry);
         }
-        let Ok(Some(n)) = self.container_network(&config.network) else {
+        if !matches!(self.container_network(&config.network), Ok(Some(_))) {
             return Ok(json!({ "Networks": { config.network.clone(): {} }, "Ports": ports }));
-        };
-        let address = self
-            .state
-            .container_allocations(&c.id)?
-            .into_iter()
-            .find(|(net, _)| *net == n.record.id)
-            .map(|(_, a)| a)
-            .unwrap_or_default();
-        let subnet = n.config.subnets.first();
-        let prefix: u8 = subnet
-            .and_then(|s| s.subnet.split_once('/'))
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(0);
-        let gateway = subnet.and_then(|s| s.gateway.clone()).unwrap_or_default();
+        }
+        let mut networks = serde_json::Map::new();
+        let mut first = None;
+        for row in self.state.container_endpoints(&c.id)? {
+            let n = self.find_network(&row.network_id)?;
+            let subnet = n.config.subnets.first();
+            let prefix: u8 = subnet
+                .and_then(|s| s.subnet.split_once('/'))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(0);
+            let gateway = subnet.and_then(|s| s.gateway.clone()).unwrap_or_default();
+            let aliases = row.aliases.unwrap_or_else(|| config.dns.aliases.clone());
+            first.get_or_insert((row.address.clone(), prefix, gateway.clone()));
+            networks.insert(
+                n.record.name.clone(),
+                json!({
+                    "NetworkID": n.record.id,
+                    "IPAddress": row.address,
+                    "IPPrefixLen": prefix,
+                    "Gateway": gateway,
+                    "Aliases": aliases,
+                }),
+            );
+        }
+        let (address, prefix, gateway) = first.unwrap_or_default();
         Ok(json!({
             "Ports": ports,
             "IPAddress": address,
             "IPPrefixLen": prefix,
             "Gateway": gateway,
-            "Networks": {
-                n.record.name.clone(): {
-                    "NetworkID": n.record.id,
-                    "IPAddress": address,
-                    "IPPrefixLen": prefix,
-                    "Gateway": gateway,
-                }
-            },
+            "Networks": networks,
         }))
     }
 }

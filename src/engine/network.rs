@@ -331,48 +331,212 @@ impl Engine {
         }
     }
 
-    /// What the drivers are told to connect container `c` (its addresses as allocated at
-    /// create).
+    /// What the drivers are told to connect container `c`: every network it holds an address
+    /// on, the one of `--network` first (as eth0), then those of `network connect`.
     pub(super) fn endpoints(
         &mut self,
         c: &crate::state::ContainerRecord,
         config: &super::spec::ContainerConfig,
     ) -> Result<Vec<crate::network::Endpoint>> {
-        let Some(n) = self.container_network(&config.network)? else {
+        if self.container_network(&config.network)?.is_none() {
             return Ok(vec![]);
-        };
-        let ips: Vec<String> = self
-            .state
-            .container_allocations(&c.id)?
-            .into_iter()
-            .filter(|(net, _)| *net == n.record.id)
-            .map(|(_, addr)| addr)
-            .collect();
-        if ips.is_empty() {
+        }
+        let mut out = Vec::new();
+        for row in self.state.container_endpoints(&c.id)? {
+            let n = self.find_network(&row.network_id)?;
+            out.push(endpoint(c, config, &n, &row));
+        }
+        Ok(out)
+    }
+}
+
+/// What network `n`'s driver is told to connect `c` with (one address, `row`'s).
+fn endpoint(
+    c: &crate::state::ContainerRecord,
+    config: &super::spec::ContainerConfig,
+    n: &NetworkInfo,
+    row: &state::EndpointRow,
+) -> crate::network::Endpoint {
+    crate::network::Endpoint {
+        allowed: crate::network::executor::Allowed {
+            host_names: n.config.iface.iter().cloned().collect(),
+            parents: vec![],
+        },
+        host_loopback: n.host_loopback(),
+        driver: n.record.driver.clone(),
+        attach: Attach {
+            container_id: c.id.clone(),
+            name: c.name.clone(),
+            hostname: Some(config.hostname.clone()),
+            network: n.wit(),
+            ifname: row.ifname.clone().unwrap_or_else(|| "eth0".into()),
+            ips: vec![row.address.clone()],
+            // --mac-address is for the network of --network.
+            mac: row
+                .ifname
+                .is_none()
+                .then(|| config.mac_address.clone())
+                .flatten(),
+            aliases: row
+                .aliases
+                .clone()
+                .unwrap_or_else(|| config.dns.aliases.clone()),
+            ports: vec![],
+        },
+    }
+}
+
+/// `network connect` options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub aliases: Vec<String>,
+    pub ip: Option<String>,
+}
+
+impl Engine {
+    /// A container's running pid, if it runs.
+    fn pid_if_running(&mut self, c: crate::state::ContainerRecord) -> Result<Option<i32>> {
+        let c = self.repair(c)?;
+        Ok(c.pid.filter(|p| {
+            c.status == super::container::RUNNING
+                && crate::monitor::is_same_process(*p, c.pid_start)
+        }))
+    }
+
+    /// `network connect [--alias A] [--ip IP] NETWORK CONTAINER`: gives the container an
+    /// address on one more network, as its next free `ethN`; a running container gets the
+    /// interface at once, a stopped one when it starts. Returns the container's name.
+    pub fn connect_network(
+        &mut self,
+        network: &str,
+        container: &str,
+        opts: ConnectOptions,
+    ) -> Result<String> {
+        let c = self.find_container(container)?;
+        let _span =
+            tracing::info_span!("network connect", container = %&c.id[..12], network).entered();
+        let config = self.container_config(&c)?;
+        let mode = config.network.as_str();
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
             return Err(EngineError::NetworkConfig(format!(
-                "container {} holds no address on network {} (was the network removed and made again?); remove the container and create it again",
+                "container {} uses --network {}: it cannot be connected to other networks (create it on a bridge network)",
+                c.name,
+                if mode.starts_with("container:") {
+                    "container:…"
+                } else {
+                    mode
+                }
+            )));
+        }
+        let n = match self.container_network(network)? {
+            Some(n) => n,
+            None => {
+                return Err(EngineError::NetworkConfig(format!(
+                    "container cannot be disconnected from host network or connected to host network: {network} is not a bridge network"
+                )));
+            }
+        };
+        let rows = self.state.container_endpoints(&c.id)?;
+        if rows.iter().any(|r| r.network_id == n.record.id) {
+            return Err(EngineError::NetworkConfig(format!(
+                "endpoint with name {} already exists in network {}",
                 c.name, n.record.name
             )));
         }
-        Ok(vec![crate::network::Endpoint {
-            allowed: crate::network::executor::Allowed {
-                host_names: n.config.iface.iter().cloned().collect(),
-                parents: vec![],
-            },
-            host_loopback: n.host_loopback(),
-            driver: n.record.driver.clone(),
-            attach: Attach {
-                container_id: c.id.clone(),
-                name: c.name.clone(),
-                hostname: Some(config.hostname.clone()),
-                network: n.wit(),
-                ifname: "eth0".into(),
-                ips,
-                mac: config.mac_address.clone(),
-                aliases: config.dns.aliases.clone(),
-                ports: vec![],
-            },
-        }])
+        let requested = opts
+            .ip
+            .as_deref()
+            .map(str::parse::<Ipv4Addr>)
+            .transpose()
+            .map_err(|_| {
+                EngineError::NetworkConfig(format!(
+                    "invalid IPv4 address for --ip: {}",
+                    opts.ip.as_deref().unwrap_or_default()
+                ))
+            })?;
+        if requested.is_some() && !n.config.dns {
+            return Err(EngineError::NetworkConfig(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !opts.aliases.is_empty() && !n.config.dns {
+            return Err(EngineError::NetworkConfig(
+                "network-scoped aliases are supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        let ifname = (1..)
+            .map(|i| format!("eth{i}"))
+            .find(|f| !rows.iter().any(|r| r.ifname.as_deref() == Some(f.as_str())))
+            .expect("a free interface name");
+        let address = self.state.write(|tx| {
+            let address = allocate(tx, &n, &c.id, requested)?;
+            state::set_endpoint(tx, &n.record.id, &c.id, &ifname, &opts.aliases)?;
+            Ok(address)
+        })?;
+        self.refresh_dns(&n.record.id);
+        if let Some(pid) = self.pid_if_running(c.clone())? {
+            let row = state::EndpointRow {
+                network_id: n.record.id.clone(),
+                address: address.to_string(),
+                ifname: Some(ifname),
+                aliases: Some(opts.aliases.clone()),
+            };
+            let e = endpoint(&c, &config, &n, &row);
+            let connected = Holder::ensure(&self.paths.runtime.join("network"), &self.idmap)
+                .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))
+                .and_then(|h| {
+                    crate::network::connect(&h, pid, self.plugin_cache_dir(), &[e])
+                        .map_err(EngineError::Runtime)
+                });
+            if let Err(err) = connected {
+                // Nothing half-done stays: the address goes back.
+                self.state
+                    .write(|tx| state::remove_allocation(tx, &n.record.id, &c.id))?;
+                self.refresh_dns(&n.record.id);
+                return Err(err);
+            }
+        }
+        self.network_event("connect", &n, &c);
+        Ok(c.name)
+    }
+
+    /// `network disconnect NETWORK CONTAINER`: takes the container off a network; a running
+    /// container loses that interface at once. The address is released.
+    pub fn disconnect_network(&mut self, network: &str, container: &str) -> Result<String> {
+        let c = self.find_container(container)?;
+        let _span =
+            tracing::info_span!("network disconnect", container = %&c.id[..12], network).entered();
+        let n = self.find_network(network)?;
+        let rows = self.state.container_endpoints(&c.id)?;
+        let Some(row) = rows.into_iter().find(|r| r.network_id == n.record.id) else {
+            return Err(EngineError::NetworkConfig(format!(
+                "container {} is not connected to network {}",
+                c.name, n.record.name
+            )));
+        };
+        if let Some(pid) = self.pid_if_running(c.clone())? {
+            let dir = self.paths.runtime.join("network");
+            // A holder that is gone took the container's links with it.
+            if let Some(holder) = Holder::find(&dir) {
+                let ifname = row.ifname.as_deref().unwrap_or("eth0");
+                crate::network::disconnect(&holder, pid, ifname).map_err(EngineError::Runtime)?;
+            }
+        }
+        self.state
+            .write(|tx| state::remove_allocation(tx, &n.record.id, &c.id))?;
+        self.refresh_dns(&n.record.id);
+        self.network_event("disconnect", &n, &c);
+        Ok(c.name)
+    }
+
+    fn network_event(&mut self, action: &str, n: &NetworkInfo, c: &crate::state::ContainerRecord) {
+        let attrs = BTreeMap::from([
+            ("container".to_string(), c.id.clone()),
+            ("name".to_string(), n.record.name.clone()),
+            ("type".to_string(), n.record.driver.clone()),
+        ]);
+        self.record_event("network", action, &n.record.id, &attrs);
     }
 }
 
@@ -397,9 +561,17 @@ impl Engine {
                 continue;
             };
             let config = self.container_config(&c)?;
+            // Aliases given to `network connect`, else those of --network-alias.
+            let aliases = self
+                .state
+                .container_endpoints(cid)?
+                .into_iter()
+                .find(|r| r.network_id == n.record.id)
+                .and_then(|r| r.aliases)
+                .unwrap_or(config.dns.aliases);
             let short = &c.id[..12];
             let names = std::iter::once(c.name.as_str())
-                .chain(config.dns.aliases.iter().map(String::as_str))
+                .chain(aliases.iter().map(String::as_str))
                 .chain([short, config.hostname.as_str()]);
             let mut seen = BTreeSet::new();
             for name in names.filter(|n| !n.is_empty()) {

@@ -302,7 +302,7 @@ fn check_mac(mac: &str) -> Result<String, EngineError> {
     }
 }
 
-/// `-p` and `-P` (the image's EXPOSEd tcp ports on free host ports), checked. Docker drops
+/// `-p` and `-P` (the image's EXPOSEd ports on free host ports), checked. Docker drops
 /// them with `--network host`; with `none` there is nothing to forward to.
 fn published_ports(
     image: &ImageRunConfig,
@@ -321,12 +321,16 @@ fn published_ports(
             let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
-            if proto == "tcp" && !ports.iter().any(|p| p.container_port == port) {
+            let proto = proto.to_ascii_lowercase();
+            let taken = ports
+                .iter()
+                .any(|p| p.container_port == port && p.proto == proto);
+            if matches!(proto.as_str(), "tcp" | "udp") && !taken {
                 ports.push(PortBinding {
                     host_ip: None,
                     host_port: 0,
                     container_port: port,
-                    proto: "tcp".into(),
+                    proto,
                 });
             }
         }
@@ -684,18 +688,18 @@ mod tests {
         o.publish = vec!["8080:80".into()];
         o.publish_all = true;
         let ports = published_ports(&i, &o, "bridge").unwrap();
-        let seen: Vec<(u16, u16)> = ports
+        let seen: Vec<(u16, u16, &str)> = ports
             .iter()
-            .map(|p| (p.host_port, p.container_port))
+            .map(|p| (p.host_port, p.container_port, p.proto.as_str()))
             .collect();
-        // -p 8080:80 wins over -P's 80; udp is not published; 8080 gets a free port.
-        assert_eq!(seen, [(8080, 80), (0, 8080)]);
+        // -p 8080:80 wins over -P's 80; 53/udp and 8080 get free ports.
+        assert_eq!(seen, [(8080, 80, "tcp"), (0, 53, "udp"), (0, 8080, "tcp")]);
         assert_eq!(published_ports(&i, &o, "host").unwrap(), vec![]);
         let err = published_ports(&i, &o, "none").unwrap_err().to_string();
         assert!(err.contains("published ports need a network"), "{err}");
-        o.publish = vec!["80/udp".into()];
+        o.publish = vec!["80/sctp".into()];
         let err = published_ports(&i, &o, "bridge").unwrap_err().to_string();
-        assert!(err.contains("only tcp ports"), "{err}");
+        assert!(err.contains("sctp ports cannot be published"), "{err}");
     }
 
     fn opts(command: &[&str]) -> CreateOptions {

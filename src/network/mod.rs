@@ -107,6 +107,20 @@ pub fn connect(
     in_holder(holder, job)
 }
 
+/// Takes interface `ifname` out of the network namespace of process `pid` (a container in the
+/// holder's user namespace): its veth pair goes, and with it the container's place on that
+/// network's bridge.
+pub fn disconnect(holder: &Holder, pid: i32, ifname: &str) -> Result<(), RuntimeError> {
+    let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let ifname = ifname.to_string();
+    in_holder(holder, move || {
+        let ns = std::fs::File::open(&container_ns)
+            .map_err(|e| format!("cannot open {}: {e}", container_ns.display()))?;
+        executor::delete_link(ns.as_fd(), &ifname)
+            .map_err(|e| format!("cannot remove the container's {ifname}: {e}"))
+    })
+}
+
 /// Removes a network's bridge from the holder's namespace (`network rm`), with whatever is
 /// still attached to it.
 pub fn remove_bridge(holder: &Holder, bridge: &str) -> Result<(), RuntimeError> {

@@ -6,15 +6,22 @@
 //! open while the container runs: when it closes (the container ended, or its monitor was
 //! killed) the holder closes those listeners, so no port outlives its container.
 //!
-//! The client's source address is not preserved: the container sees the connection come from
-//! the bridge's gateway (the holder). TCP only for now.
+//! UDP is forwarded per client: the holder keeps one socket towards the container for each
+//! client address, dropped after [`UDP_IDLE`] without a reply (Docker's userland proxy does
+//! the same).
+//!
+//! The client's source address is not preserved: the container sees the connection (or the
+//! datagrams) come from the bridge's gateway (the holder).
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
@@ -45,8 +52,8 @@ pub fn parse(spec: &str) -> Result<PortBinding, String> {
         None => (spec, "tcp".to_string()),
     };
     match proto.as_str() {
-        "tcp" => {}
-        "udp" | "sctp" => return Err(bad("only tcp ports can be published so far")),
+        "tcp" | "udp" => {}
+        "sctp" => return Err(bad("sctp ports cannot be published: use tcp or udp")),
         _ => return Err(bad("the protocol must be tcp, udp or sctp")),
     }
     // [ip:][hostPort:]containerPort; an IPv6 address is written in brackets.
@@ -102,8 +109,9 @@ pub struct Published {
     pub host: SocketAddr,
 }
 
-/// Binds every binding's host side (as the user, in the host's network namespace).
-pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, TcpListener)>, String> {
+/// Binds every binding's host side (as the user, in the host's network namespace): a
+/// listening TCP socket or a UDP socket.
+pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, String> {
     bindings
         .iter()
         .map(|b| {
@@ -112,11 +120,20 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, TcpListener)>, S
                 .as_deref()
                 .map_or(Ok(Ipv4Addr::UNSPECIFIED), str::parse)
                 .map_err(|e| format!("{e}"))?;
-            // A restarted container's previous listener may still be closing in the holder.
+            let bind_once = || -> std::io::Result<(SocketAddr, OwnedFd)> {
+                if b.proto == "udp" {
+                    let s = UdpSocket::bind((ip, b.host_port))?;
+                    Ok((s.local_addr()?, s.into()))
+                } else {
+                    let l = TcpListener::bind((ip, b.host_port))?;
+                    Ok((l.local_addr()?, l.into()))
+                }
+            };
+            // A restarted container's previous socket may still be closing in the holder.
             let deadline = Instant::now() + Duration::from_secs(1);
-            let listener = loop {
-                match TcpListener::bind((ip, b.host_port)) {
-                    Ok(l) => break l,
+            let (host, socket) = loop {
+                match bind_once() {
+                    Ok(bound) => break bound,
                     Err(e)
                         if e.kind() == std::io::ErrorKind::AddrInUse
                             && Instant::now() < deadline =>
@@ -132,24 +149,23 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, TcpListener)>, S
                     }
                 }
             };
-            let host = listener.local_addr().map_err(|e| e.to_string())?;
             Ok((
                 Published {
                     binding: b.clone(),
                     host,
                 },
-                listener,
+                socket,
             ))
         })
         .collect()
 }
 
-/// Hands `listeners` to the holder at `control` (retrying while it starts), each with the
-/// container address to forward to. The returned stream must stay open while the container
-/// runs.
+/// Hands `sockets` to the holder at `control` (retrying while it starts), each with the
+/// container address to forward to, as a line `PROTO ADDRESS:PORT`. The returned stream must
+/// stay open while the container runs.
 pub fn hand_over(
     control: &Path,
-    listeners: &[(Published, TcpListener)],
+    sockets: &[(Published, OwnedFd)],
     target: Ipv4Addr,
 ) -> Result<UnixStream, String> {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -165,9 +181,12 @@ pub fn hand_over(
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     };
-    for (p, listener) in listeners {
-        let line = format!("{target}:{}\n", p.binding.container_port);
-        let fds = [listener.as_raw_fd()];
+    for (p, socket) in sockets {
+        let line = format!(
+            "{} {target}:{}\n",
+            p.binding.proto, p.binding.container_port
+        );
+        let fds = [socket.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         sendmsg::<()>(
             stream.as_raw_fd(),
@@ -186,11 +205,12 @@ pub fn hand_over(
     Ok(stream)
 }
 
-/// The holder's side of one control connection: takes listening sockets with their targets
-/// and forwards each accepted connection to its target, until the connection closes; then
-/// closes the listeners.
+/// The holder's side of one control connection: takes host-side sockets with their targets
+/// and forwards to each target what arrives there, until the connection closes; then
+/// closes those sockets.
 pub fn serve_control(stream: UnixStream) {
-    let mut listeners: Vec<RawFd> = Vec::new();
+    let mut sockets: Vec<RawFd> = Vec::new();
+    let closed = Arc::new(AtomicBool::new(false));
     loop {
         let mut buf = [0u8; 128];
         let mut space = nix::cmsg_space!([RawFd; 1]);
@@ -214,18 +234,108 @@ pub fn serve_control(stream: UnixStream) {
             break;
         }
         let text = String::from_utf8_lossy(&buf[..n]).trim().to_string();
-        let (Some(fd), Ok(target)) = (fd, text.parse::<SocketAddr>()) else {
+        let (proto, target) = text.split_once(' ').unwrap_or(("tcp", &text));
+        let (Some(fd), Ok(target)) = (fd, target.parse::<SocketAddr>()) else {
             continue;
         };
-        // SAFETY: the descriptor just arrived over SCM_RIGHTS: this process owns it.
-        let listener = unsafe { TcpListener::from_raw_fd(fd) };
-        listeners.push(fd);
-        std::thread::spawn(move || accept_loop(listener, target));
+        sockets.push(fd);
+        if proto == "udp" {
+            // SAFETY: the descriptor just arrived over SCM_RIGHTS: this process owns it.
+            let socket = unsafe { UdpSocket::from_raw_fd(fd) };
+            let closed = closed.clone();
+            std::thread::spawn(move || udp_forward(socket, target, &closed));
+        } else {
+            // SAFETY: as above.
+            let listener = unsafe { TcpListener::from_raw_fd(fd) };
+            std::thread::spawn(move || accept_loop(listener, target));
+        }
     }
-    // The container is gone: wake the accept loops, which then close their listeners.
-    for fd in listeners {
+    // The container is gone: wake the loops, which then close their sockets.
+    closed.store(true, Ordering::SeqCst);
+    for fd in sockets {
         let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
     }
+}
+
+/// How long a UDP client's way to the container stays without a reply (Docker's 90 s).
+pub const UDP_IDLE: Duration = Duration::from_secs(90);
+
+/// Sockets towards the container, one per client address.
+type Sessions = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+
+/// Forwards each client's datagrams arriving on `socket` to `target` from a socket of the
+/// client's own, and the replies back, until `closed` (the socket was shut down to wake us).
+fn udp_forward(socket: UdpSocket, target: SocketAddr, closed: &AtomicBool) {
+    let socket = Arc::new(socket);
+    let sessions: Sessions = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let received = socket.recv_from(&mut buf);
+        if closed.load(Ordering::SeqCst) {
+            break;
+        }
+        let (n, client) = match received {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let existing = sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&client)
+            .cloned();
+        let upstream = match existing {
+            Some(u) => u,
+            None => {
+                let Ok(u) = open_session(target) else {
+                    continue;
+                };
+                let u = Arc::new(u);
+                sessions
+                    .lock()
+                    .expect("sessions lock")
+                    .insert(client, u.clone());
+                let (socket, sessions, upstream) = (socket.clone(), sessions.clone(), u.clone());
+                std::thread::spawn(move || udp_replies(&socket, &upstream, client, &sessions));
+                u
+            }
+        };
+        let _ = upstream.send(&buf[..n]);
+    }
+    // Wake the reply loops: each ends on its socket's shutdown.
+    for (_, upstream) in sessions.lock().expect("sessions lock").drain() {
+        let _ = nix::sys::socket::shutdown(upstream.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    }
+}
+
+fn open_session(target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let u = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    u.connect(target)?;
+    u.set_read_timeout(Some(UDP_IDLE))?;
+    Ok(u)
+}
+
+/// Sends what the container answers on `upstream` back to `client`, until it has said
+/// nothing for [`UDP_IDLE`] or the session was shut down.
+fn udp_replies(socket: &UdpSocket, upstream: &UdpSocket, client: SocketAddr, sessions: &Sessions) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match upstream.recv(&mut buf) {
+            // Shut down (or an empty datagram, which is not worth keeping the session for).
+            Ok(0) => break,
+            Ok(n) => {
+                let _ = socket.send_to(&buf[..n], client);
+            }
+            // Nothing listens on the container's port (yet): an ICMP error, not the end.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    sessions.lock().expect("sessions lock").remove(&client);
 }
 
 fn accept_loop(listener: TcpListener, target: SocketAddr) {
@@ -292,8 +402,11 @@ mod tests {
         );
         assert_eq!(parse("127.0.0.1::80"), Ok(b(Some("127.0.0.1"), 0, 80)));
         assert_eq!(parse(":80"), Ok(b(None, 0, 80)));
+        let udp = parse("127.0.0.1:5353:53/udp").unwrap();
+        assert_eq!((udp.host_port, udp.container_port), (5353, 53));
+        assert_eq!(udp.key(), "53/udp");
         for (spec, why) in [
-            ("80/udp", "only tcp"),
+            ("80/sctp", "sctp ports cannot be published"),
             ("80/xyz", "must be tcp, udp or sctp"),
             ("0", "is not a port"),
             ("70000", "is not a port"),
@@ -348,6 +461,65 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(host).is_ok() {
             assert!(Instant::now() < deadline, "the port stayed open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_handed_over_udp_socket_forwards_each_clients_datagrams_and_replies() {
+        // The "container": a UDP echo server that prefixes what it saw come from where.
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let reply = format!("{}:{}", from.port(), String::from_utf8_lossy(&buf[..n]));
+                let _ = server.send_to(reply.as_bytes(), from);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("holder.sock");
+        let control_listener = std::os::unix::net::UnixListener::bind(&control).unwrap();
+        std::thread::spawn(move || {
+            for s in control_listener.incoming().flatten() {
+                std::thread::spawn(move || serve_control(s));
+            }
+        });
+        let mut binding = b(Some("127.0.0.1"), 0, target.port());
+        binding.proto = "udp".into();
+        let bound = bind(&[binding]).unwrap();
+        let host = bound[0].0.host;
+        assert_eq!(
+            bound[0].0.to_string(),
+            format!("{host}->{}/udp", target.port())
+        );
+        let keep = hand_over(&control, &bound, Ipv4Addr::LOCALHOST).unwrap();
+        drop(bound);
+        let ask = |client: &UdpSocket, what: &str| -> String {
+            client.send_to(what.as_bytes(), host).unwrap();
+            let mut buf = [0u8; 1500];
+            let n = client.recv(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let one = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let two = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for c in [&one, &two] {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let (a, b2, c) = (ask(&one, "a"), ask(&two, "b"), ask(&one, "c"));
+        let port_of = |r: &str| r.split_once(':').unwrap().0.to_string();
+        assert_eq!(
+            (&a[a.len() - 2..], &b2[b2.len() - 2..], &c[c.len() - 2..]),
+            (":a", ":b", ":c")
+        );
+        // Each client has its own way in, kept between datagrams.
+        assert_eq!(port_of(&a), port_of(&c));
+        assert_ne!(port_of(&a), port_of(&b2));
+        // Closing the control connection frees the host port.
+        drop(keep);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while UdpSocket::bind(host).is_err() {
+            assert!(Instant::now() < deadline, "the port stayed bound");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -117,6 +117,17 @@ pub struct EventRecord {
 }
 
 /// A user-defined network.
+/// One network a container is connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRow {
+    pub network_id: String,
+    pub address: String,
+    /// The interface, for networks joined by `network connect`; None for `--network`'s (eth0).
+    pub ifname: Option<String>,
+    /// Aliases on this network given to `network connect` (None for `--network`'s).
+    pub aliases: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {
     pub id: String,
@@ -343,6 +354,24 @@ impl State {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The networks `container_id` is connected to, the one of `--network` first.
+    pub fn container_endpoints(&self, container_id: &str) -> Result<Vec<EndpointRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT network_id, address, ifname, aliases FROM allocations WHERE container_id = ?1
+             ORDER BY ifname IS NOT NULL, ifname, network_id",
+        )?;
+        let rows = stmt.query_map([container_id], |r| {
+            let aliases: Option<String> = r.get(3)?;
+            Ok(EndpointRow {
+                network_id: r.get(0)?,
+                address: r.get(1)?,
+                ifname: r.get(2)?,
+                aliases: aliases.and_then(|a| serde_json::from_str(&a).ok()),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// The addresses `container_id` holds: (network id, address).
     pub fn container_allocations(&self, container_id: &str) -> Result<Vec<(String, String)>> {
         let mut stmt = self.conn.prepare(
@@ -546,6 +575,36 @@ pub fn add_allocation(
             params![network_id, address],
         )?;
     }
+    Ok(())
+}
+
+/// Records that the allocation of `container_id` on `network_id` came from `network connect`:
+/// the interface the container has there and its aliases on that network.
+pub fn set_endpoint(
+    tx: &Transaction<'_>,
+    network_id: &str,
+    container_id: &str,
+    ifname: &str,
+    aliases: &[String],
+) -> Result<()> {
+    tx.execute(
+        "UPDATE allocations SET ifname = ?3, aliases = ?4 WHERE network_id = ?1 AND container_id = ?2",
+        params![
+            network_id,
+            container_id,
+            ifname,
+            serde_json::to_string(aliases).expect("aliases serialise")
+        ],
+    )?;
+    Ok(())
+}
+
+/// Releases the address `container_id` holds on `network_id` (`network disconnect`).
+pub fn remove_allocation(tx: &Transaction<'_>, network_id: &str, container_id: &str) -> Result<()> {
+    tx.execute(
+        "DELETE FROM allocations WHERE network_id = ?1 AND container_id = ?2",
+        params![network_id, container_id],
+    )?;
     Ok(())
 }
 

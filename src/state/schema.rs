@@ -70,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (network_id, address)
     );
     CREATE INDEX allocations_container ON allocations(container_id);",
+    // 6: networks a container joined after create (`network connect`): the interface it got
+    // there and its aliases on that network (JSON list). NULL for the network of `--network`.
+    "ALTER TABLE allocations ADD COLUMN ifname TEXT;
+    ALTER TABLE allocations ADD COLUMN aliases TEXT;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {

@@ -68,6 +68,16 @@ fn container_on_a_user_network_gets_routes_nat_ports_and_dns() {
         ifaces,
         ["eth0 02:42:ac:12:00:02 172.18.0.2/16 via 172.18.0.1"]
     );
+    // A second network (`network connect`, eth1): its default route stands behind eth0's.
+    let mut b = attach(front(), &["172.18.0.2"]);
+    b.ifname = "eth1".into();
+    let second = setup(&b).unwrap();
+    assert!(
+        render_ops(&second)
+            .contains(&"route container 0.0.0.0/0 via 172.18.0.1 dev eth1 metric 1".to_string()),
+        "{:?}",
+        render_ops(&second)
+    );
     assert_eq!(plan.dns_servers, ["172.18.0.1"]);
     assert!(plan.search.is_empty());
 
