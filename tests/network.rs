@@ -328,6 +328,16 @@ fn fetch(u: &User, img: &str, network: &str, url: &str) -> common::Out {
     ])
 }
 
+/// Starts `name`, detached with `args`, serving `page` over HTTP on port 80 (busybox httpd).
+fn web(u: &User, img: &str, name: &str, page: &str, args: &[&str]) {
+    let serve =
+        format!("mkdir /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www");
+    let mut argv = vec!["run", "-d", "--name", name];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&[img, "sh", "-c", &serve]);
+    u.burrow(&argv).ok();
+}
+
 #[test]
 fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     let u = User::new("net_bridge");
@@ -337,19 +347,7 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
         u.burrow(&["network", "create", "--subnet", subnet, name])
             .ok();
     }
-    u.burrow(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "front",
-        &img,
-        "sh",
-        "-c",
-        "mkdir /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www",
-    ])
-    .ok();
+    web(&u, &img, "web", "hello-from-web", &["--network", "front"]);
     // Addresses are handed out in order after the gateway (.1).
     let ip = u.field("web", "{{.NetworkSettings.IPAddress}}");
     assert_eq!(ip, "10.89.7.2");
@@ -487,23 +485,13 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
     u.burrow(&["network", "create", "--subnet", "10.89.11.0/24", "app"])
         .ok();
     for (name, page) in [("web1", "one"), ("web2", "two")] {
-        let script =
-            format!("mkdir /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www");
-        u.burrow(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "app",
-            "--network-alias",
-            "svc",
+        web(
+            &u,
             &img,
-            "sh",
-            "-c",
-            &script,
-        ])
-        .ok();
+            name,
+            page,
+            &["--network", "app", "--network-alias", "svc"],
+        );
     }
     // resolv.conf names the built-in DNS on the gateway; names and aliases resolve; the
     // alias's two addresses come in turn (round robin).
@@ -811,22 +799,14 @@ fn published_ports_reach_the_container_and_close_with_it() {
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
     let port = free_port();
-    let serve = "mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www";
-    u.burrow(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        &format!("127.0.0.1:{port}:80"),
-        "-p",
-        "127.0.0.1::80",
+    let fixed_publish = format!("127.0.0.1:{port}:80");
+    web(
+        &u,
         &img,
-        "sh",
-        "-c",
-        serve,
-    ])
-    .ok();
+        "web",
+        "published",
+        &["-p", &fixed_publish, "-p", "127.0.0.1::80"],
+    );
     let fixed = format!("127.0.0.1:{port}");
     assert_eq!(http_get(&fixed).unwrap(), "published\n");
     // `port` lists both bindings; the second got a free port.
@@ -883,19 +863,7 @@ fn published_ports_reach_the_container_and_close_with_it() {
     assert!(closes_soon(&fixed), "{fixed} stayed open after rm");
 
     // A SIGKILLed monitor takes its ports with it too (the holder sees its connection end).
-    u.burrow(&[
-        "run",
-        "-d",
-        "--name",
-        "web2",
-        "-p",
-        &format!("127.0.0.1:{port}:80"),
-        &img,
-        "sh",
-        "-c",
-        serve,
-    ])
-    .ok();
+    web(&u, &img, "web2", "published", &["-p", &fixed_publish]);
     assert_eq!(http_get(&fixed).unwrap(), "published\n");
     let id = u.field("web2", "{{.Id}}");
     let o = std::process::Command::new("pgrep")
@@ -943,20 +911,7 @@ fn network_connect_and_disconnect_add_and_remove_a_containers_interface() {
         .ok();
     u.burrow(&["network", "create", "--subnet", "10.89.22.0/24", "back"])
         .ok();
-    let serve = "mkdir /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www";
-    u.burrow(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "front",
-        &img,
-        "sh",
-        "-c",
-        serve,
-    ])
-    .ok();
+    web(&u, &img, "web", "web", &["--network", "front"]);
     assert!(!reaches(&u, &img, "back", "http://web/", "web\n"));
 
     // Connected while running: eth1 on back at once, reachable there by name and alias.
@@ -1153,9 +1108,7 @@ fn network_container_mode_shares_the_other_containers_namespace() {
     let u = User::new("net_shared");
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
-    let serve = "mkdir /www && echo shared > /www/index.html && exec httpd -f -p 80 -h /www";
-    u.burrow(&["run", "-d", "--name", "web", &img, "sh", "-c", serve])
-        .ok();
+    web(&u, &img, "web", "shared", &[]);
     let show = "hostname; ip -o link show eth0 | grep -o 'link/ether [0-9a-f:]*'; ip -o -4 addr show eth0 | grep -o 'inet [0-9./]*'";
     let theirs = u
         .burrow(&["exec", "web", "sh", "-c", show])

@@ -416,17 +416,12 @@ impl Engine {
         };
         if let Some(key) = config.network.strip_prefix("container:") {
             let other = self.find_container(key)?;
-            let pid = other
-                .pid
-                .filter(|p| {
-                    other.status == RUNNING && crate::monitor::is_same_process(*p, other.pid_start)
-                })
-                .ok_or_else(|| {
-                    EngineError::NetworkConfig(format!(
-                        "cannot join network of a non running container: {} (start it first)",
-                        other.name
-                    ))
-                })?;
+            let name = other.name.clone();
+            let pid = self.pid_if_running(other)?.ok_or_else(|| {
+                EngineError::NetworkConfig(format!(
+                    "cannot join network of a non running container: {name} (start it first)"
+                ))
+            })?;
             spec.userns = Some(format!("/proc/{pid}/ns/user").into());
             spec.network = NetworkMode::Joined(format!("/proc/{pid}/ns/net").into());
         }

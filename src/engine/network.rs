@@ -395,7 +395,10 @@ pub struct ConnectOptions {
 
 impl Engine {
     /// A container's running pid, if it runs.
-    fn pid_if_running(&mut self, c: crate::state::ContainerRecord) -> Result<Option<i32>> {
+    pub(super) fn pid_if_running(
+        &mut self,
+        c: crate::state::ContainerRecord,
+    ) -> Result<Option<i32>> {
         let c = self.repair(c)?;
         Ok(c.pid.filter(|p| {
             c.status == super::container::RUNNING
@@ -443,28 +446,7 @@ impl Engine {
                 c.name, n.record.name
             )));
         }
-        let requested = opts
-            .ip
-            .as_deref()
-            .map(str::parse::<Ipv4Addr>)
-            .transpose()
-            .map_err(|_| {
-                EngineError::NetworkConfig(format!(
-                    "invalid IPv4 address for --ip: {}",
-                    opts.ip.as_deref().unwrap_or_default()
-                ))
-            })?;
-        if requested.is_some() && !n.config.dns {
-            return Err(EngineError::NetworkConfig(
-                "user specified IP address is supported on user defined networks only".into(),
-            ));
-        }
-        if !opts.aliases.is_empty() && !n.config.dns {
-            return Err(EngineError::NetworkConfig(
-                "network-scoped aliases are supported only for containers in user defined networks"
-                    .into(),
-            ));
-        }
+        let requested = check_ip_and_aliases(opts.ip.as_deref(), &opts.aliases, Some(&n))?;
         let ifname = (1..)
             .map(|i| format!("eth{i}"))
             .find(|f| !rows.iter().any(|r| r.ifname.as_deref() == Some(f.as_str())))
@@ -599,17 +581,7 @@ pub(super) fn check_network_flags(
     config: &super::spec::ContainerConfig,
     network: Option<&NetworkInfo>,
 ) -> Result<Option<Ipv4Addr>> {
-    let requested_ip = config
-        .ip
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| {
-            EngineError::NetworkConfig(format!(
-                "invalid IPv4 address for --ip: {}",
-                config.ip.as_deref().unwrap_or_default()
-            ))
-        })?;
+    let requested_ip = check_ip_and_aliases(config.ip.as_deref(), &config.dns.aliases, network)?;
     if config.dns.wants_host_gateway()
         && config.network != "host"
         && !network.is_some_and(NetworkInfo::host_loopback)
@@ -619,23 +591,40 @@ pub(super) fn check_network_flags(
             config.network
         )));
     }
-    if requested_ip.is_some() && !network.is_some_and(|n| n.config.dns) {
-        return Err(EngineError::NetworkConfig(
-            "user specified IP address is supported on user defined networks only: give --network NAME".into(),
-        ));
-    }
     if config.mac_address.is_some() && network.is_none() {
         return Err(EngineError::NetworkConfig(
             "--mac-address needs a bridge network: give --network bridge or a network's name"
                 .into(),
         ));
     }
-    if !config.dns.aliases.is_empty() && !network.is_some_and(|n| n.config.dns) {
+    Ok(requested_ip)
+}
+
+/// `--ip` and `--alias`/`--network-alias`, at create and at `network connect`: the address
+/// must parse, and both need a user-defined network (one with DNS).
+fn check_ip_and_aliases(
+    ip: Option<&str>,
+    aliases: &[String],
+    network: Option<&NetworkInfo>,
+) -> Result<Option<Ipv4Addr>> {
+    let requested = ip.map(str::parse::<Ipv4Addr>).transpose().map_err(|_| {
+        EngineError::NetworkConfig(format!(
+            "invalid IPv4 address for --ip: {}",
+            ip.unwrap_or_default()
+        ))
+    })?;
+    let user_defined = network.is_some_and(|n| n.config.dns);
+    if requested.is_some() && !user_defined {
         return Err(EngineError::NetworkConfig(
-            "network-scoped aliases are supported only for containers in user defined networks: give --network NAME".into(),
+            "user specified IP address is supported on user defined networks only (make one with network create)".into(),
         ));
     }
-    Ok(requested_ip)
+    if !aliases.is_empty() && !user_defined {
+        return Err(EngineError::NetworkConfig(
+            "network-scoped aliases are supported only for containers in user defined networks (make one with network create)".into(),
+        ));
+    }
+    Ok(requested)
 }
 
 /// Hands container `container` the next free address of `n`'s first pool, or the one it

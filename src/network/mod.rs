@@ -112,25 +112,28 @@ pub fn connect(
 /// network's bridge.
 pub fn disconnect(holder: &Holder, pid: i32, ifname: &str) -> Result<(), RuntimeError> {
     let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let ifname = ifname.to_string();
-    in_holder(holder, move || {
-        let ns = std::fs::File::open(&container_ns)
-            .map_err(|e| format!("cannot open {}: {e}", container_ns.display()))?;
-        executor::delete_link(ns.as_fd(), &ifname)
-            .map_err(|e| format!("cannot remove the container's {ifname}: {e}"))
-    })
+    delete_link_in(holder, container_ns, ifname, "the container's")
 }
 
 /// Removes a network's bridge from the holder's namespace (`network rm`), with whatever is
 /// still attached to it.
 pub fn remove_bridge(holder: &Holder, bridge: &str) -> Result<(), RuntimeError> {
-    let host_ns = holder.netns();
-    let bridge = bridge.to_string();
+    delete_link_in(holder, holder.netns(), bridge, "the bridge")
+}
+
+/// Deletes the link `name` in the network namespace at `ns_path`, from a holder job.
+fn delete_link_in(
+    holder: &Holder,
+    ns_path: PathBuf,
+    name: &str,
+    what: &'static str,
+) -> Result<(), RuntimeError> {
+    let name = name.to_string();
     in_holder(holder, move || {
-        let ns = std::fs::File::open(&host_ns)
-            .map_err(|e| format!("cannot open {}: {e}", host_ns.display()))?;
-        executor::delete_link(ns.as_fd(), &bridge)
-            .map_err(|e| format!("cannot remove the bridge {bridge}: {e}"))
+        let ns = std::fs::File::open(&ns_path)
+            .map_err(|e| format!("cannot open {}: {e}", ns_path.display()))?;
+        executor::delete_link(ns.as_fd(), &name)
+            .map_err(|e| format!("cannot remove {what} {name}: {e}"))
     })
 }
 

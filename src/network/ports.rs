@@ -425,6 +425,20 @@ mod tests {
         }
     }
 
+    /// A holder's control socket served by `serve_control`, as the holder serves it; the
+    /// socket lives as long as the returned directory.
+    fn fake_holder() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("holder.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&control).unwrap();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                std::thread::spawn(move || serve_control(s));
+            }
+        });
+        (dir, control)
+    }
+
     #[test]
     fn a_handed_over_listener_forwards_until_the_control_connection_closes() {
         // The "container": an echo server on loopback.
@@ -437,14 +451,7 @@ mod tests {
                 std::thread::spawn(move || std::io::copy(&mut r, &mut w));
             }
         });
-        let dir = tempfile::tempdir().unwrap();
-        let control = dir.path().join("holder.sock");
-        let control_listener = std::os::unix::net::UnixListener::bind(&control).unwrap();
-        std::thread::spawn(move || {
-            for s in control_listener.incoming().flatten() {
-                std::thread::spawn(move || serve_control(s));
-            }
-        });
+        let (_dir, control) = fake_holder();
         let bound = bind(&[b(Some("127.0.0.1"), 0, target.port())]).unwrap();
         let host = bound[0].0.host;
         let keep = hand_over(&control, &bound, Ipv4Addr::LOCALHOST).unwrap();
@@ -477,14 +484,7 @@ mod tests {
                 let _ = server.send_to(reply.as_bytes(), from);
             }
         });
-        let dir = tempfile::tempdir().unwrap();
-        let control = dir.path().join("holder.sock");
-        let control_listener = std::os::unix::net::UnixListener::bind(&control).unwrap();
-        std::thread::spawn(move || {
-            for s in control_listener.incoming().flatten() {
-                std::thread::spawn(move || serve_control(s));
-            }
-        });
+        let (_dir, control) = fake_holder();
         let mut binding = b(Some("127.0.0.1"), 0, target.port());
         binding.proto = "udp".into();
         let bound = bind(&[binding]).unwrap();
