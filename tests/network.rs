@@ -658,7 +658,7 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
     u.burrow(&["network", "create", "--subnet", "10.89.12.0/24", "out"])
         .ok();
     // From the default bridge and from a user-defined network, through the holder's
-    // slirp4netns.
+    // way out (libslirp, burrow's default).
     for network in ["bridge", "out"] {
         let o = fetch(&u, &img, network, "http://10.231.5.2:8080/");
         assert_eq!(o.ok().stdout, "page-from-egress\n", "{network}");
@@ -723,26 +723,63 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
     .code(125)
     .stderr_has("the host's loopback is closed to network out");
 
-    // slirp4netns goes with the holder.
+    // The way out is burrow's own (libslirp), and it goes with the holder.
+    way_out_goes_with_the_holder(&u, "__slirp --holder {pid}");
+}
+
+#[test]
+fn slirp4netns_carries_the_way_out_when_configured() {
+    let _other = TestHost::new("egress4", "10.231.6");
+    let u = User::new("net_slirp4netns");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let cfg = u.home.join(".config/burrow");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let _ = std::process::Command::new("chown")
+        .args(["-R", &format!("{}:", u.name)])
+        .arg(u.home.join(".config"))
+        .status();
+    let config = |text: &str| {
+        std::fs::write(cfg.join("burrow.toml"), text).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .arg("a+r")
+            .arg(cfg.join("burrow.toml"))
+            .status();
+    };
+    config("rootless_network_cmd = \"pasta\"\n");
+    u.burrow(&["network", "ls"])
+        .code(125)
+        .stderr_has("rootless_network_cmd")
+        .stderr_has("expected `libslirp` or `slirp4netns`");
+    config("rootless_network_cmd = \"slirp4netns\"\n");
+    let o = fetch(&u, &img, "bridge", "http://10.231.6.2:8080/");
+    assert_eq!(o.ok().stdout, "page-from-egress4\n");
+    way_out_goes_with_the_holder(&u, "--userns-path=/proc/{pid}/ns/user");
+}
+
+/// Asserts that the user's network holder has a way-out process, found by `pattern` with
+/// `{pid}` standing for the holder's pid, and that it ends when the holder does.
+fn way_out_goes_with_the_holder(u: &User, pattern: &str) {
     let holder: Value = serde_json::from_str(
         &std::fs::read_to_string(u.home.join("run/burrow/network/holder.json")).unwrap(),
     )
     .unwrap();
-    let needle = format!("--userns-path=/proc/{}/ns/user", holder["pid"]);
-    let slirp = || {
-        std::process::Command::new("pgrep")
+    let needle = pattern.replace("{pid}", &holder["pid"].to_string());
+    let running = || {
+        !std::process::Command::new("pgrep")
             .args(["-f", "--", &needle])
             .output()
             .unwrap()
             .stdout
+            .is_empty()
     };
-    assert!(!slirp().is_empty(), "no slirp4netns for the holder");
+    assert!(running(), "no {needle:?} for the holder");
     u.stop_holder();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !slirp().is_empty() {
+    while running() {
         assert!(
             std::time::Instant::now() < deadline,
-            "slirp4netns outlived its holder"
+            "{needle:?} outlived its holder"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -134,6 +134,19 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The network holder's way out through libslirp (internal)
+    #[command(name = "__slirp", hide = true)]
+    Slirp {
+        /// The holder's pid (its namespaces get the tap)
+        #[arg(long)]
+        holder: i32,
+        /// An inherited pipe whose end-of-file means the holder is gone
+        #[arg(long)]
+        exit_fd: i32,
+        /// An inherited pipe to write `1` to once the tap carries traffic
+        #[arg(long)]
+        ready_fd: i32,
+    },
     /// The relay between a detached container's stdio and its log and attach socket (internal)
     #[command(name = "__relay", hide = true)]
     Relay {
@@ -180,6 +193,14 @@ pub fn main() -> i32 {
     };
     if let Command::NetworkHolder { upstream_fd, dir } = &cli.command {
         return crate::network::holder::serve(*upstream_fd, dir.as_deref());
+    }
+    if let Command::Slirp {
+        holder,
+        exit_fd,
+        ready_fd,
+    } = cli.command
+    {
+        return crate::network::slirp::serve(holder, exit_fd, ready_fd);
     }
     if let Command::Monitor { id, hold, tty_size } = &cli.command {
         let args = crate::engine::MonitorArgs {
@@ -344,7 +365,10 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Restore) => system_restore(&mut engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
         Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
-        Command::Version | Command::Monitor { .. } | Command::NetworkHolder { .. } => {
+        Command::Version
+        | Command::Monitor { .. }
+        | Command::NetworkHolder { .. }
+        | Command::Slirp { .. } => {
             unreachable!("handled above")
         }
     };

@@ -384,8 +384,7 @@ impl Engine {
         let holder = if endpoints.is_empty() {
             None
         } else {
-            let h = Holder::ensure(&self.paths.runtime.join("network"), &self.idmap)
-                .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))?;
+            let h = self.holder()?;
             spec.userns = Some(h.userns());
             spec.network = NetworkMode::Attached;
             Some(h)

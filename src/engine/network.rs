@@ -395,6 +395,13 @@ pub struct ConnectOptions {
 
 impl Engine {
     /// A container's running pid, if it runs.
+    /// The user's network holder, started first if none runs (see [`Holder::ensure`]).
+    pub(super) fn holder(&self) -> Result<Holder> {
+        let way = self.file.rootless_network_cmd.unwrap_or_default();
+        Holder::ensure(&self.paths.runtime.join("network"), &self.idmap, way)
+            .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))
+    }
+
     pub(super) fn pid_if_running(
         &mut self,
         c: crate::state::ContainerRecord,
@@ -465,12 +472,10 @@ impl Engine {
                 aliases: Some(opts.aliases.clone()),
             };
             let e = endpoint(&c, &config, &n, &row);
-            let connected = Holder::ensure(&self.paths.runtime.join("network"), &self.idmap)
-                .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))
-                .and_then(|h| {
-                    crate::network::connect(&h, pid, self.plugin_cache_dir(), &[e])
-                        .map_err(EngineError::Runtime)
-                });
+            let connected = self.holder().and_then(|h| {
+                crate::network::connect(&h, pid, self.plugin_cache_dir(), &[e])
+                    .map_err(EngineError::Runtime)
+            });
             if let Err(err) = connected {
                 // Nothing half-done stays: the address goes back.
                 self.state

@@ -8,7 +8,7 @@
 //!
 //! Its network namespace is set up once, when it starts: `lo` up, an nftables ruleset that
 //! isolates the bridges from one another (the bridge plans turn on forwarding) and
-//! masquerades what leaves, and slirp4netns for the way out (egress).
+//! masquerades what leaves, and libslirp (`slirp.rs`) or slirp4netns for the way out (egress).
 #![allow(unsafe_code)]
 
 use std::collections::BTreeSet;
@@ -26,10 +26,23 @@ use crate::runtime::{IdMapping, RuntimeError};
 
 /// The hidden subcommand the holder runs.
 pub const HOLDER_COMMAND: &str = "__network-holder";
+/// The hidden subcommand that carries the holder's traffic out through libslirp.
+pub const SLIRP_COMMAND: &str = "__slirp";
+
+/// How the holder's namespace reaches the outside (`rootless_network_cmd` in burrow.toml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    /// libslirp in a `burrow __slirp` process; slirp4netns when libslirp0 is not installed.
+    #[default]
+    Libslirp,
+    /// The slirp4netns program.
+    Slirp4netns,
+}
 
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Traffic inside one bridge is switched, not routed.
-/// What leaves through slirp4netns's `tap0` is masqueraded to the tap's address.
+/// What leaves through `tap0` (libslirp's or slirp4netns's) is masqueraded to the tap's address.
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
@@ -104,7 +117,7 @@ impl Holder {
 
     /// The running holder, started first if there is none. `dir` is `RUN/network`. Call only
     /// while the process has no other threads (it forks).
-    pub fn ensure(dir: &Path, map: &IdMapping) -> Result<Holder, HolderError> {
+    pub fn ensure(dir: &Path, map: &IdMapping, way: Egress) -> Result<Holder, HolderError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| HolderError::Io { path, source }
@@ -124,7 +137,7 @@ impl Holder {
                 if let Some(h) = Holder::find(dir) {
                     return Ok(h);
                 }
-                let h = start(map, dir)?;
+                let h = start(map, dir, way)?;
                 let path = dir.join("holder.json");
                 let tmp = dir.join("holder.json.tmp");
                 let mut f = File::create(&tmp).map_err(io(&tmp))?;
@@ -147,7 +160,7 @@ impl Holder {
     }
 }
 
-fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
+fn start(map: &IdMapping, dir: &Path, way: Egress) -> Result<Holder, HolderError> {
     let exe = std::env::current_exe().map_err(|source| HolderError::Io {
         path: PathBuf::from("/proc/self/exe"),
         source,
@@ -158,7 +171,7 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
         path: PathBuf::from("udp socket"),
         source,
     })?;
-    // slirp4netns ends when the holder does: the holder keeps the write end of this pipe.
+    // The way out ends when the holder does: the holder keeps the write end of this pipe.
     let (exit_r, exit_w) = nix::unistd::pipe().map_err(|e| HolderError::Io {
         path: PathBuf::from("pipe"),
         source: e.into(),
@@ -182,7 +195,7 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
             RuntimeError::Job { message } => message,
             e => e.to_string(),
         })
-        .and_then(|()| egress(&holder, exit_r, dir));
+        .and_then(|()| egress(&holder, exit_r, dir, way));
     if let Err(e) = set_up {
         holder.stop();
         return Err(HolderError::Setup(e));
@@ -191,39 +204,85 @@ fn start(map: &IdMapping, dir: &Path) -> Result<Holder, HolderError> {
     Ok(holder)
 }
 
-/// How long slirp4netns gets to configure the holder's `tap0`.
+/// How long the way-out helper gets to configure the holder's `tap0`.
 const SLIRP_READY: Duration = Duration::from_secs(10);
 
-/// Gives the holder's namespace a way out: slirp4netns, started here in the host's network
-/// namespace, makes `tap0` in the holder's (10.0.2.100/24, default route via 10.0.2.2, which
-/// leads to the host's loopback: the ruleset closes it but to the networks that open it)
-/// and carries its traffic through ordinary sockets of the user's.
-/// It exits when `exit` reads end-of-file, that is when the holder is gone. Without
-/// slirp4netns installed the networks work among themselves, with no way out (warned).
-/// Its messages go to `dir/slirp4netns.log`.
-fn egress(holder: &Holder, exit: OwnedFd, dir: &Path) -> Result<(), String> {
-    let Some(slirp) = find_program("slirp4netns") else {
+/// Gives the holder's namespace a way out: `tap0` (10.0.2.100/24, default route via
+/// 10.0.2.2, which leads to the host's loopback: the ruleset closes it but to the networks
+/// that open it), whose traffic a helper carries through ordinary sockets of the user's in
+/// the host's network namespace. The helper is `burrow __slirp` (libslirp, in-process) by
+/// default, slirp4netns when configured or when libslirp0 is not installed; without either
+/// the networks work among themselves, with no way out (warned). The helper ends when
+/// `exit` reads end-of-file, that is when the holder is gone; its messages go to
+/// `dir/slirp.log` or `dir/slirp4netns.log`.
+fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(), String> {
+    let exit_fd = exit.as_raw_fd().to_string();
+    if way == Egress::Libslirp {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find burrow itself: {e}"))?;
+        let pid = holder.pid.to_string();
+        let started = start_helper(&exe, &exit, &dir.join("slirp.log"), |ready| {
+            let args = ["--holder", &pid, "--exit-fd", &exit_fd, "--ready-fd", ready];
+            std::iter::once(SLIRP_COMMAND)
+                .chain(args)
+                .map(String::from)
+                .collect()
+        });
+        match started {
+            Ok(()) => return Ok(()),
+            Err((Some(code), _)) if code == super::slirp::NO_LIBRARY => {
+                tracing::info!("libslirp0 is not installed: the network holder uses slirp4netns")
+            }
+            Err((_, message)) => {
+                return Err(format!(
+                    "libslirp did not configure the holder's network: {message}"
+                ));
+            }
+        }
+    }
+    let Some(slirp4netns) = find_program("slirp4netns") else {
         tracing::warn!(
-            "slirp4netns is not installed: containers on bridge networks reach each other but not the outside (install the slirp4netns package)"
+            "neither libslirp0 nor slirp4netns is installed: containers on bridge networks reach each other but not the outside (install libslirp0 or slirp4netns)"
         );
         return Ok(());
     };
+    let (userns, netns) = (holder.userns(), holder.netns());
+    start_helper(&slirp4netns, &exit, &dir.join("slirp4netns.log"), |ready| {
+        vec![
+            "--configure".into(),
+            "--mtu=65520".into(),
+            "--enable-seccomp".into(),
+            format!("--exit-fd={exit_fd}"),
+            format!("--ready-fd={ready}"),
+            format!("--userns-path={}", userns.display()),
+            "--netns-type=path".into(),
+            netns.display().to_string(),
+            super::slirp::TAP.into(),
+        ]
+    })
+    .map_err(|(_, message)| {
+        format!("slirp4netns did not configure the holder's network: {message}")
+    })
+}
+
+/// Starts `program` in its own session with `args(ready fd)`, `exit` and a ready pipe
+/// inherited, stderr to `log`, and waits up to [`SLIRP_READY`] for it to write `1` there.
+/// On failure it is killed; the error is its exit code (if it exited) and what it said last.
+fn start_helper(
+    program: &Path,
+    exit: &OwnedFd,
+    log: &Path,
+    args: impl FnOnce(&str) -> Vec<String>,
+) -> Result<(), (Option<i32>, String)> {
+    let fail = |e: String| (None, e);
     let (ready_r, ready_w) =
-        nix::unistd::pipe().map_err(|e| format!("cannot make a pipe for slirp4netns: {e}"))?;
-    let log_path = dir.join("slirp4netns.log");
-    let log = File::create(&log_path)
-        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut cmd = std::process::Command::new(slirp);
-    cmd.args(["--configure", "--mtu=65520", "--enable-seccomp"])
-        .arg(format!("--exit-fd={}", exit.as_raw_fd()))
-        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
-        .arg(format!("--userns-path={}", holder.userns().display()))
-        .arg("--netns-type=path")
-        .arg(holder.netns())
-        .arg("tap0")
+        nix::unistd::pipe().map_err(|e| fail(format!("cannot make a pipe: {e}")))?;
+    let log_file =
+        File::create(log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args(&ready_w.as_raw_fd().to_string()))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(log);
+        .stderr(log_file);
     let (exit_fd, ready_fd) = (exit.as_raw_fd(), ready_w.as_raw_fd());
     // SAFETY: the closure only calls async-signal-safe functions (setsid, fcntl).
     unsafe {
@@ -239,8 +298,8 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path) -> Result<(), String> {
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start slirp4netns: {e}"))?;
-    drop((exit, ready_w));
+        .map_err(|e| fail(format!("cannot start {}: {e}", program.display())))?;
+    drop(ready_w);
     // No thread: the caller forks next.
     let mut fds = [nix::poll::PollFd::new(
         ready_r.as_fd(),
@@ -256,11 +315,15 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let _ = child.kill();
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    Err(format!(
-        "slirp4netns did not configure the holder's network ({status}): {}",
-        log.lines().last().unwrap_or("no message")
+    let status = child.wait().ok();
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let last = said.lines().last().unwrap_or("no message");
+    Err((
+        status.and_then(|s| s.code()),
+        match status {
+            Some(s) => format!("{s}: {last}"),
+            None => last.to_string(),
+        },
     ))
 }
 

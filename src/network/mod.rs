@@ -7,6 +7,7 @@ pub mod executor;
 pub mod holder;
 pub mod ipam;
 pub mod ports;
+pub mod slirp;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;

@@ -25,11 +25,11 @@ mod bindings {
     });
 }
 
-#[cfg(test)]
-pub use bindings::burrow::plugin::net_types::{Addr, BridgeSpec, MacvlanSpec, Route, VethSpec};
 pub use bindings::burrow::plugin::net_types::{
-    Attach, HostFacts, Link, LinkInfo, Network, Op, Plan, Side, Subnet,
+    Addr, Attach, HostFacts, Link, LinkInfo, Network, Op, Plan, Route, Side, Subnet,
 };
+#[cfg(test)]
+pub use bindings::burrow::plugin::net_types::{BridgeSpec, MacvlanSpec, VethSpec};
 
 const CALL: Duration = Duration::from_secs(5);
 

@@ -29,7 +29,7 @@ pub use exec::exec;
 pub use holder::{in_joined_userns, start_holder};
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;
-pub use tty::{RawMode, Signals, terminal_size};
+pub use tty::{RawMode, Signals, recv_fd, send_fd, terminal_size};
 
 /// One line of a uid_map or gid_map: `container_id host_id size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -149,7 +149,23 @@ pub(crate) fn master_channel() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
 
 /// Container side: passes the master over `sock` (SCM_RIGHTS).
 pub(crate) fn send_master(sock: &OwnedFd, master: &OwnedFd) -> Result<(), RuntimeError> {
-    let fds = [master.as_raw_fd()];
+    send_fd(sock.as_fd(), master.as_fd()).map_err(term_err)
+}
+
+/// burrow's side: the master sent by [`send_master`]. The container sends it before execve,
+/// so once exec succeeded it is waiting in the socket.
+pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    recv_fd(sock.as_fd()).map_err(term_err)?.ok_or_else(|| {
+        term_err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the container sent no terminal",
+        ))
+    })
+}
+
+/// Passes `fd` over the Unix socket `sock` (SCM_RIGHTS, with one byte of data).
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     socket::sendmsg::<()>(
         sock.as_raw_fd(),
@@ -157,14 +173,13 @@ pub(crate) fn send_master(sock: &OwnedFd, master: &OwnedFd) -> Result<(), Runtim
         &cmsg,
         MsgFlags::empty(),
         None,
-    )
-    .map_err(term_err)?;
+    )?;
     Ok(())
 }
 
-/// burrow's side: the master sent by [`send_master`]. The container sends it before execve,
-/// so once exec succeeded it is waiting in the socket.
-pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
+/// The descriptor [`send_fd`] passed over `sock` (close-on-exec); None at end-of-file or when
+/// the message carried none.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
@@ -173,22 +188,17 @@ pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
         &mut iov,
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(term_err)?;
-    for cmsg in msg.cmsgs().map_err(term_err)? {
-        if let Some(&fd) = match &cmsg {
-            ControlMessageOwned::ScmRights(fds) => fds.first(),
-            _ => None,
-        } {
-            // SAFETY: the kernel installed this descriptor for us just now; nothing else owns
-            // it. Extra descriptors (never sent) would leak, not alias.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    )?;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel installed this descriptor for us just now; nothing else
+            // owns it. Extra descriptors (never sent) would leak, not alias.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
         }
     }
-    Err(term_err(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        "the container sent no terminal",
-    )))
+    Ok(None)
 }
 
 /// The user's terminal in raw mode; restored on drop (errors included).
