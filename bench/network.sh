@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Network throughput, side by side with podman's default rootless network (podman 4.3 on
 # Debian 12: slirp4netns, ports through rootlesskit's port handler), as the unprivileged
-# test user, SIZE_MB (default 1024) of zeros per round:
+# test user, SIZE_MB (default 1024) of zeros per round. burrow runs twice: with its default
+# way out (libslirp in `burrow __slirp`) and with `rootless_network_cmd = "slirp4netns"`
+# (burrow-s4n); the user's network holder is restarted before each burrow round so that it
+# takes the way out asked for.
 #   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); the
 #            container's `nc -l` reads to /dev/null
 #   egress   container → another host: the container's `nc` sends to a server in a network
@@ -29,6 +32,23 @@ install_burrow || die "burrow: $burrow_error"
 pull_podman || die "podman: cannot pull $IMAGE"
 b=$BENCH_DIR/bin/burrow
 bytes=$((SIZE_MB * 1024 * 1024))
+s4n_config=$BENCH_DIR/slirp4netns.toml
+echo 'rootless_network_cmd = "slirp4netns"' >"$s4n_config"
+chmod 0644 "$s4n_config"
+TOOLS=(burrow burrow-s4n podman)
+
+# tool_cmd TOOL: sets cmd to the command line of TOOL; a burrow gets a fresh network holder.
+tool_cmd() {
+    case $1 in
+    burrow) cmd=("$b") ;;
+    burrow-s4n) cmd=("$b" --config "$s4n_config") ;;
+    podman) cmd=(podman) ;;
+    esac
+    if [[ $1 == burrow* ]]; then
+        pkill -KILL -u "$USER_NAME" -f -- "__network-holder" || true
+        sleep 0.3
+    fi
+}
 
 # The sender and the receiver on the host's side: plain sockets, timed.
 tool=$BENCH_DIR/netbench.py
@@ -81,6 +101,7 @@ remove_ns() {
 }
 clear_containers() {
     as_user sh -c "ids=\$($b ps -aq); [ -z \"\$ids\" ] || $b rm -f \$ids >/dev/null"
+    pkill -KILL -u "$USER_NAME" -f -- "__network-holder" || true
     as_user podman rm -a -f -t 0 >/dev/null
 }
 trap 'clear_containers || true; remove_ns; cleanup' EXIT
@@ -106,24 +127,24 @@ port=18931
 
 publish_round() { # TOOL
     local t=$1 cmd
-    cmd=$([[ $t == burrow ]] && echo "$b" || echo podman)
-    as_user "$cmd" run -d --name nb -p "127.0.0.1:$port:5001" "$IMAGE" \
+    tool_cmd "$t"
+    as_user "${cmd[@]}" run -d --name nb -p "127.0.0.1:$port:5001" "$IMAGE" \
         sh -c 'nc -l -p 5001 >/dev/null' >/dev/null
     sleep 1
     local secs
     secs=$(python3 "$tool" send 127.0.0.1 "$port" "$bytes")
-    as_user "$cmd" rm -f nb >/dev/null 2>&1 || as_user "$cmd" rm -f -t 0 nb >/dev/null
+    as_user "${cmd[@]}" rm -f nb >/dev/null 2>&1 || as_user "${cmd[@]}" rm -f -t 0 nb >/dev/null
     results[publish-$t]+="$secs "
 }
 
 egress_round() { # TOOL
     local t=$1 cmd out
-    cmd=$([[ $t == burrow ]] && echo "$b" || echo podman)
+    tool_cmd "$t"
     out=$(mktemp)
     ip netns exec "$NS" python3 "$tool" sink "$PREFIX.2" 5002 "$bytes" >"$out" 2>/dev/null &
     local sink=$!
     sleep 0.5
-    as_user "$cmd" run --rm "$IMAGE" \
+    as_user "${cmd[@]}" run --rm "$IMAGE" \
         sh -c "head -c $bytes /dev/zero | nc $PREFIX.2 5002" >/dev/null 2>&1 || true
     wait "$sink" || true
     results[egress-$t]+="$(cat "$out") "
@@ -131,7 +152,7 @@ egress_round() { # TOOL
 }
 
 for round in $(seq "$ROUNDS"); do
-    for t in burrow podman; do
+    for t in "${TOOLS[@]}"; do
         say "round $round: $t publish"
         publish_round "$t"
         say "round $round: $t egress"
@@ -139,24 +160,28 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$SIZE_MB" "${results[publish-burrow]}" "${results[publish-podman]}" \
-    "${results[egress-burrow]}" "${results[egress-podman]}" <<'EOF'
+python3 - "$SIZE_MB" "${results[publish-burrow]}" "${results[publish-burrow-s4n]}" \
+    "${results[publish-podman]}" "${results[egress-burrow]}" "${results[egress-burrow-s4n]}" \
+    "${results[egress-podman]}" <<'EOF'
 import statistics, sys
 size = int(sys.argv[1])
-names = ["publish burrow", "publish podman", "egress burrow", "egress podman"]
+tools = ["burrow", "burrow-s4n", "podman"]
+names = [f"{what} {tool}" for what in ["publish", "egress"] for tool in tools]
 med = {}
 print(f"\n{size} MiB per round; seconds per round, median, MiB/s of the median:")
 for name, raw in zip(names, sys.argv[2:]):
     vals = [float(v) for v in raw.split() if not v.startswith("short")]
     bad = [v for v in raw.split() if v.startswith("short")]
     if not vals:
-        print(f"  {name:15} no complete round {bad}")
+        print(f"  {name:18} no complete round {bad}")
         continue
     m = statistics.median(vals)
     med[name] = m
-    print(f"  {name:15} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {size / m:8.1f} MiB/s"
+    print(f"  {name:18} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {size / m:8.1f} MiB/s"
           + (f"  incomplete: {bad}" if bad else ""))
 for what in ["publish", "egress"]:
-    if f"{what} burrow" in med and f"{what} podman" in med:
-        print(f"  {what}: burrow/podman time ratio {med[what + ' burrow'] / med[what + ' podman']:.3f}")
+    for tool in tools[:2]:
+        if f"{what} {tool}" in med and f"{what} podman" in med:
+            ratio = med[f"{what} {tool}"] / med[f"{what} podman"]
+            print(f"  {what}: {tool}/podman time ratio {ratio:.3f}")
 EOF
