@@ -568,19 +568,35 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
 
 /// "Another host" for egress tests: a network namespace with one end of a veth pair
 /// (`PREFIX.2`, the host's end `PREFIX.1`) and busybox httpd on PREFIX.2:8080. Removed on drop.
+/// [`TestHost::on_lan`] makes it a device on a LAN instead: the other end is in a namespace of
+/// its own (`lan_host`, where burrow runs as root), with no address: a macvlan's parent.
 struct TestHost {
     ns: String,
     link: String,
+    lan_host: Option<String>,
     www: tempfile::TempDir,
 }
 
 impl TestHost {
     fn new(tag: &str, prefix: &str) -> TestHost {
+        TestHost::build(tag, prefix, None)
+    }
+
+    fn on_lan(tag: &str, prefix: &str) -> TestHost {
+        TestHost::build(tag, prefix, Some(format!("burrow-{tag}-host")))
+    }
+
+    fn build(tag: &str, prefix: &str, lan_host: Option<String>) -> TestHost {
         let ns = format!("burrow-{tag}");
         let link = format!("bt-{tag}");
         let www = tempfile::tempdir().unwrap();
         std::fs::write(www.path().join("index.html"), format!("page-from-{tag}\n")).unwrap();
-        let host = TestHost { ns, link, www };
+        let host = TestHost {
+            ns,
+            link,
+            lan_host,
+            www,
+        };
         host.remove();
         let ip = |args: &[&str]| {
             let o = std::process::Command::new("ip")
@@ -591,11 +607,23 @@ impl TestHost {
         };
         let (ns, link) = (host.ns.as_str(), host.link.as_str());
         ip(&["netns", "add", ns]);
-        ip(&[
+        // The link's side: the host's namespace, or the LAN host's.
+        let side: Vec<&str> = match &host.lan_host {
+            Some(h) => {
+                ip(&["netns", "add", h]);
+                ip(&["-n", h, "link", "set", "lo", "up"]);
+                vec!["-n", h]
+            }
+            None => vec![],
+        };
+        let on_side = |args: &[&str]| ip(&[&side[..], args].concat());
+        on_side(&[
             "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns,
         ]);
-        ip(&["addr", "add", &format!("{prefix}.1/24"), "dev", link]);
-        ip(&["link", "set", link, "up"]);
+        if host.lan_host.is_none() {
+            on_side(&["addr", "add", &format!("{prefix}.1/24"), "dev", link]);
+        }
+        on_side(&["link", "set", link, "up"]);
         ip(&[
             "-n",
             ns,
@@ -623,18 +651,24 @@ impl TestHost {
     }
 
     fn remove(&self) {
-        let pids = std::process::Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for pid in pids.split_whitespace() {
-            let _ = std::process::Command::new("kill").arg(pid).status();
+        for ns in std::iter::once(&self.ns).chain(&self.lan_host) {
+            let pids = std::process::Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .status();
+            }
         }
-        for args in [
-            vec!["netns", "del", self.ns.as_str()],
-            vec!["link", "del", self.link.as_str()],
-        ] {
+        let mut steps = vec![vec!["netns", "del", self.ns.as_str()]];
+        match &self.lan_host {
+            Some(h) => steps.push(vec!["netns", "del", h.as_str()]),
+            None => steps.push(vec!["link", "del", self.link.as_str()]),
+        }
+        for args in steps {
             let _ = std::process::Command::new("ip")
                 .args(&args)
                 .stderr(std::process::Stdio::null())
@@ -1202,4 +1236,127 @@ fn network_container_mode_shares_the_other_containers_namespace() {
     u.burrow(&["start", "j"])
         .code(1)
         .stderr_has("cannot join network of a non running container: web");
+}
+
+#[test]
+fn macvlan_as_root_puts_containers_on_the_parents_lan() {
+    // burrow runs as root in a namespace of the test's whose bt-mvlan (one end of a veth
+    // pair) is the parent; the other end is another device on that LAN, serving HTTP.
+    let lan = TestHost::on_lan("mvlan", "192.168.77");
+    let mut u = User::root("net_macvlan");
+    let img = u.pull("busybox");
+    u.netns = lan.lan_host.clone();
+    let _cleanup = Cleanup(&u);
+    let create = |name: &str, parent: &str| {
+        u.burrow(&[
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "--subnet",
+            "192.168.77.0/24",
+            "--gateway",
+            "192.168.77.1",
+            "--ip-range",
+            "192.168.77.128/25",
+            "-o",
+            &format!("parent={parent}"),
+            name,
+        ])
+    };
+    create("nowhere", "eth9")
+        .code(125)
+        .stderr_has("parent interface eth9 was not found on this host");
+    create("lan", "bt-mvlan").ok();
+    assert_eq!(
+        u.burrow(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{.Driver}} {{.Options.parent}}",
+            "lan"
+        ])
+        .ok()
+        .stdout,
+        "macvlan bt-mvlan\n"
+    );
+    // The container is on the LAN with the first address of the range, and reaches the
+    // other device there.
+    let o = u.burrow(&[
+        "run",
+        "--rm",
+        "--network",
+        "lan",
+        &img,
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 | grep -o 'inet [0-9./]*'; wget -q -O - http://192.168.77.2:8080/",
+    ]);
+    assert_eq!(o.ok().stdout, "inet 192.168.77.128/24\npage-from-mvlan\n");
+    // The other device reaches a container at its own address; -p means nothing there.
+    let o = u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "lan",
+        "--ip",
+        "192.168.77.200",
+        "-p",
+        "80",
+        &img,
+        "sh",
+        "-c",
+        "mkdir /www && echo on-the-lan > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    o.ok()
+        .stderr_has("published ports are discarded on macvlan networks");
+    let from_lan = |url: &str| {
+        std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &lan.ns, "busybox", "wget", "-q", "-O", "-", url,
+            ])
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let page = loop {
+        let o = from_lan("http://192.168.77.200/");
+        if o.status.success() || std::time::Instant::now() > deadline {
+            break String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(page, "on-the-lan\n");
+    assert_eq!(
+        u.field("web", "{{.NetworkSettings.Networks.lan.IPAddress}}"),
+        "192.168.77.200"
+    );
+    // rm takes the container off the LAN and gives the address back; burrow's namespace
+    // keeps only its own interfaces.
+    u.burrow(&["rm", "-f", "web"]).ok();
+    assert!(!from_lan("http://192.168.77.200/").status.success());
+    assert_eq!(
+        u.burrow(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{json .Containers}}",
+            "lan"
+        ])
+        .ok()
+        .stdout,
+        "{}\n"
+    );
+    let links = std::process::Command::new("ip")
+        .args(["-n", lan.lan_host.as_deref().unwrap(), "-o", "link", "show"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["lo", "bt-mvlan"], "{links:?}");
 }

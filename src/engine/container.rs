@@ -95,6 +95,15 @@ impl Engine {
             None => None,
         };
         let requested_ip = super::network::check_network_flags(&config, network.as_ref())?;
+        if network
+            .as_ref()
+            .is_some_and(|n| n.record.driver == "macvlan")
+            && !config.ports.is_empty()
+        {
+            // The container is on the parent's LAN itself, with its own address.
+            self.warnings
+                .push("published ports are discarded on macvlan networks: reach the container at its own address".into());
+        }
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => {
@@ -393,7 +402,7 @@ impl Engine {
         // while `_ports` stays open.
         let ports_file = self.paths.container_run_dir(&c.id).join("ports.json");
         let _ports = match (&holder, endpoints.first()) {
-            (Some(_), Some(e)) if !config.ports.is_empty() => {
+            (Some(_), Some(e)) if !config.ports.is_empty() && e.driver == "bridge" => {
                 let target = e
                     .attach
                     .ips

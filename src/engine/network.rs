@@ -326,7 +326,7 @@ impl Engine {
         }
         let n = self.find_network(mode)?;
         match n.record.driver.as_str() {
-            "bridge" => Ok(Some(n)),
+            "bridge" | "macvlan" => Ok(Some(n)),
             _ => Err(EngineError::UnsupportedNetwork(mode.to_string())),
         }
     }
@@ -360,7 +360,12 @@ fn endpoint(
     crate::network::Endpoint {
         allowed: crate::network::executor::Allowed {
             host_names: n.config.iface.iter().cloned().collect(),
-            parents: vec![],
+            // A macvlan hangs off the interface its network was made with, and no other.
+            parents: (n.record.driver == "macvlan")
+                .then(|| n.config.options.get("parent").cloned())
+                .flatten()
+                .into_iter()
+                .collect(),
         },
         host_loopback: n.host_loopback(),
         driver: n.record.driver.clone(),
@@ -618,7 +623,7 @@ fn check_ip_and_aliases(
             ip.unwrap_or_default()
         ))
     })?;
-    let user_defined = network.is_some_and(|n| n.config.dns);
+    let user_defined = network.is_some_and(|n| n.record.name != "bridge");
     if requested.is_some() && !user_defined {
         return Err(EngineError::NetworkConfig(
             "user specified IP address is supported on user defined networks only (make one with network create)".into(),

@@ -112,6 +112,11 @@ pub fn delete_link(ns: BorrowedFd<'_>, name: &str) -> std::io::Result<()> {
     })
 }
 
+/// Whether interface `name` exists in the calling thread's network namespace.
+pub fn link_exists(name: &str) -> std::io::Result<bool> {
+    Ok(Netlink::open()?.index(name)?.is_some())
+}
+
 fn pick<'a>(side: Side, host: BorrowedFd<'a>, container: BorrowedFd<'a>) -> BorrowedFd<'a> {
     match side {
         Side::Host => host,

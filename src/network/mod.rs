@@ -11,7 +11,7 @@ pub mod slirp;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::plugin::{Attach, HostFacts, PluginHost};
 use crate::runtime::RuntimeError;
@@ -33,79 +33,140 @@ pub struct Endpoint {
 /// namespace, each driver computes its plan and the executor carries it out between the
 /// holder's network namespace and the container's. The container's end of each veth goes
 /// with its namespace, so nothing needs undoing when the container exits.
+///
+/// Endpoints that hang off a host interface (macvlan: `allowed.parents`) are connected from
+/// burrow's own namespaces instead, where that interface is: only root may, and only root
+/// gets there (the drivers refuse such networks rootless).
 pub fn connect(
     holder: &Holder,
     pid: i32,
     plugin_cache: PathBuf,
     endpoints: &[Endpoint],
 ) -> Result<(), RuntimeError> {
-    let host_ns = holder.netns();
     let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let endpoints = endpoints.to_vec();
-    let job = move || -> Result<(), String> {
-        let open = |p: &PathBuf| {
-            std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))
-        };
-        let host = open(&host_ns)?;
-        let container = open(&container_ns)?;
-        executor::in_netns(host.as_fd(), || {
-            holder::bridges_skip_netfilter();
-            Ok(())
+    let (on_host, in_holder_ns): (Vec<Endpoint>, Vec<Endpoint>) = endpoints
+        .iter()
+        .cloned()
+        .partition(|e| !e.allowed.parents.is_empty());
+    if !in_holder_ns.is_empty() {
+        let (host_ns, container_ns, cache) =
+            (holder.netns(), container_ns.clone(), plugin_cache.clone());
+        in_holder(holder, move || {
+            let ns = std::fs::File::open(&host_ns)
+                .map_err(|e| format!("cannot open {}: {e}", host_ns.display()))?;
+            executor::in_netns(ns.as_fd(), || {
+                holder::bridges_skip_netfilter();
+                Ok(())
+            })
+            .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+            let facts = HostFacts {
+                rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
+                links: vec![],
+                used_subnets: vec![],
+            };
+            apply_endpoints(&host_ns, &container_ns, cache, &in_holder_ns, &facts)
+        })?;
+    }
+    if !on_host.is_empty() {
+        let host_ns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+        crate::runtime::in_forked_job(None, move || {
+            let parents = on_host.iter().flat_map(|e| e.allowed.parents.clone());
+            let facts = HostFacts {
+                rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
+                links: links_of(&host_ns, parents.collect())?,
+                used_subnets: vec![],
+            };
+            apply_endpoints(&host_ns, &container_ns, plugin_cache, &on_host, &facts)
         })
-        .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
-        let plugins = PluginHost::new(plugin_cache).map_err(|e| e.to_string())?;
-        let facts = HostFacts {
-            rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
-            links: vec![],
-            used_subnets: vec![],
-        };
-        for e in &endpoints {
-            let driver = plugins
-                .network_driver(&e.driver)
-                .map_err(|e| e.to_string())?;
-            let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
-            executor::apply(
-                &e.driver,
-                &plan,
-                &e.allowed,
-                host.as_fd(),
-                container.as_fd(),
-            )
-            .map_err(|e| render(&e))?;
-            if e.host_loopback {
-                let bridges: Vec<String> = plan
-                    .ops
-                    .iter()
-                    .filter_map(|op| match op {
-                        crate::plugin::Op::EnsureLink(crate::plugin::Link::Bridge(b)) => {
-                            Some(b.name.clone())
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                executor::in_netns(host.as_fd(), || {
-                    bridges
-                        .iter()
-                        .try_for_each(|b| holder::open_host_loopback(b))
-                })
-                .map_err(|e| format!("cannot open the host's loopback to the network: {e}"))?;
-            }
-            let servers: Vec<Ipv4Addr> = plan
-                .dns_servers
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            if !servers.is_empty() {
-                executor::in_netns(host.as_fd(), || {
-                    servers.iter().for_each(|gw| holder::wait_for_dns(*gw));
-                    Ok(())
-                })
-                .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
-            }
+        .map_err(|e| match e {
+            RuntimeError::Job { message } => RuntimeError::Network { message },
+            e => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Those of `names` that are interfaces in the network namespace at `ns` (what a macvlan
+/// driver checks its parent against).
+fn links_of(ns: &Path, names: Vec<String>) -> Result<Vec<crate::plugin::LinkInfo>, String> {
+    let ns = std::fs::File::open(ns).map_err(|e| format!("cannot open {}: {e}", ns.display()))?;
+    let mut links = Vec::new();
+    for name in names {
+        let exists = executor::in_netns(ns.as_fd(), || executor::link_exists(&name))
+            .map_err(|e| format!("cannot look for the interface {name}: {e}"))?;
+        if exists {
+            links.push(crate::plugin::LinkInfo {
+                kind: "ether".into(),
+                mtu: 1500,
+                up: true,
+                addrs: vec![],
+                name,
+            });
         }
-        Ok(())
-    };
-    in_holder(holder, job)
+    }
+    Ok(links)
+}
+
+/// Each endpoint's driver computes its plan for the container; the executor carries it out
+/// between the network namespaces at `host_ns` and `container_ns` (from a job with
+/// privilege over both).
+fn apply_endpoints(
+    host_ns: &Path,
+    container_ns: &Path,
+    plugin_cache: PathBuf,
+    endpoints: &[Endpoint],
+    facts: &HostFacts,
+) -> Result<(), String> {
+    let open =
+        |p: &Path| std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()));
+    let host = open(host_ns)?;
+    let container = open(container_ns)?;
+    let plugins = PluginHost::new(plugin_cache).map_err(|e| e.to_string())?;
+    for e in endpoints {
+        let driver = plugins
+            .network_driver(&e.driver)
+            .map_err(|e| e.to_string())?;
+        let plan = driver.setup(&e.attach, facts).map_err(|e| e.to_string())?;
+        executor::apply(
+            &e.driver,
+            &plan,
+            &e.allowed,
+            host.as_fd(),
+            container.as_fd(),
+        )
+        .map_err(|e| render(&e))?;
+        if e.host_loopback {
+            let bridges: Vec<String> = plan
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    crate::plugin::Op::EnsureLink(crate::plugin::Link::Bridge(b)) => {
+                        Some(b.name.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            executor::in_netns(host.as_fd(), || {
+                bridges
+                    .iter()
+                    .try_for_each(|b| holder::open_host_loopback(b))
+            })
+            .map_err(|e| format!("cannot open the host's loopback to the network: {e}"))?;
+        }
+        let servers: Vec<Ipv4Addr> = plan
+            .dns_servers
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if !servers.is_empty() {
+            executor::in_netns(host.as_fd(), || {
+                servers.iter().for_each(|gw| holder::wait_for_dns(*gw));
+                Ok(())
+            })
+            .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes interface `ifname` out of the network namespace of process `pid` (a container in the

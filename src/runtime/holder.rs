@@ -134,6 +134,15 @@ pub fn in_joined_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
     userns: &Path,
     f: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, RuntimeError> {
+    in_forked_job(Some(userns), f)
+}
+
+/// Runs `f` in a forked child, in the user namespace at `userns` if given, else in burrow's
+/// own (as [`in_joined_userns`]: the threads `f` starts end with the child).
+pub fn in_forked_job<T: serde::Serialize + serde::de::DeserializeOwned>(
+    userns: Option<&Path>,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, RuntimeError> {
     let (from_child, to_parent) = channel::pipe()?;
     let parent = nix::unistd::getpid();
     match fork()? {
@@ -142,17 +151,19 @@ pub fn in_joined_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
             if !die_with_parent(parent) {
                 exit_now(125);
             }
-            let joined = std::fs::File::open(userns)
-                .map_err(|source| RuntimeError::Process {
-                    step: format!("open the user namespace {}", userns.display()),
-                    source,
-                })
-                .and_then(|ns| {
-                    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
-                        .map_err(process_err("join the network holder's user namespace"))
-                });
-            if let Err(e) = joined {
-                fail(&to_parent, e);
+            if let Some(userns) = userns {
+                let joined = std::fs::File::open(userns)
+                    .map_err(|source| RuntimeError::Process {
+                        step: format!("open the user namespace {}", userns.display()),
+                        source,
+                    })
+                    .and_then(|ns| {
+                        nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
+                            .map_err(process_err("join the network holder's user namespace"))
+                    });
+                if let Err(e) = joined {
+                    fail(&to_parent, e);
+                }
             }
             finish_job(f, &to_parent)
         }

@@ -107,6 +107,10 @@ pub struct User {
     pub home: PathBuf,
     /// Extra environment (e.g. XDG_RUNTIME_DIR).
     pub env: Vec<(String, String)>,
+    /// Global flags before the command (root's own `--root`/`--runroot`).
+    pub global: Vec<String>,
+    /// A network namespace to run burrow in (`ip netns exec`), if not the host's.
+    pub netns: Option<String>,
 }
 
 fn uid_of(name: &str) -> u32 {
@@ -166,18 +170,39 @@ impl User {
                 ("XDG_CACHE_HOME".into(), cache.display().to_string()),
             ],
             home,
+            global: vec![],
+            netns: None,
         }
     }
 
+    /// root, with its state in a private HOME (`--root HOME/data`, `--runroot HOME/run/burrow`).
+    pub fn root(test: &str) -> User {
+        let mut u = User::named("root", test);
+        u.global = vec![
+            "--root".into(),
+            u.home.join("data").display().to_string(),
+            "--runroot".into(),
+            u.home.join("run/burrow").display().to_string(),
+        ];
+        u
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("runuser");
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "runuser"]);
+                c
+            }
+            None => Command::new("runuser"),
+        };
         c.arg("-u").arg(&self.name).arg("--").arg("env").arg("-i");
         c.arg(format!("HOME={}", self.home.display()));
         c.arg("PATH=/usr/bin:/bin");
         for (k, v) in &self.env {
             c.arg(format!("{k}={v}"));
         }
-        c.arg(binary()).args(args);
+        c.arg(binary()).args(&self.global).args(args);
         c.stdin(Stdio::null());
         c
     }
