@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Network throughput, side by side with podman's default rootless network (podman 4.3 on
 # Debian 12: slirp4netns, ports through rootlesskit's port handler), as the unprivileged
-# test user, SIZE_MB (default 1024) of zeros per round. burrow runs twice: with its default
-# way out (libslirp in `burrow __slirp`) and with `rootless_network_cmd = "slirp4netns"`
-# (burrow-s4n); the user's network holder is restarted before each burrow round so that it
-# takes the way out asked for.
+# test user, SIZE_MB (default 1024) of zeros per round. burrow runs three times: with its
+# default way out (libslirp in `burrow __egress`), with `rootless_network_cmd = "slirp4netns"`
+# (burrow-s4n) and with `rootless_network_cmd = "pasta"` (burrow-pasta); the user's network
+# holder is restarted before each burrow round so that it takes the way out asked for.
 #   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); the
 #            container's `nc -l` reads to /dev/null
 #   egress   container → another host: the container's `nc` sends to a server in a network
@@ -34,14 +34,17 @@ b=$BENCH_DIR/bin/burrow
 bytes=$((SIZE_MB * 1024 * 1024))
 s4n_config=$BENCH_DIR/slirp4netns.toml
 echo 'rootless_network_cmd = "slirp4netns"' >"$s4n_config"
-chmod 0644 "$s4n_config"
-TOOLS=(burrow burrow-s4n podman)
+pasta_config=$BENCH_DIR/pasta.toml
+echo 'rootless_network_cmd = "pasta"' >"$pasta_config"
+chmod 0644 "$s4n_config" "$pasta_config"
+TOOLS=(burrow burrow-s4n burrow-pasta podman)
 
 # tool_cmd TOOL: sets cmd to the command line of TOOL; a burrow gets a fresh network holder.
 tool_cmd() {
     case $1 in
     burrow) cmd=("$b") ;;
     burrow-s4n) cmd=("$b" --config "$s4n_config") ;;
+    burrow-pasta) cmd=("$b" --config "$pasta_config") ;;
     podman) cmd=(podman) ;;
     esac
     if [[ $1 == burrow* ]]; then
@@ -161,11 +164,12 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$SIZE_MB" "${results[publish-burrow]}" "${results[publish-burrow-s4n]}" \
-    "${results[publish-podman]}" "${results[egress-burrow]}" "${results[egress-burrow-s4n]}" \
-    "${results[egress-podman]}" <<'EOF'
+    "${results[publish-burrow-pasta]}" "${results[publish-podman]}" \
+    "${results[egress-burrow]}" "${results[egress-burrow-s4n]}" \
+    "${results[egress-burrow-pasta]}" "${results[egress-podman]}" <<'EOF'
 import statistics, sys
 size = int(sys.argv[1])
-tools = ["burrow", "burrow-s4n", "podman"]
+tools = ["burrow", "burrow-s4n", "burrow-pasta", "podman"]
 names = [f"{what} {tool}" for what in ["publish", "egress"] for tool in tools]
 med = {}
 print(f"\n{size} MiB per round; seconds per round, median, MiB/s of the median:")
@@ -180,7 +184,7 @@ for name, raw in zip(names, sys.argv[2:]):
     print(f"  {name:18} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {size / m:8.1f} MiB/s"
           + (f"  incomplete: {bad}" if bad else ""))
 for what in ["publish", "egress"]:
-    for tool in tools[:2]:
+    for tool in tools[:3]:
         if f"{what} {tool}" in med and f"{what} podman" in med:
             ratio = med[f"{what} {tool}"] / med[f"{what} podman"]
             print(f"  {what}: {tool}/podman time ratio {ratio:.3f}")

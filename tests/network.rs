@@ -758,13 +758,13 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
     .stderr_has("the host's loopback is closed to network out");
 
     // The way out is burrow's own (libslirp), and it goes with the holder.
-    way_out_goes_with_the_holder(&u, "__slirp --holder {pid}");
+    way_out_goes_with_the_holder(&u, "__egress --holder {pid} --exit-fd");
 }
 
 #[test]
-fn slirp4netns_carries_the_way_out_when_configured() {
+fn slirp4netns_or_pasta_carry_the_way_out_when_configured() {
     let _other = TestHost::new("egress4", "10.231.6");
-    let u = User::new("net_slirp4netns");
+    let u = User::new("net_other_ways");
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
     let cfg = u.home.join(".config/burrow");
@@ -780,15 +780,21 @@ fn slirp4netns_carries_the_way_out_when_configured() {
             .arg(cfg.join("burrow.toml"))
             .status();
     };
-    config("rootless_network_cmd = \"pasta\"\n");
+    config("rootless_network_cmd = \"vpnkit\"\n");
     u.burrow(&["network", "ls"])
         .code(125)
         .stderr_has("rootless_network_cmd")
-        .stderr_has("expected `libslirp` or `slirp4netns`");
-    config("rootless_network_cmd = \"slirp4netns\"\n");
-    let o = fetch(&u, &img, "bridge", "http://10.231.6.2:8080/");
-    assert_eq!(o.ok().stdout, "page-from-egress4\n");
-    way_out_goes_with_the_holder(&u, "--userns-path=/proc/{pid}/ns/user");
+        .stderr_has("expected one of `libslirp`, `slirp4netns`, `pasta`");
+    // Each on a fresh holder; pgrep patterns that find each program for the holder's pid.
+    for (way, program) in [
+        ("slirp4netns", "--userns-path=/proc/{pid}/ns/user"),
+        ("pasta", "pasta.pid {pid}$"),
+    ] {
+        config(&format!("rootless_network_cmd = \"{way}\"\n"));
+        let o = fetch(&u, &img, "bridge", "http://10.231.6.2:8080/");
+        assert_eq!(o.ok().stdout, "page-from-egress4\n", "{way}");
+        way_out_goes_with_the_holder(&u, program);
+    }
 }
 
 /// Asserts that the user's network holder has a way-out process, found by `pattern` with

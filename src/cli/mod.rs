@@ -134,9 +134,9 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// The network holder's way out through libslirp (internal)
-    #[command(name = "__slirp", hide = true)]
-    Slirp {
+    /// The network holder's way out: libslirp in this process, or a watched pasta (internal)
+    #[command(name = "__egress", hide = true)]
+    Egress {
         /// The holder's pid (its namespaces get the tap)
         #[arg(long)]
         holder: i32,
@@ -146,6 +146,12 @@ enum Command {
         /// An inherited pipe to write `1` to once the tap carries traffic
         #[arg(long)]
         ready_fd: i32,
+        /// Start this pasta program and end it with the holder, instead of running libslirp
+        #[arg(long, requires = "pid_file")]
+        pasta: Option<PathBuf>,
+        /// Where pasta writes its pid
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// The relay between a detached container's stdio and its log and attach socket (internal)
     #[command(name = "__relay", hide = true)]
@@ -194,13 +200,20 @@ pub fn main() -> i32 {
     if let Command::NetworkHolder { upstream_fd, dir } = &cli.command {
         return crate::network::holder::serve(*upstream_fd, dir.as_deref());
     }
-    if let Command::Slirp {
+    if let Command::Egress {
         holder,
         exit_fd,
         ready_fd,
-    } = cli.command
+        pasta,
+        pid_file,
+    } = &cli.command
     {
-        return crate::network::slirp::serve(holder, exit_fd, ready_fd);
+        return match (pasta, pid_file) {
+            (Some(pasta), Some(pid_file)) => {
+                crate::network::pasta::serve(*holder, *exit_fd, *ready_fd, pasta, pid_file)
+            }
+            _ => crate::network::slirp::serve(*holder, *exit_fd, *ready_fd),
+        };
     }
     if let Command::Monitor { id, hold, tty_size } = &cli.command {
         let args = crate::engine::MonitorArgs {
@@ -368,7 +381,7 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Version
         | Command::Monitor { .. }
         | Command::NetworkHolder { .. }
-        | Command::Slirp { .. } => {
+        | Command::Egress { .. } => {
             unreachable!("handled above")
         }
     };

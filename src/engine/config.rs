@@ -19,7 +19,8 @@ pub struct FileConfig {
     pub insecure_registries: Vec<String>,
     pub data_dir: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
-    /// How rootless networks reach the outside: "libslirp" (the default) or "slirp4netns".
+    /// How rootless networks reach the outside: "libslirp" (the default), "slirp4netns" or
+    /// "pasta".
     pub rootless_network_cmd: Option<crate::network::holder::Egress>,
 }
 

@@ -26,18 +26,21 @@ use crate::runtime::{IdMapping, RuntimeError};
 
 /// The hidden subcommand the holder runs.
 pub const HOLDER_COMMAND: &str = "__network-holder";
-/// The hidden subcommand that carries the holder's traffic out through libslirp.
-pub const SLIRP_COMMAND: &str = "__slirp";
+/// The hidden subcommand that carries the holder's traffic out through libslirp, or watches
+/// pasta doing it.
+pub const EGRESS_COMMAND: &str = "__egress";
 
 /// How the holder's namespace reaches the outside (`rootless_network_cmd` in burrow.toml).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Egress {
-    /// libslirp in a `burrow __slirp` process; slirp4netns when libslirp0 is not installed.
+    /// libslirp in a `burrow __egress` process; slirp4netns when libslirp0 is not installed.
     #[default]
     Libslirp,
     /// The slirp4netns program.
     Slirp4netns,
+    /// pasta (the passt package), watched by a `burrow __egress --pasta` process.
+    Pasta,
 }
 
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
@@ -210,34 +213,60 @@ const SLIRP_READY: Duration = Duration::from_secs(10);
 /// Gives the holder's namespace a way out: `tap0` (10.0.2.100/24, default route via
 /// 10.0.2.2, which leads to the host's loopback: the ruleset closes it but to the networks
 /// that open it), whose traffic a helper carries through ordinary sockets of the user's in
-/// the host's network namespace. The helper is `burrow __slirp` (libslirp, in-process) by
-/// default, slirp4netns when configured or when libslirp0 is not installed; without either
-/// the networks work among themselves, with no way out (warned). The helper ends when
-/// `exit` reads end-of-file, that is when the holder is gone; its messages go to
-/// `dir/slirp.log` or `dir/slirp4netns.log`.
+/// the host's network namespace. The helper is `burrow __egress` (libslirp, in-process) by
+/// default, slirp4netns or pasta when configured (slirp4netns also when libslirp0 is not
+/// installed); without any the networks work among themselves, with no way out (warned).
+/// The helper ends when `exit` reads end-of-file, that is when the holder is gone; its
+/// messages go to `dir/slirp.log`, `dir/slirp4netns.log` or `dir/pasta.log`.
 fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(), String> {
     let exit_fd = exit.as_raw_fd().to_string();
-    if way == Egress::Libslirp {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find burrow itself: {e}"))?;
-        let pid = holder.pid.to_string();
-        let started = start_helper(&exe, &exit, &dir.join("slirp.log"), |ready| {
-            let args = ["--holder", &pid, "--exit-fd", &exit_fd, "--ready-fd", ready];
-            std::iter::once(SLIRP_COMMAND)
-                .chain(args)
-                .map(String::from)
-                .collect()
-        });
-        match started {
-            Ok(()) => return Ok(()),
-            Err((Some(code), _)) if code == super::slirp::NO_LIBRARY => {
-                tracing::info!("libslirp0 is not installed: the network holder uses slirp4netns")
-            }
-            Err((_, message)) => {
-                return Err(format!(
-                    "libslirp did not configure the holder's network: {message}"
-                ));
+    let pid = holder.pid.to_string();
+    let exe = || std::env::current_exe().map_err(|e| format!("cannot find burrow itself: {e}"));
+    let egress_args = |ready: &str, more: &[String]| -> Vec<String> {
+        let args = ["--holder", &pid, "--exit-fd", &exit_fd, "--ready-fd", ready];
+        std::iter::once(EGRESS_COMMAND)
+            .chain(args)
+            .map(String::from)
+            .chain(more.iter().cloned())
+            .collect()
+    };
+    match way {
+        Egress::Pasta => {
+            let pasta = find_program("pasta").ok_or(
+                "pasta is not installed: install the passt package, or remove rootless_network_cmd = \"pasta\" from burrow.toml",
+            )?;
+            let more = [
+                "--pasta".to_string(),
+                pasta.display().to_string(),
+                "--pid-file".to_string(),
+                dir.join("pasta.pid").display().to_string(),
+            ];
+            return start_helper(&exe()?, &exit, &dir.join("pasta.log"), |ready| {
+                egress_args(ready, &more)
+            })
+            .map_err(|(_, message)| {
+                format!("pasta did not configure the holder's network: {message}")
+            });
+        }
+        Egress::Libslirp => {
+            let started = start_helper(&exe()?, &exit, &dir.join("slirp.log"), |ready| {
+                egress_args(ready, &[])
+            });
+            match started {
+                Ok(()) => return Ok(()),
+                Err((Some(code), _)) if code == super::slirp::NO_LIBRARY => {
+                    tracing::info!(
+                        "libslirp0 is not installed: the network holder uses slirp4netns"
+                    )
+                }
+                Err((_, message)) => {
+                    return Err(format!(
+                        "libslirp did not configure the holder's network: {message}"
+                    ));
+                }
             }
         }
+        Egress::Slirp4netns => {}
     }
     let Some(slirp4netns) = find_program("slirp4netns") else {
         tracing::warn!(

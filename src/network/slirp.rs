@@ -1,7 +1,7 @@
 //! The network holder's way out, in-process (the default egress): libslirp, loaded at run
 //! time from `libslirp.so.0`, turns the Ethernet frames of the holder's `tap0` into ordinary
 //! sockets of the user's in the host's network namespace, as slirp4netns does, without a
-//! separate program. `burrow __slirp` ([`serve`]) runs it; the holder's start spawns it.
+//! separate program. `burrow __egress` ([`serve`]) runs it; the holder's start spawns it.
 //!
 //! The guest network is slirp4netns's: 10.0.2.0/24, the gateway 10.0.2.2 leads to the
 //! host's loopback (the holder's ruleset closes it but to networks that open it), 10.0.2.3
@@ -40,7 +40,7 @@ pub const TAP: &str = "tap0";
 /// The tap's MTU, as burrow runs slirp4netns (`--mtu=65520`): big frames, few turns.
 pub const MTU: u32 = 65520;
 
-/// The exit status of `burrow __slirp` when libslirp cannot be loaded (the caller falls
+/// The exit status of `burrow __egress` when libslirp cannot be loaded (the caller falls
 /// back to slirp4netns).
 pub const NO_LIBRARY: i32 = 3;
 
@@ -282,7 +282,7 @@ pub fn run(
     result
 }
 
-/// `burrow __slirp`: gives the holder with pid `holder` its way out, until `exit_fd` reads
+/// `burrow __egress`: gives the holder with pid `holder` its way out, until `exit_fd` reads
 /// end-of-file (the holder is gone). Runs in the host's network namespace, as the user; writes
 /// `1` to `ready_fd` once `tap0` is up in the holder's namespace and libslirp runs.
 /// Exits [`NO_LIBRARY`] when libslirp is not installed, 1 on any other failure (said on
@@ -293,19 +293,19 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
     let lib = match Library::load() {
         Ok(lib) => lib,
         Err(e) => {
-            eprintln!("burrow __slirp: {e}");
+            eprintln!("burrow __egress: {e}");
             return NO_LIBRARY;
         }
     };
     let tap = match holder_tap(holder) {
         Ok(tap) => tap,
         Err(e) => {
-            eprintln!("burrow __slirp: cannot make {TAP} in the network holder's namespace: {e}");
+            eprintln!("burrow __egress: cannot make {TAP} in the network holder's namespace: {e}");
             return 1;
         }
     };
     eprintln!(
-        "burrow __slirp: libslirp {} carries {TAP} of holder {holder}",
+        "burrow __egress: libslirp {} carries {TAP} of holder {holder}",
         lib.version()
     );
     let ready = move || {
@@ -314,7 +314,7 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
     match run(&lib, tap, exit.as_fd(), MTU, ready) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("burrow __slirp: {e}");
+            eprintln!("burrow __egress: {e}");
             1
         }
     }
