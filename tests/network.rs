@@ -836,20 +836,30 @@ fn free_port() -> u16 {
 
 /// The body of `GET /` on `addr`, retried for a few seconds while the server starts.
 fn http_get(addr: &str) -> Result<String, String> {
+    http_get_path(addr, "/")
+}
+
+/// The body of `GET path` on `addr`, as [`http_get`].
+fn http_get_path(addr: &str, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let attempt = (|| -> std::io::Result<String> {
             let mut s = std::net::TcpStream::connect(addr)?;
             s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
             let mut text = String::new();
             s.read_to_string(&mut text)?;
             Ok(text)
         })();
         match attempt {
             Ok(t) if t.starts_with("HTTP/1.") => {
-                return Ok(t.split("\r\n\r\n").nth(1).unwrap_or_default().to_string());
+                // CGI scripts may end their headers with a bare "\n\n".
+                let body = t
+                    .split_once("\r\n\r\n")
+                    .or_else(|| t.split_once("\n\n"))
+                    .map_or("", |(_, body)| body);
+                return Ok(body.to_string());
             }
             Ok(t) if std::time::Instant::now() >= deadline => return Err(t),
             Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
@@ -1105,7 +1115,7 @@ int main(int argc, char **argv) {
 /// What `addr` answers to `payload` over UDP, asked again for a few seconds while the
 /// server starts.
 fn udp_ask(addr: &str, payload: &str) -> Result<String, String> {
-    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     client
         .set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
@@ -1121,9 +1131,69 @@ fn udp_ask(addr: &str, payload: &str) -> Result<String, String> {
     }
 }
 
+/// Runs `f` on a thread in the network namespace `ns` (made with `ip netns add`).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn published_ports_show_the_container_its_clients_address() {
+    // A client on another host (a namespace behind bt-srcaddr, 10.231.8.1 on this side).
+    let lan = TestHost::new("srcaddr", "10.231.8");
+    let u = User::new("net_srcaddr");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let (port, local) = (free_port(), free_port());
+    // busybox httpd hands CGI scripts the client's address.
+    let script = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www";
+    u.burrow(&[
+        "run",
+        "-d",
+        "--name",
+        "who",
+        "-p",
+        &format!("10.231.8.1:{port}:80"),
+        "-p",
+        &format!("127.0.0.1:{local}:80"),
+        &img,
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    // httpd listens on both families: it writes IPv4 clients as [::ffff:A.B.C.D].
+    let client = |body: Result<String, String>| {
+        let body = body.unwrap();
+        body.trim()
+            .trim_start_matches("[::ffff:")
+            .trim_end_matches(']')
+            .to_string()
+    };
+    let remote = format!("10.231.8.1:{port}");
+    let seen = in_netns(&lan.ns, || http_get_path(&remote, "/cgi-bin/ip"));
+    assert_eq!(client(seen), "10.231.8.2");
+    // A client on the host's loopback cannot be spoken for: the gateway's address.
+    let gateway = inspect(&u, "bridge")["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seen = http_get_path(&format!("127.0.0.1:{local}"), "/cgi-bin/ip");
+    assert_eq!(client(seen), gateway);
+}
+
 #[test]
 fn published_udp_ports_reach_the_container_and_close_with_it() {
     use std::io::Write;
+    // A client on another host too (a namespace behind bt-udpsrc, 10.231.10.1 on this side).
+    let lan = TestHost::new("udpsrc", "10.231.10");
     let u = User::new("net_udp");
     let _cleanup = Cleanup(&u);
     let img = u.pull("busybox");
@@ -1131,6 +1201,7 @@ fn published_udp_ports_reach_the_container_and_close_with_it() {
     let server = std::fs::read(udp_echo_server(dir.path())).unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
+    let remote = format!("10.231.10.1:{}", free_port());
     // The server arrives on stdin: busybox has no UDP server and burrow no volumes yet.
     let mut run = u.command(&[
         "run",
@@ -1139,6 +1210,8 @@ fn published_udp_ports_reach_the_container_and_close_with_it() {
         "udp",
         "-p",
         &format!("{addr}:5353/udp"),
+        "-p",
+        &format!("{remote}:5353/udp"),
         &img,
         "sh",
         "-c",
@@ -1147,25 +1220,28 @@ fn published_udp_ports_reach_the_container_and_close_with_it() {
     run.stdin(std::process::Stdio::piped());
     let mut child = run.spawn().unwrap();
     child.stdin.take().unwrap().write_all(&server).unwrap();
-    // Each datagram reaches the container and its answer comes back; the container sees the
-    // bridge's gateway as the source (a userspace proxy: the client's address is not kept).
+    // Each datagram reaches the container and its answer comes back. A client on the host's
+    // loopback shows as the bridge's gateway (it cannot be spoken for); another host's client
+    // keeps its address.
     let gateway = inspect(&u, "bridge")["IPAM"]["Config"][0]["Gateway"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(udp_ask(&addr, "one").unwrap(), format!("{gateway} one"));
     assert_eq!(udp_ask(&addr, "two").unwrap(), format!("{gateway} two"));
+    let seen = in_netns(&lan.ns, || udp_ask(&remote, "three"));
+    assert_eq!(seen.unwrap(), "10.231.10.2 three");
     assert_eq!(
         u.burrow(&["port", "udp"]).ok().stdout,
-        format!("5353/udp -> {addr}\n")
+        format!("5353/udp -> {addr}\n5353/udp -> {remote}\n")
     );
     assert_eq!(
         u.burrow(&["port", "udp", "5353/udp"]).ok().stdout,
-        format!("{addr}\n")
+        format!("{addr}\n{remote}\n")
     );
     assert_eq!(
         u.burrow(&["ps", "--format", "{{.Ports}}"]).ok().stdout,
-        format!("{addr}->5353/udp\n")
+        format!("{addr}->5353/udp, {remote}->5353/udp\n")
     );
     // rm -f frees the host's port.
     u.burrow(&["rm", "-f", "udp"]).ok();

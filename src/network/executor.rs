@@ -23,6 +23,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -110,6 +111,37 @@ pub fn delete_link(ns: BorrowedFd<'_>, name: &str) -> std::io::Result<()> {
             None => Ok(()),
         }
     })
+}
+
+/// In the calling thread's network namespace: packets with firewall mark `mark` are
+/// delivered locally, whatever their destination (`ip rule add fwmark MARK lookup TABLE`,
+/// `ip route add local 0.0.0.0/0 dev lo table TABLE`), as transparent proxies need.
+pub fn deliver_marked_locally(mark: u32, table: u32) -> std::io::Result<()> {
+    let mut nl = Netlink::open()?;
+    let lo = nl
+        .index("lo")?
+        .ok_or_else(|| std::io::Error::other("lo does not exist"))?;
+    let mut rule = RuleMessage::default();
+    rule.header.family = AddressFamily::Inet;
+    rule.header.action = RuleAction::ToTable;
+    rule.attributes.push(RuleAttribute::FwMark(mark));
+    rule.attributes.push(RuleAttribute::Table(table));
+    nl.request(
+        RouteNetlinkMessage::NewRule(rule),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )?;
+    let mut route = RouteMessage::default();
+    route.header.address_family = AddressFamily::Inet;
+    route.header.table = RouteHeader::RT_TABLE_UNSPEC;
+    route.header.protocol = RouteProtocol::Boot;
+    route.header.scope = RouteScope::Host;
+    route.header.kind = RouteType::Local;
+    route.attributes.push(RouteAttribute::Table(table));
+    route.attributes.push(RouteAttribute::Oif(lo));
+    nl.request(
+        RouteNetlinkMessage::NewRoute(route),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
 }
 
 /// Whether interface `name` exists in the calling thread's network namespace.

@@ -44,7 +44,8 @@ pub enum Egress {
 }
 
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
-/// Docker's DOCKER-ISOLATION chains do. Traffic inside one bridge is switched, not routed.
+/// Docker's DOCKER-ISOLATION chains do. Replies to a port forward that speaks as its client
+/// are marked (see [`TRANSPARENT_MARK`]). Traffic inside one bridge is switched, not routed.
 /// What leaves through `tap0` (libslirp's or slirp4netns's) is masqueraded to the tap's address.
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
@@ -64,8 +65,19 @@ const RULESET: &str = r#"table inet burrow {
         type nat hook postrouting priority srcnat; policy accept;
         oifname "tap0" masquerade
     }
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        socket transparent 1 meta mark set 0x6275 accept
+    }
 }
 "#;
+
+/// Replies to the holder's port forwards that speak as the client (IP_TRANSPARENT, see
+/// `ports.rs`) are addressed to the client, not to the holder: the ruleset marks those that
+/// belong to such a socket, and this mark routes them to the holder itself (table
+/// [`LOCAL_TABLE`]: everything is local).
+pub const TRANSPARENT_MARK: u32 = 0x6275;
+const LOCAL_TABLE: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HolderError {
@@ -363,7 +375,8 @@ fn install_ruleset(netns: &Path) -> std::io::Result<()> {
         s.spawn(|| {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             bridges_skip_netfilter();
-            nft(RULESET)
+            nft(RULESET)?;
+            super::executor::deliver_marked_locally(TRANSPARENT_MARK, LOCAL_TABLE)
         })
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the nft thread panicked")))

@@ -10,8 +10,10 @@
 //! client address, dropped after [`UDP_IDLE`] without a reply (Docker's userland proxy does
 //! the same).
 //!
-//! The client's source address is not preserved: the container sees the connection (or the
-//! datagrams) come from the bridge's gateway (the holder).
+//! The client's source address is preserved where it can be: the holder's socket towards the
+//! container speaks as the client (IP_TRANSPARENT, with the holder's ruleset routing the
+//! replies back to it; see [`outbound`]). A client on the host's loopback cannot be spoken
+//! for on a bridge: the container sees those come from the bridge's gateway (the holder).
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -287,7 +289,7 @@ fn udp_forward(socket: UdpSocket, target: SocketAddr, closed: &AtomicBool) {
         let upstream = match existing {
             Some(u) => u,
             None => {
-                let Ok(u) = open_session(target) else {
+                let Ok(u) = open_session(client, target) else {
                     continue;
                 };
                 let u = Arc::new(u);
@@ -308,11 +310,33 @@ fn udp_forward(socket: UdpSocket, target: SocketAddr, closed: &AtomicBool) {
     }
 }
 
-fn open_session(target: SocketAddr) -> std::io::Result<UdpSocket> {
-    let u = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+fn open_session(client: SocketAddr, target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let u = UdpSocket::from(outbound(socket2::Type::DGRAM, client)?);
     u.connect(target)?;
     u.set_read_timeout(Some(UDP_IDLE))?;
     Ok(u)
+}
+
+/// A socket for the way to the container on behalf of `client`. Where the holder's namespace
+/// lets it (IP_TRANSPARENT; the holder's ruleset routes the replies back to it), the socket
+/// speaks as the client, so the container sees the client's address. Loopback clients cannot
+/// be spoken for (127.0.0.1 on a bridge is a martian): they, and any failure, get an
+/// ordinary socket, whose address the container sees as its gateway.
+fn outbound(kind: socket2::Type, client: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket};
+    if let SocketAddr::V4(c) = client
+        && !c.ip().is_loopback()
+        && !c.ip().is_unspecified()
+    {
+        let s = Socket::new(Domain::IPV4, kind, None)?;
+        let from = SocketAddr::from((*c.ip(), 0));
+        if s.set_ip_transparent_v4(true).is_ok() && s.bind(&from.into()).is_ok() {
+            return Ok(s);
+        }
+    }
+    let s = Socket::new(Domain::IPV4, kind, None)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
+    Ok(s)
 }
 
 /// Sends what the container answers on `upstream` back to `client`, until it has said
@@ -341,8 +365,8 @@ fn udp_replies(socket: &UdpSocket, upstream: &UdpSocket, client: SocketAddr, ses
 fn accept_loop(listener: TcpListener, target: SocketAddr) {
     loop {
         match listener.accept() {
-            Ok((client, _)) => {
-                std::thread::spawn(move || relay(client, target));
+            Ok((client, from)) => {
+                std::thread::spawn(move || relay(client, from, target));
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // Shut down by `serve_control`, or broken.
@@ -351,9 +375,15 @@ fn accept_loop(listener: TcpListener, target: SocketAddr) {
     }
 }
 
-/// Copies both ways until each side has closed its half.
-fn relay(client: TcpStream, target: SocketAddr) {
-    let Ok(upstream) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+/// Connects to `target` on behalf of the client at `from` (see [`outbound`]), then copies both
+/// ways until each side has closed its half.
+fn relay(client: TcpStream, from: SocketAddr, target: SocketAddr) {
+    let connect = |s: socket2::Socket| {
+        s.connect_timeout(&target.into(), Duration::from_secs(5))
+            .map(|()| TcpStream::from(s))
+    };
+    let upstream = outbound(socket2::Type::STREAM, from).and_then(connect);
+    let Ok(upstream) = upstream else {
         return;
     };
     let _ = client.set_nodelay(true);
