@@ -389,6 +389,8 @@ impl Engine {
         started: &mut dyn FnMut(&ContainerRecord),
     ) -> Result<std::result::Result<i32, crate::runtime::RuntimeError>> {
         let mut spec = self.runtime_spec(c, config)?;
+        // `network connect`/`disconnect` wait until the container runs with these endpoints.
+        let mut network_lock = Some(self.network_lock(&c.id)?);
         let endpoints = self.endpoints(c, config)?;
         let holder = if endpoints.is_empty() {
             None
@@ -466,6 +468,7 @@ impl Engine {
             if let Err(e) = recorded {
                 tracing::error!(%e, "cannot record the container's pid");
             }
+            network_lock.take();
             started(c);
         });
         drop(_ports);

@@ -400,6 +400,17 @@ pub struct ConnectOptions {
 
 impl Engine {
     /// A container's running pid, if it runs.
+    /// Held while a container's networks change: by a start from reading them until the
+    /// container runs, and by `network connect`/`disconnect`.
+    pub(super) fn network_lock(&self, id: &str) -> Result<super::lock::FileLock> {
+        let dir = self.paths.container_run_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        super::lock::FileLock::exclusive(&dir.join("network.lock"))
+    }
+
     /// The user's network holder, started first if none runs (see [`Holder::ensure`]).
     pub(super) fn holder(&self) -> Result<Holder> {
         let way = self.file.rootless_network_cmd.unwrap_or_default();
@@ -451,6 +462,7 @@ impl Engine {
                 )));
             }
         };
+        let _network = self.network_lock(&c.id)?;
         let rows = self.state.container_endpoints(&c.id)?;
         if rows.iter().any(|r| r.network_id == n.record.id) {
             return Err(EngineError::NetworkConfig(format!(
@@ -500,6 +512,7 @@ impl Engine {
         let _span =
             tracing::info_span!("network disconnect", container = %&c.id[..12], network).entered();
         let n = self.find_network(network)?;
+        let _network = self.network_lock(&c.id)?;
         let rows = self.state.container_endpoints(&c.id)?;
         let Some(row) = rows.into_iter().find(|r| r.network_id == n.record.id) else {
             return Err(EngineError::NetworkConfig(format!(

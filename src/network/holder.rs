@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::dns;
-use crate::runtime::{IdMapping, RuntimeError};
+use crate::runtime::{IdMapping, RuntimeError, find_program};
 
 /// The hidden subcommand the holder runs.
 pub const HOLDER_COMMAND: &str = "__network-holder";
@@ -434,16 +434,6 @@ pub fn bridges_skip_netfilter() {
             }
         }
     }
-}
-
-/// `name` in $PATH or the usual sbin/bin directories (cron's PATH lacks sbin).
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
 }
 
 /// How often the holder looks for networks whose DNS it does not serve yet.

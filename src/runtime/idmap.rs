@@ -76,8 +76,9 @@ fn read_subids(path: &Path) -> Result<String, RuntimeError> {
     }
 }
 
-/// Finds `name` in the directories of $PATH (and the usual sbin/bin dirs).
-fn find_helper(name: &str) -> Option<PathBuf> {
+/// Finds program `name` in the directories of $PATH, then the usual bin and sbin dirs (a
+/// cron job's PATH may lack them).
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .filter(|d| !d.is_empty())
@@ -126,7 +127,7 @@ impl IdMapping {
             &name,
             &subuids,
             &subgids,
-            find_helper,
+            find_program,
         ))
     }
 

@@ -27,6 +27,7 @@ mod user;
 pub use clock::utc_offset_secs;
 pub use exec::exec;
 pub use holder::{in_forked_job, in_joined_userns, start_holder};
+pub use idmap::find_program;
 pub use process::{in_userns, run_observed};
 pub use procfs::container_processes;
 pub use tty::{RawMode, Signals, recv_fd, send_fd, terminal_size};
