@@ -503,11 +503,16 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
         &img,
         "sh",
         "-c",
-        "cat /etc/resolv.conf; echo ==; nslookup web2; echo ==; nslookup svc; echo ==; nslookup svc",
+        "cat /etc/resolv.conf; echo ==; nslookup web2; echo ==; nslookup svc; echo ==; nslookup svc; echo ==; nslookup 10.89.11.3",
     ]);
     let out = o.ok().stdout.clone();
     let parts: Vec<&str> = out.split("==\n").collect();
-    assert_eq!(parts.len(), 4, "{out}");
+    assert_eq!(parts.len(), 5, "{out}");
+    // An address gets its container's name back (PTR).
+    assert!(
+        parts[4].contains("3.11.89.10.in-addr.arpa\tname = web2"),
+        "{out}"
+    );
     assert!(parts[0].starts_with("nameserver 10.89.11.1\n"), "{out}");
     assert!(
         !parts[0].contains("10.255."),

@@ -8,6 +8,8 @@
 //!   rotated by one position on each answer (round robin), with a TTL of [`TTL`] = 0 seconds so
 //!   that clients and caching stub resolvers ask again every time and see the rotation and any
 //!   change of address at once (the server is local, so asking again costs nothing);
+//! - a `PTR` query for `D.C.B.A.in-addr.arpa` where A.B.C.D is in the records file is answered
+//!   with the first name the file gives that address (a container's name comes first);
 //! - any other query type (`AAAA`, `MX`, `TXT`, ...) for a known name gets `NOERROR` with no
 //!   answers, so that clients fall back to the `A` records instead of treating the name as
 //!   missing;
@@ -96,7 +98,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 /// TTL, in seconds, of the `A` records served from the records file.
@@ -139,6 +141,8 @@ const MAX_DATAGRAM: usize = 65_535;
 pub struct Records {
     /// Normalised name (see [`normalise`]) → its addresses.
     names: HashMap<String, Entry>,
+    /// Address → the first name given for it in the file (the answer to a `PTR` query).
+    reverse: HashMap<Ipv4Addr, String>,
 }
 
 /// The addresses of one name and how often they have been handed out.
@@ -154,13 +158,20 @@ impl Records {
     /// Parses a records file (see the module documentation); lines that do not parse are skipped.
     pub fn parse(text: &str) -> Self {
         let mut names: HashMap<String, Entry> = HashMap::new();
+        let mut reverse = HashMap::new();
         for (name, address) in text.lines().filter_map(parse_line) {
+            reverse.entry(address).or_insert_with(|| name.clone());
             let entry = names.entry(name).or_default();
             if !entry.addresses.contains(&address) {
                 entry.addresses.push(address);
             }
         }
-        Self { names }
+        Self { names, reverse }
+    }
+
+    /// The name of `address` (the first the records file gives it), if it has one.
+    pub fn name_of(&self, address: Ipv4Addr) -> Option<&str> {
+        self.reverse.get(&address).map(String::as_str)
     }
 
     /// Returns the addresses of `name` (any case, with or without a trailing dot), or none when
@@ -363,6 +374,20 @@ fn decide_inner(packet: &[u8], records: &Records) -> Action {
     let [query] = request.queries.as_slice() else {
         return error_reply(&request, ResponseCode::FormErr);
     };
+    if query.query_type() == RecordType::PTR && query.query_class() == DNSClass::IN {
+        let name = reverse_address(query.name()).and_then(|ip| records.name_of(ip));
+        if let Some(name) = name.and_then(|n| Name::from_ascii(format!("{n}.")).ok()) {
+            let mut response = response_to(&request);
+            response.metadata.authoritative = true;
+            response.add_query(query.clone());
+            response.add_answer(Record::from_rdata(
+                query.name().clone(),
+                TTL,
+                RData::PTR(PTR(name)),
+            ));
+            return encode(response, payload_limit(&request));
+        }
+    }
     let known = normalise_wire(query.name()).filter(|name| records.contains(name));
     match known {
         Some(name) if query.query_class() == DNSClass::IN => {
@@ -374,6 +399,21 @@ fn decide_inner(packet: &[u8], records: &Records) -> Action {
         }
         _ => Action::Forward,
     }
+}
+
+/// The address a reverse name stands for: `4.3.2.1.in-addr.arpa` → 1.2.3.4.
+fn reverse_address(name: &Name) -> Option<Ipv4Addr> {
+    let name = normalise_wire(name)?;
+    let octets = name.strip_suffix(".in-addr.arpa")?;
+    let parts: Vec<u8> = octets
+        .split('.')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [d, c, b, a] = parts[..] else {
+        return None;
+    };
+    Some(Ipv4Addr::new(a, b, c, d))
 }
 
 /// A response header for `request`: same id, opcode, RD and CD bits.
@@ -847,6 +887,38 @@ mod tests {
         assert!(records.lookup("bad_name!").is_empty());
         assert!(records.lookup("1.2.3.4").is_empty());
         assert!(records.lookup("nothing").is_empty());
+    }
+
+    #[test]
+    fn a_known_address_has_its_first_name_for_ptr() {
+        let records = TempRecords::new("web 10.0.0.1\nalias 10.0.0.1\ndb 10.0.0.2\n");
+        let server = start_server(&records, vec![]);
+        let reply = ask(server, &query(7, "1.0.0.10.in-addr.arpa.", RecordType::PTR));
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        let names: Vec<String> = reply
+            .answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::PTR(p) => p.0.to_ascii(),
+                other => panic!("not a PTR record: {other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["web."]);
+        assert_eq!(
+            reverse_address(&Name::from_ascii("2.0.0.10.IN-ADDR.ARPA").unwrap()),
+            Some(Ipv4Addr::new(10, 0, 0, 2))
+        );
+        for other in [
+            "1.0.10.in-addr.arpa",
+            "x.0.0.10.in-addr.arpa",
+            "1.0.0.10.example",
+        ] {
+            assert_eq!(
+                reverse_address(&Name::from_ascii(other).unwrap()),
+                None,
+                "{other}"
+            );
+        }
     }
 
     #[test]
