@@ -1022,6 +1022,18 @@ fn network_connect_and_disconnect_add_and_remove_a_containers_interface() {
     assert_eq!(networks["back"]["Aliases"], serde_json::json!(["api"]));
     let back = inspect(&u, "back");
     assert_eq!(back["Containers"].as_object().unwrap().len(), 1, "{back:#}");
+    // Its /etc/hosts names the new address too (written in place: it is bind-mounted).
+    let hostname = u.field("web", "{{.Config.Hostname}}");
+    let own = |ip: &str| format!("{ip}\t{hostname}\n");
+    let hosts = u
+        .burrow(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        hosts.contains(&own("10.89.21.2")) && hosts.contains(&own("10.89.22.3")),
+        "{hosts}"
+    );
 
     // Refusals: twice, the host's network, a network it is not on.
     u.burrow(&["network", "connect", "back", "web"])
@@ -1048,6 +1060,15 @@ fn network_connect_and_disconnect_add_and_remove_a_containers_interface() {
         serde_json::from_str::<Value>(&u.field("web", "{{json .NetworkSettings.Networks}}"))
             .unwrap();
     assert!(networks.get("back").is_none(), "{networks:#}");
+    let hosts = u
+        .burrow(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        hosts.contains(&own("10.89.21.2")) && !hosts.contains("10.89.22.3"),
+        "{hosts}"
+    );
 
     // A stopped container gets the network when it starts (and keeps it across starts).
     u.burrow(&[

@@ -501,6 +501,7 @@ impl Engine {
                 return Err(err);
             }
         }
+        self.hosts_entry(&c, &config.hostname, &address.to_string(), true);
         self.network_event("connect", &n, &c);
         Ok(c.name)
     }
@@ -531,8 +532,36 @@ impl Engine {
         self.state
             .write(|tx| state::remove_allocation(tx, &n.record.id, &c.id))?;
         self.refresh_dns(&n.record.id);
+        let hostname = self.container_config(&c)?.hostname;
+        self.hosts_entry(&c, &hostname, &row.address, false);
         self.network_event("disconnect", &n, &c);
         Ok(c.name)
+    }
+
+    /// Adds (`present`) or removes the line `ADDRESS\tHOSTNAME` in the container's /etc/hosts,
+    /// as Docker does for each network a container joins or leaves. Written in place: a
+    /// running container has the file bind-mounted and would not see a new one. Best effort
+    /// (logged).
+    fn hosts_entry(
+        &self,
+        c: &crate::state::ContainerRecord,
+        hostname: &str,
+        address: &str,
+        present: bool,
+    ) {
+        let path = self.paths.container_dir(&c.id).join("userdata/hosts");
+        let line = format!("{address}\t{hostname}");
+        let updated = std::fs::read_to_string(&path).and_then(|text| {
+            let mut lines: Vec<&str> = text.lines().filter(|l| *l != line).collect();
+            if present {
+                lines.push(&line);
+            }
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&path, text)
+        });
+        if let Err(err) = updated {
+            tracing::warn!(%err, path = %path.display(), "cannot update the container's /etc/hosts");
+        }
     }
 
     fn network_event(&mut self, action: &str, n: &NetworkInfo, c: &crate::state::ContainerRecord) {
