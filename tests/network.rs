@@ -830,6 +830,20 @@ fn way_out_goes_with_the_holder(u: &User, pattern: &str) {
     }
 }
 
+/// The first of `n` consecutive TCP and UDP ports free on 127.0.0.1 just now.
+fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        let free = (base..base.saturating_add(n)).all(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        });
+        if free && base.checked_add(n).is_some() {
+            return base;
+        }
+    }
+}
+
 /// A TCP port free on 127.0.0.1 just now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -953,6 +967,30 @@ fn published_ports_reach_the_container_and_close_with_it() {
     // rm -f closes the ports.
     u.burrow(&["rm", "-f", "web"]).ok();
     assert!(closes_soon(&fixed), "{fixed} stayed open after rm");
+
+    // Ranges: pairwise, and a host range for one port takes its first free port.
+    let base = free_ports(4);
+    let (a, b, c, d) = (base, base + 1, base + 2, base + 3);
+    let taken = std::net::UdpSocket::bind(("127.0.0.1", c)).unwrap();
+    web(
+        &u,
+        &img,
+        "ranged",
+        "ranged",
+        &[
+            "-p",
+            &format!("127.0.0.1:{a}-{b}:80-81"),
+            "-p",
+            &format!("127.0.0.1:{c}-{d}:80/udp"),
+        ],
+    );
+    assert_eq!(
+        u.burrow(&["port", "ranged"]).ok().stdout,
+        format!("80/tcp -> 127.0.0.1:{a}\n81/tcp -> 127.0.0.1:{b}\n80/udp -> 127.0.0.1:{d}\n")
+    );
+    assert_eq!(http_get(&format!("127.0.0.1:{a}")).unwrap(), "ranged\n");
+    drop(taken);
+    u.burrow(&["rm", "-f", "ranged"]).ok();
 
     // A SIGKILLed monitor takes its ports with it too (the holder sees its connection end).
     web(&u, &img, "web2", "published", &["-p", &fixed_publish]);

@@ -217,7 +217,7 @@ fn port_bindings(ports: &[crate::network::ports::PortBinding]) -> Value {
     for p in ports {
         let entry = json!({
             "HostIp": p.host_ip.clone().unwrap_or_default(),
-            "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+            "HostPort": p.host_ports(),
         });
         push_port(&mut map, p.key(), entry);
     }

@@ -310,11 +310,10 @@ fn published_ports(
     network: &str,
 ) -> Result<Vec<crate::network::ports::PortBinding>, EngineError> {
     use crate::network::ports::{PortBinding, parse};
-    let mut ports = opts
-        .publish
-        .iter()
-        .map(|p| parse(p).map_err(EngineError::NetworkConfig))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = Vec::new();
+    for p in &opts.publish {
+        ports.extend(parse(p).map_err(EngineError::NetworkConfig)?);
+    }
     if opts.publish_all {
         for key in image.exposed_ports.iter().flatten().map(|(k, _)| k) {
             let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
@@ -329,6 +328,7 @@ fn published_ports(
                 ports.push(PortBinding {
                     host_ip: None,
                     host_port: 0,
+                    host_port_end: None,
                     container_port: port,
                     proto,
                 });

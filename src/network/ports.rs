@@ -29,12 +29,15 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
-/// One `-p`: the host side (`host_port` 0 = any free port) and the container's port.
+/// One container port of a `-p`: the host side (`host_port` 0 = any free port; with
+/// `host_port_end`, the first free one from `host_port` to it) and the container's port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortBinding {
     #[serde(default)]
     pub host_ip: Option<String>,
     pub host_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port_end: Option<u16>,
     pub container_port: u16,
     pub proto: String,
 }
@@ -44,10 +47,22 @@ impl PortBinding {
     pub fn key(&self) -> String {
         format!("{}/{}", self.container_port, self.proto)
     }
+
+    /// The host port as asked: `8080`, a range `8000-8010`, or "" for any.
+    pub fn host_ports(&self) -> String {
+        match (self.host_port, self.host_port_end) {
+            (0, _) => String::new(),
+            (start, Some(end)) => format!("{start}-{end}"),
+            (port, None) => port.to_string(),
+        }
+    }
 }
 
-/// Parses one `-p` value. Ranges (`8000-8010:80-90`) are refused for now.
-pub fn parse(spec: &str) -> Result<PortBinding, String> {
+/// Parses one `-p` value into a binding per container port: `[ip:][hostPort:]containerPort`,
+/// where either port may be a range `START-END` (Docker's rules: a container range takes a
+/// host range of the same length, or none; a host range for one container port means the
+/// first free port in it).
+pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
     let bad = |why: &str| format!("invalid port specification {spec:?}: {why}");
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => (r, p.to_ascii_lowercase()),
@@ -83,25 +98,49 @@ pub fn parse(spec: &str) -> Result<PortBinding, String> {
         }
     }
     let port = |p: &str| -> Result<u16, String> {
-        if p.contains('-') {
-            return Err(bad("port ranges are not supported yet"));
-        }
         match p.parse::<u16>() {
             Ok(0) | Err(_) => Err(bad(&format!("{p:?} is not a port (1-65535)"))),
             Ok(n) => Ok(n),
         }
     };
-    let (host_port, container_port) = match rest.split_once(':') {
-        Some(("", c)) => (0, port(c)?),
-        Some((h, c)) => (port(h)?, port(c)?),
-        None => (0, port(&rest)?),
+    // A port or a range, as (start, end).
+    let ports = |p: &str| -> Result<(u16, u16), String> {
+        match p.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(a)?, port(b)?);
+                if b < a {
+                    return Err(bad(&format!("the range {p} ends before it starts")));
+                }
+                Ok((a, b))
+            }
+            None => port(p).map(|n| (n, n)),
+        }
     };
-    Ok(PortBinding {
-        host_ip: ip.filter(|ip| !ip.is_empty()),
+    let (host, (first, last)) = match rest.split_once(':') {
+        Some(("", c)) => (None, ports(c)?),
+        Some((h, c)) => (Some(ports(h)?), ports(c)?),
+        None => (None, ports(&rest)?),
+    };
+    let binding = |host_port, host_port_end, container_port| PortBinding {
+        host_ip: ip.clone().filter(|ip| !ip.is_empty()),
         host_port,
+        host_port_end,
         container_port,
-        proto,
-    })
+        proto: proto.clone(),
+    };
+    match host {
+        None => Ok((first..=last).map(|c| binding(0, None, c)).collect()),
+        Some((start, end)) if first == last && start != end => {
+            Ok(vec![binding(start, Some(end), first)])
+        }
+        Some((start, end)) if end - start == last - first => Ok((first..=last)
+            .zip(start..=end)
+            .map(|(c, h)| binding(h, None, c))
+            .collect()),
+        Some(_) => Err(bad(
+            "the host and container port ranges differ in length: give ranges of the same length, or one host range for one container port",
+        )),
+    }
 }
 
 /// A port as bound on the host, for `port`, `ps` and `inspect`.
@@ -122,14 +161,21 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, Strin
                 .as_deref()
                 .map_or(Ok(Ipv4Addr::UNSPECIFIED), str::parse)
                 .map_err(|e| format!("{e}"))?;
-            let bind_once = || -> std::io::Result<(SocketAddr, OwnedFd)> {
+            let bind_port = |port: u16| -> std::io::Result<(SocketAddr, OwnedFd)> {
                 if b.proto == "udp" {
-                    let s = UdpSocket::bind((ip, b.host_port))?;
+                    let s = UdpSocket::bind((ip, port))?;
                     Ok((s.local_addr()?, s.into()))
                 } else {
-                    let l = TcpListener::bind((ip, b.host_port))?;
+                    let l = TcpListener::bind((ip, port))?;
                     Ok((l.local_addr()?, l.into()))
                 }
+            };
+            // A host range: the first port in it that is free.
+            let bind_once = || match b.host_port_end {
+                Some(end) => (b.host_port..end)
+                    .find_map(|p| bind_port(p).ok())
+                    .map_or_else(|| bind_port(end), Ok),
+                None => bind_port(b.host_port),
             };
             // A restarted container's previous socket may still be closing in the holder.
             let deadline = Instant::now() + Duration::from_secs(1);
@@ -146,7 +192,7 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, Strin
                         return Err(format!(
                             "cannot publish port {}: cannot listen on {ip}:{}: {e}",
                             b.key(),
-                            b.host_port
+                            b.host_ports()
                         ));
                     }
                 }
@@ -416,23 +462,43 @@ mod tests {
         PortBinding {
             host_ip: ip.map(str::to_string),
             host_port: host,
+            host_port_end: None,
             container_port: container,
             proto: "tcp".into(),
         }
     }
 
+    /// The one binding `spec` parses to.
+    fn parse1(spec: &str) -> Result<PortBinding, String> {
+        parse(spec).map(|mut v| {
+            assert_eq!(v.len(), 1, "{spec}");
+            v.remove(0)
+        })
+    }
+
     #[test]
     fn port_specs_parse_as_docker_writes_them() {
-        assert_eq!(parse("80"), Ok(b(None, 0, 80)));
-        assert_eq!(parse("8080:80"), Ok(b(None, 8080, 80)));
-        assert_eq!(parse("8080:80/TCP"), Ok(b(None, 8080, 80)));
+        assert_eq!(parse1("80"), Ok(b(None, 0, 80)));
+        assert_eq!(parse1("8080:80"), Ok(b(None, 8080, 80)));
+        assert_eq!(parse1("8080:80/TCP"), Ok(b(None, 8080, 80)));
         assert_eq!(
-            parse("127.0.0.1:8080:80"),
+            parse1("127.0.0.1:8080:80"),
             Ok(b(Some("127.0.0.1"), 8080, 80))
         );
-        assert_eq!(parse("127.0.0.1::80"), Ok(b(Some("127.0.0.1"), 0, 80)));
-        assert_eq!(parse(":80"), Ok(b(None, 0, 80)));
-        let udp = parse("127.0.0.1:5353:53/udp").unwrap();
+        assert_eq!(parse1("127.0.0.1::80"), Ok(b(Some("127.0.0.1"), 0, 80)));
+        assert_eq!(parse1(":80"), Ok(b(None, 0, 80)));
+        let udp = parse1("127.0.0.1:5353:53/udp").unwrap();
+        // Ranges: pairwise, each on a free port, or the first free port of a host range.
+        let pairs: Vec<(u16, u16)> = parse("8000-8002:80-82")
+            .unwrap()
+            .iter()
+            .map(|b| (b.host_port, b.container_port))
+            .collect();
+        assert_eq!(pairs, [(8000, 80), (8001, 81), (8002, 82)]);
+        assert_eq!(parse("80-81/udp").unwrap().len(), 2);
+        let one = parse1("127.0.0.1:8000-8010:80").unwrap();
+        assert_eq!((one.host_port, one.host_port_end), (8000, Some(8010)));
+        assert_eq!(one.host_ports(), "8000-8010");
         assert_eq!((udp.host_port, udp.container_port), (5353, 53));
         assert_eq!(udp.key(), "53/udp");
         for (spec, why) in [
@@ -443,7 +509,9 @@ mod tests {
             ("web:80", "is not a port"),
             ("1.2.3:80:80", "is not an IP address"),
             ("[::1]:80:80", "only IPv4"),
-            ("8000-8001:80-81", "ranges"),
+            ("8000-8002:80-81", "differ in length"),
+            ("8000:80-81", "differ in length"),
+            ("90-80", "ends before it starts"),
             ("a:b:c:d", "use [ip:]hostPort:containerPort"),
         ] {
             let err = parse(spec).unwrap_err();
