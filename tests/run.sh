@@ -40,7 +40,7 @@ cleanup() {
     fi
     rm -f "$BURROW_TEST_STARTED"
     # The tests end their users' network holders; one a test could not reach (its runtime dir
-    # already gone) is ended here. slirp4netns follows its holder.
+    # already gone) is ended here. Its way out (__egress, slirp4netns, pasta) follows it.
     local user
     for user in "${BURROW_TEST_USER:-}" "${BURROW_TEST_NOSUB_USER:-}"; do
         [[ -z $user ]] || pkill -KILL -u "$user" -f -- "__network-holder" 2>/dev/null || true

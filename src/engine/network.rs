@@ -399,7 +399,6 @@ pub struct ConnectOptions {
 }
 
 impl Engine {
-    /// A container's running pid, if it runs.
     /// Held while a container's networks change: by a start from reading them until the
     /// container runs, and by `network connect`/`disconnect`.
     pub(super) fn network_lock(&self, id: &str) -> Result<super::lock::FileLock> {
@@ -418,6 +417,7 @@ impl Engine {
             .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))
     }
 
+    /// A container's running pid, if it runs.
     pub(super) fn pid_if_running(
         &mut self,
         c: crate::state::ContainerRecord,

@@ -8,7 +8,8 @@
 //!
 //! Its network namespace is set up once, when it starts: `lo` up, an nftables ruleset that
 //! isolates the bridges from one another (the bridge plans turn on forwarding) and
-//! masquerades what leaves, and libslirp (`slirp.rs`) or slirp4netns for the way out (egress).
+//! masquerades what leaves, and libslirp (`slirp.rs`), slirp4netns or pasta (`pasta.rs`) for the
+//! way out (egress).
 #![allow(unsafe_code)]
 
 use std::collections::BTreeSet;
@@ -46,7 +47,7 @@ pub enum Egress {
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Replies to a port forward that speaks as its client
 /// are marked (see [`TRANSPARENT_MARK`]). Traffic inside one bridge is switched, not routed.
-/// What leaves through `tap0` (libslirp's or slirp4netns's) is masqueraded to the tap's address.
+/// What leaves through `tap0` (the way out's) is masqueraded to the tap's address.
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
@@ -76,7 +77,7 @@ const RULESET: &str = r#"table inet burrow {
 /// `ports.rs`) are addressed to the client, not to the holder: the ruleset marks those that
 /// belong to such a socket, and this mark routes them to the holder itself (table
 /// [`LOCAL_TABLE`]: everything is local).
-pub const TRANSPARENT_MARK: u32 = 0x6275;
+const TRANSPARENT_MARK: u32 = 0x6275;
 const LOCAL_TABLE: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]

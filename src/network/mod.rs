@@ -70,7 +70,7 @@ pub fn connect(
     }
     if !on_host.is_empty() {
         let host_ns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
-        crate::runtime::in_forked_job(None, move || {
+        network_job(None, move || {
             let parents = on_host.iter().flat_map(|e| e.allowed.parents.clone());
             let facts = HostFacts {
                 rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
@@ -78,10 +78,6 @@ pub fn connect(
                 used_subnets: vec![],
             };
             apply_endpoints(&host_ns, &container_ns, plugin_cache, &on_host, &facts)
-        })
-        .map_err(|e| match e {
-            RuntimeError::Job { message } => RuntimeError::Network { message },
-            e => e,
         })?;
     }
     Ok(())
@@ -205,7 +201,16 @@ fn in_holder(
     holder: &Holder,
     job: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), RuntimeError> {
-    crate::runtime::in_joined_userns(&holder.userns(), job).map_err(|e| match e {
+    network_job(Some(&holder.userns()), job)
+}
+
+/// Runs `job` in a forked child, in the user namespace `userns` if given (else burrow's
+/// own); its failure is a network error.
+fn network_job(
+    userns: Option<&Path>,
+    job: impl FnOnce() -> Result<(), String>,
+) -> Result<(), RuntimeError> {
+    crate::runtime::in_forked_job(userns, job).map_err(|e| match e {
         RuntimeError::Job { message } => RuntimeError::Network { message },
         e => e,
     })
