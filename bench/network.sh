@@ -7,8 +7,9 @@
 # holder is restarted before each burrow round so that it takes the way out asked for.
 #   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); the
 #            container's `nc -l` reads to /dev/null
-#   egress   container → another host: the container's `nc` sends to a server in a network
-#            namespace this script makes (a veth pair; no traffic leaves the machine)
+#   egress   container → another host: a static sender in the container (bench/src/netsend.c)
+#            sends to a server in a network namespace this script makes (a veth pair; no
+#            traffic leaves the machine)
 #   start    `run --rm IMG true` on each tool's default network (hyperfine)
 # Each figure is seconds from connect until the receiver has read everything.
 # Run as root: bash bench/network.sh   (BURROW=/path/to/burrow; default target/release/burrow)
@@ -97,6 +98,10 @@ else:
     print(f"{time.time() - start:.3f}" if got == size else f"short:{got}")
 EOF
 
+netsend=$BENCH_DIR/netsend
+gcc -static -O2 -o "$netsend" "$REPO/bench/src/netsend.c" || die "cannot build bench/src/netsend.c (gcc)"
+chmod 0755 "$netsend"
+
 remove_ns() {
     for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     ip netns del "$NS" 2>/dev/null || true
@@ -147,8 +152,11 @@ egress_round() { # TOOL
     ip netns exec "$NS" python3 "$tool" sink "$PREFIX.2" 5002 "$bytes" >"$out" 2>/dev/null &
     local sink=$!
     sleep 0.5
-    as_user "${cmd[@]}" run --rm "$IMAGE" \
-        sh -c "head -c $bytes /dev/zero | nc $PREFIX.2 5002" >/dev/null 2>&1 || true
+    # The sender is a static C program (bench/src/netsend.c, 1 MiB writes) fed in on stdin:
+    # busybox's `head | nc` would be the bottleneck and hide the network's own cost.
+    as_user "${cmd[@]}" run --rm -i "$IMAGE" \
+        sh -c "cat > /netsend && chmod +x /netsend && exec /netsend $PREFIX.2 5002 $bytes" \
+        <"$netsend" >/dev/null 2>&1 || true
     wait "$sink" || true
     results[egress-$t]+="$(cat "$out") "
     rm -f "$out"
