@@ -3,11 +3,10 @@
 //! libslirp do (10.0.2.100/24 via 10.0.2.2, which pasta maps to the host's loopback), then
 //! runs in the background. It does not end with the holder on its own, so `burrow __egress
 //! --pasta` starts it and stays beside it, and ends it once the holder is gone.
-#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use super::slirp::{MTU, TAP};
@@ -22,8 +21,7 @@ pub fn serve(
     pasta_program: &Path,
     pid_file: &Path,
 ) -> i32 {
-    // SAFETY: the starting burrow passed these descriptors, open, for this process to own.
-    let (exit, mut ready) = unsafe { (OwnedFd::from_raw_fd(exit_fd), File::from_raw_fd(ready_fd)) };
+    let (exit, mut ready) = super::slirp::inherited(exit_fd, ready_fd);
     let _ = std::fs::remove_file(pid_file);
     // Without -f pasta goes to the background once tap0 is configured: its exit is the sign.
     let status = std::process::Command::new(pasta_program)

@@ -288,8 +288,7 @@ pub fn run(
 /// Exits [`NO_LIBRARY`] when libslirp is not installed, 1 on any other failure (said on
 /// stderr, which the holder's start sends to `RUN/network/slirp.log`).
 pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
-    // SAFETY: the starting burrow passed these descriptors, open, for this process to own.
-    let (exit, mut ready) = unsafe { (OwnedFd::from_raw_fd(exit_fd), File::from_raw_fd(ready_fd)) };
+    let (exit, mut ready) = inherited(exit_fd, ready_fd);
     let lib = match Library::load() {
         Ok(lib) => lib,
         Err(e) => {
@@ -318,6 +317,18 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
             1
         }
     }
+}
+
+/// Takes the exit and ready pipes `burrow __egress` inherited, close-on-exec from here on
+/// (the jobs and programs it starts get neither).
+pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
+    // SAFETY: the starting burrow passed these descriptors, open, for this process to own.
+    let (exit, ready) = unsafe { (OwnedFd::from_raw_fd(exit_fd), File::from_raw_fd(ready_fd)) };
+    for fd in [exit.as_fd(), ready.as_fd()] {
+        let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
+        let _ = nix::fcntl::fcntl(fd, cloexec);
+    }
+    (exit, ready)
 }
 
 /// Makes `tap0` in the holder's network namespace, from a job in its user namespace: the
