@@ -316,16 +316,7 @@ fn fetch(u: &User, img: &str, network: &str, url: &str) -> common::Out {
     let script = format!(
         "for i in $(seq 50); do timeout 2 wget -q -O - {url} && exit 0; sleep 0.1; done; exit 1"
     );
-    u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        img,
-        "sh",
-        "-c",
-        &script,
-    ])
+    sh_on(u, img, network, &script)
 }
 
 /// Starts `name`, detached with `args`, serving `page` over HTTP on port 80 (busybox httpd).
@@ -377,16 +368,12 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     let o = fetch(&u, &img, "front", "http://10.89.7.2/");
     assert_eq!(o.ok().stdout, "hello-from-web\n");
     // One on another network cannot reach it (`timeout` under sh: pid 1 ignores SIGTERM).
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "back",
+    let o = sh_on(
+        &u,
         &img,
-        "sh",
-        "-c",
+        "back",
         "timeout 2 wget -q -O - http://10.89.7.2/; echo exit=$?",
-    ]);
+    );
     assert_eq!(o.ok().stdout, "exit=143\n", "{o:?}");
 
     // The fetching container's address (.3) was released with it; the next one gets .4.
@@ -495,16 +482,12 @@ fn the_built_in_dns_answers_names_and_aliases_round_robin() {
     }
     // resolv.conf names the built-in DNS on the gateway; names and aliases resolve; the
     // alias's two addresses come in turn (round robin).
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "app",
+    let o = sh_on(
+        &u,
         &img,
-        "sh",
-        "-c",
+        "app",
         "cat /etc/resolv.conf; echo ==; nslookup web2; echo ==; nslookup svc; echo ==; nslookup svc; echo ==; nslookup 10.89.11.3",
-    ]);
+    );
     let out = o.ok().stdout.clone();
     let parts: Vec<&str> = out.split("==\n").collect();
     assert_eq!(parts.len(), 5, "{out}");
@@ -707,16 +690,7 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
     let registry = common::registry();
     let port = registry.rsplit(':').next().unwrap();
     let script = format!("timeout 5 wget -q -O - http://10.0.2.2:{port}/v2/; echo exit=$?");
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "bridge",
-        &img,
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let o = sh_on(&u, &img, "bridge", &script);
     let out = &o.ok().stdout;
     assert!(out.starts_with("exit=") && out != "exit=0\n", "{o:?}");
     // A network made with -o allow_host_loopback=true opens them, by name.
@@ -1016,19 +990,15 @@ fn published_ports_reach_the_container_and_close_with_it() {
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
 }
 
+/// `run --rm --network NETWORK IMG sh -c SCRIPT`.
+fn sh_on(u: &User, img: &str, network: &str, script: &str) -> common::Out {
+    u.burrow(&["run", "--rm", "--network", network, img, "sh", "-c", script])
+}
+
 /// One try of `wget URL` from a new container on `network`; whether it got `expect`.
 fn reaches(u: &User, img: &str, network: &str, url: &str, expect: &str) -> bool {
     let script = format!("timeout 3 wget -q -O - {url}; echo exit=$?");
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        img,
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let o = sh_on(u, img, network, &script);
     o.ok().stdout == format!("{expect}exit=0\n")
 }
 
@@ -1335,16 +1305,7 @@ fn network_container_mode_shares_the_other_containers_namespace() {
     assert_eq!(theirs.lines().count(), 3, "{theirs}");
     // Same hostname, MAC and address; the other's server answers on its loopback.
     let script = format!("{show}; wget -q -O - http://127.0.0.1/; ip -o link | wc -l");
-    let o = u.burrow(&[
-        "run",
-        "--rm",
-        "--network",
-        "container:web",
-        &img,
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let o = sh_on(&u, &img, "container:web", &script);
     // lo and eth0: no interface of its own.
     assert_eq!(o.ok().stdout, format!("{theirs}shared\n2\n"), "{o:?}");
     assert_eq!(
