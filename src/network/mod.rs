@@ -60,24 +60,15 @@ pub fn connect(
                 Ok(())
             })
             .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
-            let facts = HostFacts {
-                rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
-                links: vec![],
-                used_subnets: vec![],
-            };
-            apply_endpoints(&host_ns, &container_ns, cache, &in_holder_ns, &facts)
+            apply_endpoints(&host_ns, &container_ns, cache, &in_holder_ns, vec![])
         })?;
     }
     if !on_host.is_empty() {
         let host_ns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
         network_job(None, move || {
             let parents = on_host.iter().flat_map(|e| e.allowed.parents.clone());
-            let facts = HostFacts {
-                rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
-                links: links_of(&host_ns, parents.collect())?,
-                used_subnets: vec![],
-            };
-            apply_endpoints(&host_ns, &container_ns, plugin_cache, &on_host, &facts)
+            let links = links_of(&host_ns, parents.collect())?;
+            apply_endpoints(&host_ns, &container_ns, plugin_cache, &on_host, links)
         })?;
     }
     Ok(())
@@ -106,14 +97,19 @@ fn links_of(ns: &Path, names: Vec<String>) -> Result<Vec<crate::plugin::LinkInfo
 
 /// Each endpoint's driver computes its plan for the container; the executor carries it out
 /// between the network namespaces at `host_ns` and `container_ns` (from a job with
-/// privilege over both).
+/// privilege over both). The drivers are told of the host side's interfaces `links`.
 fn apply_endpoints(
     host_ns: &Path,
     container_ns: &Path,
     plugin_cache: PathBuf,
     endpoints: &[Endpoint],
-    facts: &HostFacts,
+    links: Vec<crate::plugin::LinkInfo>,
 ) -> Result<(), String> {
+    let facts = HostFacts {
+        rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
+        links,
+        used_subnets: vec![],
+    };
     let open =
         |p: &Path| std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()));
     let host = open(host_ns)?;
@@ -123,7 +119,7 @@ fn apply_endpoints(
         let driver = plugins
             .network_driver(&e.driver)
             .map_err(|e| e.to_string())?;
-        let plan = driver.setup(&e.attach, facts).map_err(|e| e.to_string())?;
+        let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
         executor::apply(
             &e.driver,
             &plan,
