@@ -5,8 +5,8 @@
 # default way out (libslirp in `burrow __egress`), with `rootless_network_cmd = "slirp4netns"`
 # (burrow-s4n) and with `rootless_network_cmd = "pasta"` (burrow-pasta); the user's network
 # holder is restarted before each burrow round so that it takes the way out asked for.
-#   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); the
-#            container's `nc -l` reads to /dev/null
+#   publish  host → container: a client on 127.0.0.1 sends to a published port (`-p`); a
+#            static receiver in the container (bench/src/netsink.c) reads it
 #   egress   container → another host: a static sender in the container (bench/src/netsend.c)
 #            sends to a server in a network namespace this script makes (a veth pair; no
 #            traffic leaves the machine)
@@ -38,7 +38,8 @@ echo 'rootless_network_cmd = "slirp4netns"' >"$s4n_config"
 pasta_config=$BENCH_DIR/pasta.toml
 echo 'rootless_network_cmd = "pasta"' >"$pasta_config"
 chmod 0644 "$s4n_config" "$pasta_config"
-TOOLS=(burrow burrow-s4n burrow-pasta podman)
+# TOOLS="burrow podman" runs only those.
+read -ra TOOLS <<<"${TOOLS:-burrow burrow-s4n burrow-pasta podman}"
 
 # tool_cmd TOOL: sets cmd to the command line of TOOL; a burrow gets a fresh network holder.
 tool_cmd() {
@@ -100,7 +101,9 @@ EOF
 
 netsend=$BENCH_DIR/netsend
 gcc -static -O2 -o "$netsend" "$REPO/bench/src/netsend.c" || die "cannot build bench/src/netsend.c (gcc)"
-chmod 0755 "$netsend"
+netsink=$BENCH_DIR/netsink
+gcc -static -O2 -o "$netsink" "$REPO/bench/src/netsink.c" || die "cannot build bench/src/netsink.c (gcc)"
+chmod 0755 "$netsend" "$netsink"
 
 remove_ns() {
     for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
@@ -136,12 +139,16 @@ port=18931
 publish_round() { # TOOL
     local t=$1 cmd
     tool_cmd "$t"
-    as_user "${cmd[@]}" run -d --name nb -p "127.0.0.1:$port:5001" "$IMAGE" \
-        sh -c 'nc -l -p 5001 >/dev/null' >/dev/null
+    # The receiver is a static C program (bench/src/netsink.c, 1 MiB reads) fed in on stdin:
+    # busybox's nc reads in small pieces and would be the bottleneck.
+    as_user "${cmd[@]}" run --rm -i --name nb -p "127.0.0.1:$port:5001" "$IMAGE" \
+        sh -c 'cat > /netsink && chmod +x /netsink && exec /netsink 5001' \
+        <"$netsink" >/dev/null 2>&1 &
+    local receiver=$!
     sleep 1
     local secs
     secs=$(python3 "$tool" send 127.0.0.1 "$port" "$bytes")
-    as_user "${cmd[@]}" rm -f nb >/dev/null 2>&1 || as_user "${cmd[@]}" rm -f -t 0 nb >/dev/null
+    wait "$receiver" || true
     results[publish-$t]+="$secs "
 }
 
@@ -171,10 +178,10 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$SIZE_MB" "${results[publish-burrow]}" "${results[publish-burrow-s4n]}" \
-    "${results[publish-burrow-pasta]}" "${results[publish-podman]}" \
-    "${results[egress-burrow]}" "${results[egress-burrow-s4n]}" \
-    "${results[egress-burrow-pasta]}" "${results[egress-podman]}" <<'EOF'
+python3 - "$SIZE_MB" "${results[publish-burrow]:-}" "${results[publish-burrow-s4n]:-}" \
+    "${results[publish-burrow-pasta]:-}" "${results[publish-podman]:-}" \
+    "${results[egress-burrow]:-}" "${results[egress-burrow-s4n]:-}" \
+    "${results[egress-burrow-pasta]:-}" "${results[egress-podman]:-}" <<'EOF'
 import statistics, sys
 size = int(sys.argv[1])
 tools = ["burrow", "burrow-s4n", "burrow-pasta", "podman"]

@@ -428,20 +428,8 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     let n = inspect(&u, "front");
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
     let bridges = || {
-        let holder: Value = serde_json::from_str(
-            &std::fs::read_to_string(u.home.join("run/burrow/network/holder.json")).unwrap(),
-        )
-        .unwrap();
         let o = std::process::Command::new("nsenter")
-            .args([
-                "-t",
-                &holder["pid"].to_string(),
-                "-n",
-                "ip",
-                "-o",
-                "link",
-                "show",
-            ])
+            .args(["-t", &holder_pid(&u), "-n", "ip", "-o", "link", "show"])
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout)
@@ -685,6 +673,21 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
         let o = fetch(&u, &img, network, "http://10.231.5.2:8080/");
         assert_eq!(o.ok().stdout, "page-from-egress\n", "{network}");
     }
+    // TCP goes out through the way out's proxy: while a container holds a connection to the
+    // other host, the holder's namespace has the proxy's end of it, which answers as that host.
+    let hold = "sleep 60 | nc 10.231.5.2 8080";
+    u.burrow(&["run", "-d", "--name", "holds", &img, "sh", "-c", hold])
+        .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !holder_sockets(&u).contains(" 10.231.5.2:8080 ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no proxied connection in the holder's namespace: {}",
+            holder_sockets(&u)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    u.burrow(&["rm", "-f", "holds"]).ok();
     // The host's own loopback services (the test registry on 127.0.0.1) stay closed: slirp's
     // host address 10.0.2.2 does not lead there.
     let registry = common::registry();
@@ -776,14 +779,28 @@ fn slirp4netns_or_pasta_carry_the_way_out_when_configured() {
     }
 }
 
-/// Asserts that the user's network holder has a way-out process, found by `pattern` with
-/// `{pid}` standing for the holder's pid, and that it ends when the holder does.
-fn way_out_goes_with_the_holder(u: &User, pattern: &str) {
+/// The pid of the user's network holder, as burrow recorded it.
+fn holder_pid(u: &User) -> String {
     let holder: Value = serde_json::from_str(
         &std::fs::read_to_string(u.home.join("run/burrow/network/holder.json")).unwrap(),
     )
     .unwrap();
-    let needle = pattern.replace("{pid}", &holder["pid"].to_string());
+    holder["pid"].to_string()
+}
+
+/// The TCP sockets in the user's network holder's namespace, as `ss -tnH` lists them.
+fn holder_sockets(u: &User) -> String {
+    let o = std::process::Command::new("nsenter")
+        .args(["-t", &holder_pid(u), "-n", "ss", "-tnH"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts that the user's network holder has a way-out process, found by `pattern` with
+/// `{pid}` standing for the holder's pid, and that it ends when the holder does.
+fn way_out_goes_with_the_holder(u: &User, pattern: &str) {
+    let needle = pattern.replace("{pid}", &holder_pid(u));
     let running = || {
         !std::process::Command::new("pgrep")
             .args(["-f", "--", &needle])

@@ -47,7 +47,9 @@ pub enum Egress {
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Replies to a port forward that speaks as its client
 /// are marked (see [`TRANSPARENT_MARK`]). Traffic inside one bridge is switched, not routed.
-/// What leaves through `tap0` (the way out's) is masqueraded to the tap's address.
+/// What leaves through `tap0` (the way out's) is masqueraded to the tap's address, but new
+/// TCP connections bound there are handed to the way out's transparent TCP proxy
+/// (`proxy.rs`, listening on 127.0.0.1:1, [`super::proxy::LISTEN`]) where it listens.
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
@@ -69,6 +71,7 @@ const RULESET: &str = r#"table inet burrow {
     chain prerouting {
         type filter hook prerouting priority mangle; policy accept;
         socket transparent 1 meta mark set 0x6275 accept
+        meta l4proto tcp ip daddr != 10.0.2.0/24 fib daddr oifname "tap0" tproxy ip to 127.0.0.1:1 meta mark set 0x6275 accept
     }
 }
 "#;
@@ -558,6 +561,12 @@ pub fn wait_for_dns(gateway: Ipv4Addr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ruleset_hands_tcp_to_where_the_proxy_listens() {
+        let rule = format!("tproxy ip to {} ", super::super::proxy::LISTEN);
+        assert!(RULESET.contains(&rule), "no {rule:?} in the ruleset");
+    }
 
     #[test]
     fn resolvers_and_records_files() {

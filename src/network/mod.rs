@@ -8,6 +8,8 @@ pub mod holder;
 pub mod ipam;
 pub mod pasta;
 pub mod ports;
+pub mod proxy;
+pub mod relay;
 pub mod slirp;
 
 use std::net::Ipv4Addr;

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -432,19 +432,7 @@ fn relay(client: TcpStream, from: SocketAddr, target: SocketAddr) {
     let Ok(upstream) = upstream else {
         return;
     };
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), upstream.try_clone()) else {
-        return;
-    };
-    let (mut c, mut u) = (client, upstream);
-    let back = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut u2, &mut c2);
-        let _ = c2.shutdown(Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut c, &mut u);
-    let _ = u.shutdown(Shutdown::Write);
-    let _ = back.join();
+    super::relay::both_ways(client, upstream);
 }
 
 impl std::fmt::Display for Published {
@@ -557,7 +545,7 @@ mod tests {
         let mut c = TcpStream::connect(host).unwrap();
         use std::io::Read;
         std::io::Write::write_all(&mut c, b"ping").unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
         let mut got = String::new();
         c.read_to_string(&mut got).unwrap();
         assert_eq!(got, "ping");

@@ -296,8 +296,16 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
             return NO_LIBRARY;
         }
     };
-    let tap = match holder_tap(holder) {
-        Ok(tap) => tap,
+    let tap = match holder_ends(holder) {
+        Ok((tap, listener)) => {
+            if let Some(listener) = listener {
+                let listener = std::net::TcpListener::from(listener);
+                let _ = std::thread::Builder::new()
+                    .name("egress-tcp".into())
+                    .spawn(move || super::proxy::serve(listener));
+            }
+            tap
+        }
         Err(e) => {
             eprintln!("burrow __egress: cannot make {TAP} in the network holder's namespace: {e}");
             return 1;
@@ -333,8 +341,10 @@ pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
 
 /// Makes `tap0` in the holder's network namespace, from a job in its user namespace: the
 /// device (MTU [`MTU`]), its address 10.0.2.100/24, up, and the default route through it
-/// via the gateway. The job passes the tap's descriptor back over a socket pair.
-fn holder_tap(holder: i32) -> Result<OwnedFd, String> {
+/// via the gateway; and the TCP proxy's transparent listener (`proxy.rs`). The job passes
+/// both descriptors back over a socket pair; the listener is None if it could not be made
+/// (TCP then goes through libslirp too).
+fn holder_ends(holder: i32) -> Result<(OwnedFd, Option<OwnedFd>), String> {
     use crate::plugin::{Addr, Op, Plan, Route, Side};
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
     let userns = PathBuf::from(format!("/proc/{holder}/ns/user"));
@@ -367,12 +377,22 @@ fn holder_tap(holder: i32) -> Result<OwnedFd, String> {
         };
         super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
             .map_err(|e| super::render(&e))?;
-        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())
+        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
+        match super::executor::in_netns(ns.as_fd(), super::proxy::listen) {
+            Ok(listener) => crate::runtime::send_fd(theirs.as_fd(), listener.as_fd()),
+            Err(e) => {
+                eprintln!("burrow __egress: TCP goes through libslirp: no proxy listener: {e}");
+                (&theirs).write_all(b"n")
+            }
+        }
+        .map_err(|e| e.to_string())
     })
     .map_err(|e| e.to_string())?;
-    crate::runtime::recv_fd(ours.as_fd())
+    let tap = crate::runtime::recv_fd(ours.as_fd())
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the job sent no tap".to_string())
+        .ok_or_else(|| "the job sent no tap".to_string())?;
+    let listener = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
+    Ok((tap, listener))
 }
 
 /// One slirp stack and the state its callbacks share; dropping it frees both.
