@@ -440,7 +440,8 @@ pub fn bridges_skip_netfilter() {
     }
 }
 
-/// How often the holder looks for networks whose DNS it does not serve yet.
+/// How often the holder looks again for a bridge address to serve DNS on, while a records
+/// file waits for one (or always, where inotify is missing).
 const SCAN: Duration = Duration::from_millis(20);
 
 /// `burrow __network-holder --upstream-fd N --dir RUN/network`: forwards the ports the
@@ -489,14 +490,26 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
         ),
     }
     let records = dir.join("dns");
+    let _ = std::fs::create_dir_all(&records);
+    // Woken by new records files; without inotify, it looks every SCAN.
+    let mut watch = nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_CLOEXEC)
+        .and_then(|i| {
+            use nix::sys::inotify::AddWatchFlags as F;
+            i.add_watch(&records, F::IN_CREATE | F::IN_MOVED_TO | F::IN_CLOSE_WRITE)?;
+            Ok(i)
+        })
+        .map_err(|err| eprintln!("burrow network holder: cannot watch {}: {err}", records.display()))
+        .ok();
     let mut served: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
+        let mut waiting = false;
         for (address, path) in records_files(&records) {
             if served.contains(&address) {
                 continue;
             }
             // Fails until a container's plan gave the bridge this address.
             let Ok(socket) = UdpSocket::bind((address, 53)) else {
+                waiting = true;
                 continue;
             };
             let upstream = upstream.clone();
@@ -505,9 +518,24 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
                 .spawn(move || dns::serve(socket, &path, upstream));
             if spawned.is_ok() {
                 served.insert(address);
+            } else {
+                waiting = true;
             }
         }
-        std::thread::sleep(SCAN);
+        match &watch {
+            Some(w) if !waiting => {
+                // The directory went (its watch with it): look every SCAN from now on.
+                let gone = w.read_events().map_or(true, |events| {
+                    events
+                        .iter()
+                        .any(|e| e.mask.contains(nix::sys::inotify::AddWatchFlags::IN_IGNORED))
+                });
+                if gone {
+                    watch = None;
+                }
+            }
+            _ => std::thread::sleep(SCAN),
+        }
     }
 }
 
