@@ -47,9 +47,8 @@ pub enum Egress {
 /// Forwarded traffic between two bridges is dropped: separate networks are isolated, as
 /// Docker's DOCKER-ISOLATION chains do. Replies to a port forward that speaks as its client
 /// are marked (see [`TRANSPARENT_MARK`]). Traffic inside one bridge is switched, not routed.
-/// What leaves through `tap0` (the way out's) is masqueraded to the tap's address, but new
-/// TCP connections bound there are handed to the way out's transparent TCP proxy
-/// (`proxy.rs`, listening on 127.0.0.1:1, [`super::proxy::LISTEN`]) where it listens.
+/// What leaves through `tap0` (the way out's) is masqueraded to the tap's address, but for
+/// TCP, see [`TCP_PROXY_RULE`].
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
@@ -71,10 +70,15 @@ const RULESET: &str = r#"table inet burrow {
     chain prerouting {
         type filter hook prerouting priority mangle; policy accept;
         socket transparent 1 meta mark set 0x6275 accept
-        meta l4proto tcp ip daddr != 10.0.2.0/24 fib daddr oifname "tap0" tproxy ip to 127.0.0.1:1 meta mark set 0x6275 accept
     }
 }
 "#;
+
+/// New TCP connections bound for `tap0` (but for slirp's own 10.0.2.0/24) are handed to the
+/// way out's transparent TCP proxy (`proxy.rs`, [`super::proxy::LISTEN`]), where it listens;
+/// where it does not (slirp4netns, pasta), `tproxy` lets them pass. Added on its own: a
+/// kernel without nftables' tproxy still gets the rest, and TCP goes through slirp.
+const TCP_PROXY_RULE: &str = "add rule inet burrow prerouting meta l4proto tcp ip daddr != 10.0.2.0/24 fib daddr oifname \"tap0\" tproxy ip to 127.0.0.1:1 meta mark set 0x6275 accept\n";
 
 /// Replies to the holder's port forwards that speak as the client (IP_TRANSPARENT, see
 /// `ports.rs`) are addressed to the client, not to the holder: the ruleset marks those that
@@ -380,6 +384,9 @@ fn install_ruleset(netns: &Path) -> std::io::Result<()> {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             bridges_skip_netfilter();
             nft(RULESET)?;
+            if let Err(err) = nft(TCP_PROXY_RULE) {
+                tracing::warn!(%err, "TCP leaves through slirp: no transparent proxy");
+            }
             super::executor::deliver_marked_locally(TRANSPARENT_MARK, LOCAL_TABLE)
         })
         .join()
@@ -498,7 +505,12 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
             i.add_watch(&records, F::IN_CREATE | F::IN_MOVED_TO | F::IN_CLOSE_WRITE)?;
             Ok(i)
         })
-        .map_err(|err| eprintln!("burrow network holder: cannot watch {}: {err}", records.display()))
+        .map_err(|err| {
+            eprintln!(
+                "burrow network holder: cannot watch {}: {err}",
+                records.display()
+            )
+        })
         .ok();
     let mut served: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
@@ -526,9 +538,10 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
             Some(w) if !waiting => {
                 // The directory went (its watch with it): look every SCAN from now on.
                 let gone = w.read_events().map_or(true, |events| {
-                    events
-                        .iter()
-                        .any(|e| e.mask.contains(nix::sys::inotify::AddWatchFlags::IN_IGNORED))
+                    events.iter().any(|e| {
+                        e.mask
+                            .contains(nix::sys::inotify::AddWatchFlags::IN_IGNORED)
+                    })
                 });
                 if gone {
                     watch = None;
@@ -593,7 +606,10 @@ mod tests {
     #[test]
     fn the_ruleset_hands_tcp_to_where_the_proxy_listens() {
         let rule = format!("tproxy ip to {} ", super::super::proxy::LISTEN);
-        assert!(RULESET.contains(&rule), "no {rule:?} in the ruleset");
+        assert!(
+            TCP_PROXY_RULE.contains(&rule),
+            "no {rule:?} in {TCP_PROXY_RULE}"
+        );
     }
 
     #[test]
