@@ -230,20 +230,22 @@ pub fn main() -> i32 {
                 .chain()
                 .find_map(|e| e.downcast_ref::<EngineError>())
                 .map_or(125, EngineError::exit_code);
-            eprintln!("burrow: {}", render_chain(&err));
+            eprintln!("burrow: {}", render_chain(err.as_ref()));
             code
         }
     }
 }
 
 /// "what failed: why: root cause" on one line, skipping repeats of the same text.
-fn render_chain(err: &anyhow::Error) -> String {
+pub fn render_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
         if parts.last().is_none_or(|p| !p.contains(&text)) {
             parts.push(text);
         }
+        cause = e.source();
     }
     parts.join(": ")
 }

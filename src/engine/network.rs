@@ -414,7 +414,7 @@ impl Engine {
     pub(super) fn holder(&self) -> Result<Holder> {
         let way = self.file.rootless_network_cmd.unwrap_or_default();
         Holder::ensure(&self.paths.runtime.join("network"), &self.idmap, way)
-            .map_err(|e| EngineError::NetworkConfig(crate::network::render(&e)))
+            .map_err(|e| EngineError::NetworkConfig(crate::cli::render_chain(&e)))
     }
 
     /// A container's running pid, if it runs.

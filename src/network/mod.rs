@@ -129,7 +129,7 @@ fn apply_endpoints(
             host.as_fd(),
             container.as_fd(),
         )
-        .map_err(|e| render(&e))?;
+        .map_err(|e| crate::cli::render_chain(&e))?;
         if e.host_loopback {
             let bridges: Vec<String> = plan
                 .ops
@@ -220,16 +220,4 @@ fn in_child_userns() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(true)
-}
-
-/// An error with its causes on one line.
-pub fn render(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

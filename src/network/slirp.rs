@@ -376,7 +376,7 @@ fn holder_ends(holder: i32) -> Result<(OwnedFd, Option<OwnedFd>), String> {
             search: vec![],
         };
         super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
-            .map_err(|e| super::render(&e))?;
+            .map_err(|e| crate::cli::render_chain(&e))?;
         crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
         match super::executor::in_netns(ns.as_fd(), super::proxy::listen) {
             Ok(listener) => crate::runtime::send_fd(theirs.as_fd(), listener.as_fd()),
