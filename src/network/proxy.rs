@@ -49,7 +49,7 @@ pub fn serve(listener: TcpListener) {
                     .stack_size(STACK)
                     .spawn(move || forward(conn));
                 if spawned.is_err() {
-                    // Out of threads: the connection is dropped (a reset for the container).
+                    // Out of threads: the connection is closed; a moment for some to end.
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }

@@ -18,19 +18,29 @@ const CHUNK: usize = 1 << 20;
 /// Copies `a` ⇄ `b` until each side has closed its half (each end-of-file is passed on as a
 /// shutdown of the other's writing half). When a side fails (reset, for one), the other is
 /// reset too, as a router's connection would be. Returns once both ways are done; one way
-/// runs on a thread of its own.
+/// runs on a thread of its own (if none can be made, the sockets are closed).
 pub fn both_ways(a: TcpStream, b: TcpStream) {
     let _ = a.set_nodelay(true);
     let _ = b.set_nodelay(true);
-    let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else {
-        return;
-    };
-    let back = std::thread::Builder::new()
-        .name("relay".into())
-        .spawn(move || one_way(&b2, &a2));
-    one_way(&a, &b);
-    if let Ok(back) = back {
-        let _ = back.join();
+    std::thread::scope(|s| {
+        let back = std::thread::Builder::new()
+            .name("relay".into())
+            .spawn_scoped(s, || one_way(&b, &a));
+        if back.is_ok() {
+            one_way(&a, &b);
+        }
+    });
+}
+
+/// Raises the soft limit on open files to the hard one (never above it): each connection
+/// relayed holds six descriptors (two sockets, two pipes), and the usual soft limit of 1024
+/// would stop at some 170 connections.
+pub fn allow_many_connections() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 

@@ -299,6 +299,7 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
     let tap = match holder_ends(holder) {
         Ok((tap, listener)) => {
             if let Some(listener) = listener {
+                super::relay::allow_many_connections();
                 let listener = std::net::TcpListener::from(listener);
                 let _ = std::thread::Builder::new()
                     .name("egress-tcp".into())
