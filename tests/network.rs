@@ -688,6 +688,10 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     u.burrow(&["rm", "-f", "holds"]).ok();
+    // Many at once, each whole.
+    let many = "for i in $(seq 100); do wget -q -O /tmp/p$i http://10.231.5.2:8080/ & done; wait; cat /tmp/p* | grep -c page-from-egress";
+    let o = sh_on(&u, &img, "bridge", many);
+    assert_eq!(o.ok().stdout, "100\n");
     // The host's own loopback services (the test registry on 127.0.0.1) stay closed: slirp's
     // host address 10.0.2.2 does not lead there.
     let registry = common::registry();
