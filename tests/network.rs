@@ -1488,3 +1488,30 @@ fn macvlan_as_root_puts_containers_on_the_parents_lan() {
         .collect();
     assert_eq!(names, ["lo", "bt-mvlan"], "{links:?}");
 }
+
+#[test]
+fn containers_that_lost_their_network_with_the_holder_are_reported_and_a_restart_mends_them() {
+    let u = User::new("net_lost");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    u.burrow(&["run", "-d", "--name", "kept", &img, "sleep", "300"])
+        .ok();
+    let eth0 = || u.burrow(&["exec", "kept", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    eth0().ok();
+    let ps = u.burrow(&["ps"]);
+    assert!(!ps.ok().stderr.contains("lost"), "{ps:?}");
+    // The holder goes, its namespace with it: the container runs on without eth0.
+    u.stop_holder();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while eth0().code == 0 {
+        assert!(std::time::Instant::now() < deadline, "eth0 stayed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    u.burrow(&["ps"]).ok().stderr_has(
+        "kept lost its network when the network holder ended; restart it: burrow restart kept",
+    );
+    u.burrow(&["restart", "-t", "1", "kept"]).ok();
+    eth0().ok();
+    let ps = u.burrow(&["ps"]);
+    assert!(!ps.ok().stderr.contains("lost"), "{ps:?}");
+}

@@ -552,6 +552,16 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
         }
         rows = kept;
     }
+    let lost = engine.lost_networks(&rows)?;
+    if !lost.is_empty() {
+        eprintln!(
+            "burrow: warning: {} lost {} network when the network holder ended; restart {}: burrow restart {}",
+            lost.join(", "),
+            if lost.len() == 1 { "its" } else { "their" },
+            if lost.len() == 1 { "it" } else { "them" },
+            lost.join(" ")
+        );
+    }
     let limit = if a.latest { Some(1) } else { a.last };
     if let Some(n) = limit {
         rows.truncate(n);

@@ -417,6 +417,35 @@ impl Engine {
             .map_err(|e| EngineError::NetworkConfig(crate::cli::render_chain(&e)))
     }
 
+    /// The names of the running containers among `rows` that lost their networks with the
+    /// network holder: they joined the user namespace of a holder that has since ended, and
+    /// their veth pairs went with its network namespace. No new holder can reach them there;
+    /// a restart connects them again.
+    pub fn lost_networks(&mut self, rows: &[super::ContainerSummary]) -> Result<Vec<String>> {
+        let live = Holder::find(&self.paths.runtime.join("network"))
+            .and_then(|h| std::fs::read_link(h.userns()).ok());
+        let mut lost = Vec::new();
+        for s in rows {
+            let c = &s.record;
+            let Some(pid) = c.pid.filter(|p| {
+                c.status == super::container::RUNNING
+                    && crate::monitor::is_same_process(*p, c.pid_start)
+            }) else {
+                continue;
+            };
+            // Endpoints with a parent interface (macvlan) hang off the host, not the holder.
+            let endpoints = self.endpoints(c, &s.config)?;
+            if endpoints.iter().all(|e| !e.allowed.parents.is_empty()) {
+                continue;
+            }
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+            if theirs.is_some() && theirs != live {
+                lost.push(c.name.clone());
+            }
+        }
+        Ok(lost)
+    }
+
     /// A container's running pid, if it runs.
     pub(super) fn pid_if_running(
         &mut self,
