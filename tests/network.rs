@@ -688,6 +688,23 @@ fn containers_reach_another_host_but_not_the_hosts_loopback() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     u.burrow(&["rm", "-f", "holds"]).ok();
+    // Where the far end says no, the container hears it as from a router: a closed port
+    // refuses, a host that is not there is unreachable.
+    let o = sh_on(
+        &u,
+        &img,
+        "bridge",
+        "wget -q -O - http://10.231.5.2:8081/ 2>&1; timeout 20 wget -q -O - http://10.231.5.99:8080/ 2>&1; true",
+    );
+    let out = &o.ok().stdout;
+    assert!(
+        out.contains("can't connect to remote host (10.231.5.2): Connection refused"),
+        "{o:?}"
+    );
+    assert!(
+        out.contains("can't connect to remote host (10.231.5.99): No route to host"),
+        "{o:?}"
+    );
     // Many at once, each whole.
     let many = "for i in $(seq 100); do wget -q -O /tmp/p$i http://10.231.5.2:8080/ & done; wait; cat /tmp/p* | grep -c page-from-egress";
     let o = sh_on(&u, &img, "bridge", many);

@@ -48,7 +48,7 @@ pub enum Egress {
 /// Docker's DOCKER-ISOLATION chains do. Replies to a port forward that speaks as its client
 /// are marked (see [`TRANSPARENT_MARK`]). Traffic inside one bridge is switched, not routed.
 /// What leaves through `tap0` (the way out's) is masqueraded to the tap's address, but for
-/// TCP, see [`TCP_PROXY_RULE`].
+/// TCP, see [`TCP_PROXY_RULES`].
 /// The host's loopback (slirp's 10.0.2.2) is closed to every bridge but those in `host_open`
 /// (networks made with `-o allow_host_loopback=true`).
 const RULESET: &str = r#"table inet burrow {
@@ -74,11 +74,40 @@ const RULESET: &str = r#"table inet burrow {
 }
 "#;
 
-/// New TCP connections bound for `tap0` (but for slirp's own 10.0.2.0/24) are handed to the
-/// way out's transparent TCP proxy (`proxy.rs`, [`super::proxy::LISTEN`]), where it listens;
-/// where it does not (slirp4netns, pasta), `tproxy` lets them pass. Added on its own: a
-/// kernel without nftables' tproxy still gets the rest, and TCP goes through slirp.
-const TCP_PROXY_RULE: &str = "add rule inet burrow prerouting meta l4proto tcp ip daddr != 10.0.2.0/24 fib daddr oifname \"tap0\" tproxy ip to 127.0.0.1:1 meta mark set 0x6275 accept\n";
+/// New TCP connections bound for `tap0` (but for slirp's own 10.0.2.0/24) go to the way
+/// out's transparent TCP proxy (`proxy.rs`): their SYN is marked here (0x6278) and held
+/// by [`HOLD_SYNS`] until the proxy's own connect answered, then handed to its listener
+/// ([`super::proxy::LISTEN`]), where it listens; where it does not (slirp4netns, pasta),
+/// `tproxy` lets them pass. A SYN let through with the proxy's refused or unreachable mark is
+/// answered as a router would. Added on its own: a kernel without nftables' tproxy still gets
+/// the rest, and TCP goes through slirp.
+const TCP_PROXY_RULES: &str = r#"add chain inet burrow hold { type filter hook prerouting priority -310; policy accept; }
+add rule inet burrow hold meta l4proto tcp tcp flags & (fin|syn|rst|ack) == syn ip daddr != 10.0.2.0/24 fib daddr oifname "tap0" meta mark set 0x6278
+insert rule inet burrow forward meta l4proto tcp meta mark 0x6276 reject with tcp reset
+insert rule inet burrow forward meta mark 0x6277 reject with icmpx type host-unreachable
+add rule inet burrow prerouting meta l4proto tcp meta mark != { 0x6276, 0x6277 } ip daddr != 10.0.2.0/24 fib daddr oifname "tap0" tproxy ip to 127.0.0.1:1 meta mark set 0x6275 accept
+"#;
+
+/// iptables arguments that queue the marked SYNs for the proxy (`--queue-bypass`: they pass
+/// unheld while nobody holds the queue). iptables, not nftables: kernels built without
+/// nftables' `queue` expression (this one) still have xtables' NFQUEUE.
+const HOLD_SYNS: &[&str] = &[
+    "-t",
+    "raw",
+    "-A",
+    "PREROUTING",
+    "-p",
+    "tcp",
+    "-m",
+    "mark",
+    "--mark",
+    "0x6278",
+    "-j",
+    "NFQUEUE",
+    "--queue-num",
+    "0",
+    "--queue-bypass",
+];
 
 /// Replies to the holder's port forwards that speak as the client (IP_TRANSPARENT, see
 /// `ports.rs`) are addressed to the client, not to the holder: the ruleset marks those that
@@ -384,8 +413,13 @@ fn install_ruleset(netns: &Path) -> std::io::Result<()> {
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             bridges_skip_netfilter();
             nft(RULESET)?;
-            if let Err(err) = nft(TCP_PROXY_RULE) {
-                tracing::warn!(%err, "TCP leaves through slirp: no transparent proxy");
+            match nft(TCP_PROXY_RULES) {
+                Ok(()) => {
+                    if let Err(err) = iptables(HOLD_SYNS) {
+                        tracing::warn!(%err, "SYNs to the outside are not held: a refused connect looks like a reset");
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "TCP leaves through slirp: no transparent proxy"),
             }
             super::executor::deliver_marked_locally(TRANSPARENT_MARK, LOCAL_TABLE)
         })
@@ -426,6 +460,28 @@ fn nft(script: &str) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::other(format!(
             "nft -f failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Runs iptables (its nftables flavour where both are installed: the legacy one wants
+/// /run/xtables.lock, which the holder's user namespace cannot open) with `args`, in the
+/// calling thread's network namespace.
+fn iptables(args: &[&str]) -> std::io::Result<()> {
+    let program = find_program("iptables-nft")
+        .or_else(|| find_program("iptables"))
+        .ok_or_else(|| std::io::Error::other("iptables is not installed"))?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "iptables failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -606,11 +662,31 @@ mod tests {
 
     #[test]
     fn the_ruleset_hands_tcp_to_where_the_proxy_listens() {
-        let rule = format!("tproxy ip to {} ", super::super::proxy::LISTEN);
-        assert!(
-            TCP_PROXY_RULE.contains(&rule),
-            "no {rule:?} in {TCP_PROXY_RULE}"
-        );
+        use super::super::proxy;
+        const SYN_MARK: u32 = 0x6278;
+        for rule in [
+            format!("meta mark set {SYN_MARK:#x}\n"),
+            format!("tproxy ip to {} ", proxy::LISTEN),
+            format!("meta mark {:#x} reject with tcp reset", proxy::REFUSED_MARK),
+            format!("meta mark {:#x} reject with icmpx", proxy::UNREACHABLE_MARK),
+            format!(
+                "meta mark != {{ {:#x}, {:#x} }}",
+                proxy::REFUSED_MARK,
+                proxy::UNREACHABLE_MARK
+            ),
+        ] {
+            assert!(
+                TCP_PROXY_RULES.contains(&rule),
+                "no {rule:?} in {TCP_PROXY_RULES}"
+            );
+        }
+        let held = HOLD_SYNS.join(" ");
+        for want in [
+            format!("--mark {SYN_MARK:#x} "),
+            format!("--queue-num {} --queue-bypass", proxy::QUEUE),
+        ] {
+            assert!(held.contains(&want), "no {want:?} in {held}");
+        }
     }
 
     #[test]

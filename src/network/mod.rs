@@ -6,6 +6,7 @@ pub mod dns;
 pub mod executor;
 pub mod holder;
 pub mod ipam;
+pub mod nfqueue;
 pub mod pasta;
 pub mod ports;
 pub mod proxy;

@@ -297,13 +297,18 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
         }
     };
     let tap = match holder_ends(holder) {
-        Ok((tap, listener)) => {
+        Ok(HolderEnds {
+            tap,
+            listener,
+            queue,
+        }) => {
             if let Some(listener) = listener {
                 super::relay::allow_many_connections();
                 let listener = std::net::TcpListener::from(listener);
+                let queue = queue.map(|fd| super::nfqueue::Queue::from_fd(fd, super::proxy::QUEUE));
                 let _ = std::thread::Builder::new()
                     .name("egress-tcp".into())
-                    .spawn(move || super::proxy::serve(listener));
+                    .spawn(move || super::proxy::serve(listener, queue));
             }
             tap
         }
@@ -342,10 +347,10 @@ pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
 
 /// Makes `tap0` in the holder's network namespace, from a job in its user namespace: the
 /// device (MTU [`MTU`]), its address 10.0.2.100/24, up, and the default route through it
-/// via the gateway; and the TCP proxy's transparent listener (`proxy.rs`). The job passes
-/// both descriptors back over a socket pair; the listener is None if it could not be made
-/// (TCP then goes through libslirp too).
-fn holder_ends(holder: i32) -> Result<(OwnedFd, Option<OwnedFd>), String> {
+/// via the gateway; and the TCP proxy's transparent listener and SYN queue (`proxy.rs`). The
+/// job passes the descriptors back over a socket pair; the proxy's are None where they could
+/// not be made (without a listener TCP goes through libslirp too).
+fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
     use crate::plugin::{Addr, Op, Plan, Route, Side};
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
     let userns = PathBuf::from(format!("/proc/{holder}/ns/user"));
@@ -379,13 +384,32 @@ fn holder_ends(holder: i32) -> Result<(OwnedFd, Option<OwnedFd>), String> {
         super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
             .map_err(|e| crate::cli::render_chain(&e))?;
         crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
-        match super::executor::in_netns(ns.as_fd(), super::proxy::listen) {
-            Ok(listener) => crate::runtime::send_fd(theirs.as_fd(), listener.as_fd()),
+        // Each of the proxy's ends, or a byte without one: it goes without.
+        let send = |made: std::io::Result<OwnedFd>, what: &str| match made {
+            Ok(fd) => crate::runtime::send_fd(theirs.as_fd(), fd.as_fd()),
             Err(e) => {
-                eprintln!("burrow __egress: TCP goes through libslirp: no proxy listener: {e}");
+                eprintln!("burrow __egress: no {what}: {e}");
                 (&theirs).write_all(b"n")
             }
-        }
+        };
+        let listener =
+            super::executor::in_netns(ns.as_fd(), || super::proxy::listen().map(OwnedFd::from));
+        let held = listener.is_ok();
+        send(listener, "TCP proxy listener (TCP goes through libslirp)")
+            .map_err(|e| e.to_string())?;
+        let queue = if held {
+            // A duplicate goes on to __egress; the job's own closes with the job.
+            super::executor::in_netns(ns.as_fd(), || {
+                super::nfqueue::Queue::bind(super::proxy::QUEUE)
+                    .and_then(|q| q.as_fd().try_clone_to_owned())
+            })
+        } else {
+            Err(std::io::Error::other("no listener"))
+        };
+        send(
+            queue,
+            "SYN queue (the proxy connects after the container's handshake)",
+        )
         .map_err(|e| e.to_string())
     })
     .map_err(|e| e.to_string())?;
@@ -393,7 +417,20 @@ fn holder_ends(holder: i32) -> Result<(OwnedFd, Option<OwnedFd>), String> {
         .map_err(|e| e.to_string())?
         .ok_or_else(|| "the job sent no tap".to_string())?;
     let listener = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
-    Ok((tap, listener))
+    let queue = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
+    Ok(HolderEnds {
+        tap,
+        listener,
+        queue,
+    })
+}
+
+/// What `__egress` gets from the holder's namespace: the tap, and the TCP proxy's listener
+/// and SYN queue where they could be made.
+struct HolderEnds {
+    tap: OwnedFd,
+    listener: Option<OwnedFd>,
+    queue: Option<OwnedFd>,
 }
 
 /// One slirp stack and the state its callbacks share; dropping it frees both.
