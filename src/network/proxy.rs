@@ -101,7 +101,8 @@ pub fn serve(listener: TcpListener, queue: Option<Queue>) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_per_connection(&e) => {}
+            // Out of descriptors, say: the connection waits in the backlog meanwhile.
+            Err(e) if is_per_connection(&e) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
                 eprintln!("burrow __egress: the TCP proxy stops: {e}");
                 return;
