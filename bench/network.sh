@@ -10,6 +10,8 @@
 #   egress   container → another host: a static sender in the container (bench/src/netsend.c)
 #            sends to a server in a network namespace this script makes (a veth pair; no
 #            traffic leaves the machine)
+#   rtt      1000 round trips of 10 bytes through a published port to the container's
+#            `nc -l -e cat` (seconds in all = milliseconds per round trip)
 #   start    `run --rm IMG true` on each tool's default network (hyperfine)
 # Each figure is seconds from connect until the receiver has read everything.
 # Run as root: bash bench/network.sh   (BURROW=/path/to/burrow; default target/release/burrow)
@@ -80,6 +82,29 @@ if mode == "send":
             if time.time() > deadline:
                 raise
             time.sleep(0.2)
+    print(f"{time.time() - start:.3f}")
+elif mode == "rtt":
+    # size round trips of 10 bytes on one connection (the container echoes them back).
+    deadline = time.time() + 20
+    while True:
+        try:
+            s = socket.create_connection((host, port))
+            s.sendall(b"0123456789")
+            if len(s.recv(10)) == 10:
+                break
+        except OSError:
+            pass
+        s.close()
+        if time.time() > deadline:
+            raise SystemExit("no echo")
+        time.sleep(0.2)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    start = time.time()
+    for _ in range(size):
+        s.sendall(b"0123456789")
+        got = 0
+        while got < 10:
+            got += len(s.recv(10 - got))
     print(f"{time.time() - start:.3f}")
 else:
     ls = socket.socket()
@@ -152,6 +177,15 @@ publish_round() { # TOOL
     results[publish-$t]+="$secs "
 }
 
+rtt_round() { # TOOL: 1000 round trips of 10 bytes through a published port
+    local t=$1 cmd
+    tool_cmd "$t"
+    as_user "${cmd[@]}" run -d --name nr -p "127.0.0.1:$port:5003" "$IMAGE" \
+        nc -l -p 5003 -e cat >/dev/null
+    results[rtt-$t]+="$(python3 "$tool" rtt 127.0.0.1 "$port" 1000) "
+    as_user "${cmd[@]}" rm -f nr >/dev/null 2>&1 || as_user "${cmd[@]}" rm -f -t 0 nr >/dev/null
+}
+
 egress_round() { # TOOL
     local t=$1 cmd out
     tool_cmd "$t"
@@ -175,19 +209,23 @@ for round in $(seq "$ROUNDS"); do
         publish_round "$t"
         say "round $round: $t egress"
         egress_round "$t"
+        say "round $round: $t rtt"
+        rtt_round "$t"
     done
 done
 
 python3 - "$SIZE_MB" "${results[publish-burrow]:-}" "${results[publish-burrow-s4n]:-}" \
     "${results[publish-burrow-pasta]:-}" "${results[publish-podman]:-}" \
     "${results[egress-burrow]:-}" "${results[egress-burrow-s4n]:-}" \
-    "${results[egress-burrow-pasta]:-}" "${results[egress-podman]:-}" <<'EOF'
+    "${results[egress-burrow-pasta]:-}" "${results[egress-podman]:-}" \
+    "${results[rtt-burrow]:-}" "${results[rtt-burrow-s4n]:-}" \
+    "${results[rtt-burrow-pasta]:-}" "${results[rtt-podman]:-}" <<'EOF'
 import statistics, sys
 size = int(sys.argv[1])
 tools = ["burrow", "burrow-s4n", "burrow-pasta", "podman"]
-names = [f"{what} {tool}" for what in ["publish", "egress"] for tool in tools]
+names = [f"{what} {tool}" for what in ["publish", "egress", "rtt"] for tool in tools]
 med = {}
-print(f"\n{size} MiB per round; seconds per round, median, MiB/s of the median:")
+print(f"\n{size} MiB per round (rtt: 1000 round trips); seconds per round, median, rate of the median:")
 for name, raw in zip(names, sys.argv[2:]):
     vals = [float(v) for v in raw.split() if not v.startswith("short")]
     bad = [v for v in raw.split() if v.startswith("short")]
@@ -196,9 +234,10 @@ for name, raw in zip(names, sys.argv[2:]):
         continue
     m = statistics.median(vals)
     med[name] = m
-    print(f"  {name:18} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {size / m:8.1f} MiB/s"
+    rate = f"{m:.3f} ms per round trip" if name.startswith("rtt") else f"{size / m:8.1f} MiB/s"
+    print(f"  {name:18} {' '.join(f'{v:.2f}' for v in vals):30} median {m:.2f}  {rate}"
           + (f"  incomplete: {bad}" if bad else ""))
-for what in ["publish", "egress"]:
+for what in ["publish", "egress", "rtt"]:
     for tool in tools[:3]:
         if f"{what} {tool}" in med and f"{what} podman" in med:
             ratio = med[f"{what} {tool}"] / med[f"{what} podman"]

@@ -64,6 +64,11 @@ fn one_way(from: &TcpStream, to: &TcpStream) {
     }
 }
 
+/// Not SPLICE_F_MORE: towards a socket it is MSG_MORE, which corks what is written until more
+/// comes; each small request and each answer waited some 200 ms (100 round trips of 10 bytes
+/// took 41.8 s through the relay with it, 20 ms without).
+const SPLICE_FLAGS: SpliceFFlags = SpliceFFlags::SPLICE_F_MOVE;
+
 /// A close-on-exec pipe grown to [`CHUNK`] where the system allows.
 fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
@@ -72,7 +77,7 @@ fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
 }
 
 fn splice_all(from: &TcpStream, to: &TcpStream, r: &OwnedFd, w: &OwnedFd) -> io::Result<()> {
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
+    let flags = SPLICE_FLAGS;
     loop {
         let mut pending = match splice(from, None, w, None, CHUNK, flags) {
             Ok(0) => return Ok(()),
@@ -144,6 +149,11 @@ mod tests {
         server.shutdown(Shutdown::Write).unwrap();
         assert_eq!(writer.join().unwrap(), "thanks");
         relay.join().unwrap();
+    }
+
+    #[test]
+    fn what_is_copied_is_sent_at_once_not_corked() {
+        assert!(!SPLICE_FLAGS.contains(SpliceFFlags::SPLICE_F_MORE));
     }
 
     #[test]
