@@ -443,27 +443,7 @@ fn nft(script: &str) -> std::io::Result<()> {
             "nft (nftables) is not installed; install the nftables package: burrow uses it to keep networks apart",
         )
     })?;
-    let mut child = std::process::Command::new(nft)
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "nft -f failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    run_tool(&nft, "nft -f", &["-f", "-"], script)
 }
 
 /// Runs iptables (its nftables flavour where both are installed: the legacy one wants
@@ -473,15 +453,29 @@ fn iptables(args: &[&str]) -> std::io::Result<()> {
     let program = find_program("iptables-nft")
         .or_else(|| find_program("iptables"))
         .ok_or_else(|| std::io::Error::other("iptables is not installed"))?;
-    let out = std::process::Command::new(program)
+    run_tool(&program, "iptables", args, "")
+}
+
+/// Runs `program` with `args` and `input` on its stdin; its failure says `name`, its exit
+/// status and what it said on stderr.
+fn run_tool(program: &Path, name: &str, args: &[&str], input: &str) -> std::io::Result<()> {
+    let mut child = std::process::Command::new(program)
         .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()?;
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
     if out.status.success() {
         Ok(())
     } else {
         Err(std::io::Error::other(format!(
-            "iptables failed ({}): {}",
+            "{name} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
