@@ -433,13 +433,15 @@ impl Engine {
             }) else {
                 continue;
             };
-            // Endpoints with a parent interface (macvlan) hang off the host, not the holder.
-            let endpoints = self.endpoints(c, &s.config)?;
-            if endpoints.iter().all(|e| !e.allowed.parents.is_empty()) {
+            // In the live holder's user namespace (or unreadable): nothing lost. Checked
+            // first, as it costs no lookup in the state.
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+            if theirs.is_none() || theirs == live {
                 continue;
             }
-            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
-            if theirs.is_some() && theirs != live {
+            // Endpoints with a parent interface (macvlan) hang off the host, not the holder.
+            let endpoints = self.endpoints(c, &s.config)?;
+            if endpoints.iter().any(|e| e.allowed.parents.is_empty()) {
                 lost.push(c.name.clone());
             }
         }
