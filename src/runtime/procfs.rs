@@ -213,6 +213,15 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // spawn() returns once exec has begun; the new program's arguments are set up a moment
+        // later, and until then its cmdline reads empty. Wait for them (readiness, not timing).
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..10_000 {
+            if !std::fs::read(&cmdline).unwrap().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let me = std::process::id() as i32;
         let list = container_processes(me).unwrap();
         let _ = child.kill();
