@@ -800,6 +800,37 @@ fn slirp4netns_or_pasta_carry_the_way_out_when_configured() {
     }
 }
 
+#[test]
+fn slirp4netns_carries_the_way_out_when_libslirp_cannot_be_loaded() {
+    let _other = TestHost::new("egress7", "10.231.7");
+    let mut u = User::new("net_no_libslirp");
+    // The loader finds a file that is not a library before the installed libslirp.so.0.
+    let lib = u.home.join("no-libslirp");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libslirp.so.0"), "not a library\n").unwrap();
+    // Debian's slirp4netns loads libslirp.so.0 too; this one stands for a static build (as
+    // upstream releases are): it runs the real one without the broken library path.
+    let bin = u.home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("slirp4netns");
+    let script = "#!/bin/sh\nexec env -u LD_LIBRARY_PATH /usr/bin/slirp4netns \"$@\"\n";
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    u.env
+        .push(("LD_LIBRARY_PATH".into(), lib.display().to_string()));
+    u.env
+        .push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let o = fetch(&u, &img, "bridge", "http://10.231.7.2:8080/");
+    assert_eq!(o.ok().stdout, "page-from-egress7\n");
+    way_out_goes_with_the_holder(&u, "--userns-path=/proc/{pid}/ns/user");
+}
+
 /// The pid of the user's network holder, as burrow recorded it.
 fn holder_pid(u: &User) -> String {
     let holder: Value = serde_json::from_str(

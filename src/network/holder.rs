@@ -386,14 +386,26 @@ fn start_helper(
     let timeout =
         nix::poll::PollTimeout::try_from(SLIRP_READY).unwrap_or(nix::poll::PollTimeout::MAX);
     let mut byte = [0u8; 1];
-    let ready = matches!(nix::poll::poll(&mut fds, timeout), Ok(1))
-        && matches!(nix::unistd::read(&ready_r, &mut byte), Ok(1))
-        && byte[0] == b'1';
-    if ready {
+    let answered = matches!(nix::poll::poll(&mut fds, timeout), Ok(1));
+    if answered && matches!(nix::unistd::read(&ready_r, &mut byte), Ok(1)) && byte[0] == b'1' {
         return Ok(());
     }
-    let _ = child.kill();
-    let status = child.wait().ok();
+    // A helper that closed the pipe without `1` is exiting: its exit code says why (libslirp's
+    // NO_LIBRARY asks for the fallback), so it is not killed before it had the moment to exit.
+    let mut status = None;
+    if answered {
+        for _ in 0..200 {
+            status = child.try_wait().ok().flatten();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        status = child.wait().ok();
+    }
     let said = std::fs::read_to_string(log).unwrap_or_default();
     let last = said.lines().last().unwrap_or("no message");
     Err((
