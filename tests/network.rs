@@ -1563,3 +1563,182 @@ fn containers_that_lost_their_network_with_the_holder_are_reported_and_a_restart
     let ps = u.burrow(&["ps"]);
     assert!(!ps.ok().stderr.contains("lost"), "{ps:?}");
 }
+
+/// Builds the wasm crates of `manifest` into `target` (under /var/tmp/burrow-test) and copies
+/// `file` where the test user can read it; its path.
+fn built_plugin(u: &User, manifest: &str, target: &str, file: &str) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::path::Path::new("/var/tmp/burrow-test").join(target);
+    let built = common::build_wasm(&repo.join(manifest), &target)
+        .unwrap_or_else(|e| panic!("{manifest} builds with one cargo command: {e}"));
+    let copy = u.home.join(file);
+    std::fs::copy(built.join(file), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    copy.display().to_string()
+}
+
+/// The interfaces in the user's network holder's namespace and their IPv4 addresses.
+fn holder_links(u: &User) -> String {
+    let ip = |args: &[&str]| {
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &holder_pid(u), "-n", "ip", "-o"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let names: Vec<String> = ip(&["link"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+        .collect();
+    format!("{}\n{}", names.join(" "), ip(&["-4", "addr"]))
+}
+
+#[test]
+fn the_example_network_plugin_is_installed_and_connects_containers() {
+    let u = User::new("net_plugin");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let wasm = built_plugin(
+        &u,
+        "examples/net-plugin/Cargo.toml",
+        "example-net-plugin-target",
+        "net_lan.wasm",
+    );
+    // A network driver asks for nothing: no grant, no question.
+    let o = u.burrow(&["plugin", "install", &wasm]);
+    assert_eq!(o.ok().stdout, "Installed plugin lan\n");
+    let o = u.burrow(&["plugin", "inspect", "lan"]);
+    let v: Value = serde_json::from_str(&o.ok().stdout).unwrap();
+    assert_eq!(v[0]["kind"], "network", "{v}");
+    // The plugin's own refusals, verbatim.
+    u.burrow(&["network", "create", "-d", "lan", "nosubnet"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("the lan driver needs exactly one IPv4 --subnet");
+    u.burrow(&[
+        "network",
+        "create",
+        "-d",
+        "lan",
+        "--subnet",
+        "10.89.40.0/24",
+        "-o",
+        "mtu=1300",
+        "office",
+    ])
+    .ok();
+    let n = inspect(&u, "office");
+    assert_eq!(n["Driver"], "lan", "{n}");
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.89.40.0/24", "{n}");
+    // Its plan carried out: the MTU it chose, the address the host handed out, the other
+    // container by name (the built-in DNS), a published port.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    web(
+        &u,
+        &img,
+        "desk",
+        "page-from-lan",
+        &["--network", "office", "-p", &publish],
+    );
+    let o = sh_on(
+        &u,
+        &img,
+        "office",
+        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0 | grep -o 'inet [0-9./]*'; wget -q -O - http://desk/",
+    );
+    assert_eq!(o.ok().stdout, "1300\ninet 10.89.40.3/24\npage-from-lan\n");
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}")).unwrap(),
+        "page-from-lan\n"
+    );
+    // In use: it stays; a network driver is no log driver.
+    u.burrow(&["plugin", "rm", "lan"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("in use by network office");
+    u.burrow(&["run", "--rm", "--log-driver", "lan", &img, "true"])
+        .code(125)
+        .one_line_error()
+        .stderr_has("is a network driver, not a log driver");
+    u.burrow(&["rm", "-f", "desk"]).ok();
+    u.burrow(&["network", "rm", "office"]).ok();
+    u.burrow(&["plugin", "rm", "lan"]).ok();
+    u.burrow(&[
+        "network",
+        "create",
+        "-d",
+        "lan",
+        "--subnet",
+        "10.89.40.0/24",
+        "office",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has("plugin \"lan\" not found");
+}
+
+#[test]
+fn misbehaving_network_plugins_fail_their_call_and_change_nothing() {
+    let u = User::new("net_plugin_bad");
+    let _cleanup = Cleanup(&u);
+    let img = u.pull("busybox");
+    let wasm = built_plugin(
+        &u,
+        "tests/plugins/Cargo.toml",
+        "hostile-plugins-target",
+        "hostile_netbad.wasm",
+    );
+    u.burrow(&["plugin", "install", &wasm]).ok();
+    // The holder's own interfaces are not a network's to name.
+    u.burrow(&[
+        "network",
+        "create",
+        "-d",
+        "netbad",
+        "-o",
+        "do=tapname",
+        "--subnet",
+        "10.89.41.0/24",
+        "x",
+    ])
+    .code(125)
+    .one_line_error()
+    .stderr_has("chose the interface name \"tap0\"");
+    u.burrow(&["run", "--rm", &img, "true"]).ok();
+    let before = holder_links(&u);
+    for (i, (what, says)) in [
+        ("spin", "did not finish setup within 5 s"),
+        ("trap", "crashed in setup"),
+        (
+            "escape",
+            "planned something burrow refuses: a change to the host interface \"tap0\"",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let subnet = format!("10.89.{}.0/24", 42 + i);
+        let opt = format!("do={what}");
+        u.burrow(&[
+            "network", "create", "-d", "netbad", "--subnet", &subnet, "-o", &opt, what,
+        ])
+        .ok();
+        u.burrow(&["run", "--rm", "--network", what, &img, "true"])
+            .code(125)
+            .one_line_error()
+            .stderr_has(says);
+        assert_eq!(
+            holder_links(&u),
+            before,
+            "{what} left something in the holder"
+        );
+    }
+    // Nothing runs, and the holder carries on.
+    assert_eq!(u.burrow(&["ps", "-q"]).ok().stdout, "");
+    let o = u.burrow(&[
+        "run", "--rm", &img, "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(o.ok().stdout.contains("scope global eth0"), "{o:?}");
+}

@@ -121,6 +121,19 @@
 //! Implement [`net::Guest`] and export it with [`net::export_network_driver!`]. A network
 //! driver computes and the host applies: `setup` and `teardown` return a [`net::Plan`],
 //! plain data that the host validates against what it owns before carrying it out.
+//! `examples/net-plugin` is a complete one to copy; users install it with `burrow plugin
+//! install` and use it with `burrow network create --driver NAME`.
+//!
+//! - `create` fills in a new network (its bridge's name in `iface`, subnets) or refuses it
+//!   with [`net::Error::InvalidConfig`], shown verbatim. The host then checks the subnets
+//!   against the other networks' and fills in missing gateways; it hands out the addresses.
+//! - `setup` gets the container's address(es) in `ips` and its interface name (`eth0`,
+//!   `eth1`, …) in `ifname`. Host-side links may be named `veth…`, `br-…` or the network's
+//!   `iface` (never `lo` or `tap0`, the network holder's own); host-side addresses only on
+//!   links the plan makes; no host routes; host sysctls only for forwarding and the plan's
+//!   links. A plan that breaks a rule is refused before any step runs.
+//! - Each call runs on a fresh instance with nothing granted, under a memory cap and a 5 s
+//!   deadline; a trap or timeout fails that call (the container does not start).
 
 /// Bindings for the `log-driver` world.
 pub mod log {

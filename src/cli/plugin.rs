@@ -1,5 +1,5 @@
-//! `plugin install|ls|inspect|rm|enable|disable`: log drivers anyone can write, as
-//! WebAssembly components (see plugin-sdk/ and examples/log-plugin/).
+//! `plugin install|ls|inspect|rm|enable|disable`: log and network drivers anyone can write,
+//! as WebAssembly components (see plugin-sdk/, examples/log-plugin/ and examples/net-plugin/).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

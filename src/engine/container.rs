@@ -404,7 +404,8 @@ impl Engine {
         // while `_ports` stays open.
         let ports_file = self.paths.container_run_dir(&c.id).join("ports.json");
         let _ports = match (&holder, endpoints.first()) {
-            (Some(_), Some(e)) if !config.ports.is_empty() && e.driver == "bridge" => {
+            // On the holder's side of the first network (bridge, or a network plugin's).
+            (Some(_), Some(e)) if !config.ports.is_empty() && e.allowed.parents.is_empty() => {
                 let target = e
                     .attach
                     .ips

@@ -50,6 +50,11 @@ impl Engine {
     /// The log driver `name`: an installed plugin of that name, else a built-in one.
     pub(super) fn log_driver(&mut self, name: &str) -> Result<LogDriver> {
         if let Some(p) = self.installed_plugin(name)? {
+            if p.kind != super::plugins::PluginKind::Log {
+                return Err(EngineError::LogConfig(format!(
+                    "logger: plugin {name:?} is a network driver, not a log driver"
+                )));
+            }
             if !p.enabled {
                 return Err(EngineError::LogConfig(format!(
                     "logger: plugin {name:?} is disabled (burrow plugin enable {name})"

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,10 @@ impl Engine {
 
     /// Asks the driver for the network's defaults and checks its pools against the others.
     fn new_network(&mut self, id: &str, req: &NetworkCreate) -> Result<NetworkRecord> {
-        let driver = self.plugin_host()?.network_driver(&req.driver)?;
+        let plugin = self.network_plugin(&req.driver)?;
+        let driver = self
+            .plugin_host()?
+            .network_driver_at(&req.driver, plugin.as_deref())?;
         let existing = self.network_infos()?;
         let used: Vec<Ipv4Net> = existing
             .iter()
@@ -132,6 +136,16 @@ impl Engine {
             }
             e => e.into(),
         })?;
+        if let Some(iface) = filled
+            .iface
+            .as_deref()
+            .filter(|i| !crate::network::executor::host_ifname_ok(i))
+        {
+            return Err(EngineError::NetworkConfig(format!(
+                "network driver {:?} chose the interface name {iface:?}, which burrow refuses (the network holder's own, or not a valid name)",
+                req.driver
+            )));
+        }
         let mut subnets = Vec::new();
         for (i, s) in filled.subnets.iter().enumerate() {
             let sc = SubnetConfig {
@@ -327,7 +341,37 @@ impl Engine {
         let n = self.find_network(mode)?;
         match n.record.driver.as_str() {
             "bridge" | "macvlan" => Ok(Some(n)),
-            _ => Err(EngineError::UnsupportedNetwork(mode.to_string())),
+            d => match self.network_plugin(d)? {
+                Some(_) => Ok(Some(n)),
+                None if crate::plugin::is_builtin_network_driver(d) => {
+                    Err(EngineError::UnsupportedNetwork(mode.to_string()))
+                }
+                None => Err(EngineError::NetworkConfig(format!(
+                    "network {} uses the network driver plugin {d:?}, which is not installed: install it again (burrow plugin install) or remove the network",
+                    n.record.name
+                ))),
+            },
+        }
+    }
+
+    /// Where the component of network driver `name` is, when it is an installed plugin; None
+    /// for a built-in driver or no driver of that name. A disabled plugin, or a log driver
+    /// of that name, is an error.
+    pub(super) fn network_plugin(&self, name: &str) -> Result<Option<PathBuf>> {
+        if crate::plugin::is_builtin_network_driver(name) {
+            return Ok(None);
+        }
+        match self.installed_plugin(name)? {
+            None => Ok(None),
+            Some(p) if p.kind != super::plugins::PluginKind::Network => {
+                Err(EngineError::NetworkConfig(format!(
+                    "plugin {name:?} is a log driver, not a network driver"
+                )))
+            }
+            Some(p) if !p.enabled => Err(EngineError::NetworkConfig(format!(
+                "network driver plugin {name:?} is disabled (burrow plugin enable {name})"
+            ))),
+            Some(_) => Ok(Some(self.plugin_wasm(name))),
         }
     }
 
@@ -344,7 +388,8 @@ impl Engine {
         let mut out = Vec::new();
         for row in self.state.container_endpoints(&c.id)? {
             let n = self.find_network(&row.network_id)?;
-            out.push(endpoint(c, config, &n, &row));
+            let plugin = self.network_plugin(&n.record.driver)?;
+            out.push(endpoint(c, config, &n, &row, plugin));
         }
         Ok(out)
     }
@@ -356,8 +401,10 @@ fn endpoint(
     config: &super::spec::ContainerConfig,
     n: &NetworkInfo,
     row: &state::EndpointRow,
+    plugin: Option<PathBuf>,
 ) -> crate::network::Endpoint {
     crate::network::Endpoint {
+        plugin,
         allowed: crate::network::executor::Allowed {
             host_names: n.config.iface.iter().cloned().collect(),
             // A macvlan hangs off the interface its network was made with, and no other.
@@ -519,7 +566,8 @@ impl Engine {
                 ifname: Some(ifname),
                 aliases: Some(opts.aliases.clone()),
             };
-            let e = endpoint(&c, &config, &n, &row);
+            let plugin = self.network_plugin(&n.record.driver)?;
+            let e = endpoint(&c, &config, &n, &row, plugin);
             let connected = self.holder().and_then(|h| {
                 crate::network::connect(&h, pid, self.plugin_cache_dir(), &[e])
                     .map_err(EngineError::Runtime)

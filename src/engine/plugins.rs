@@ -1,13 +1,14 @@
 //! Installed plugins (`burrow plugin install|ls|inspect|rm|enable|disable`): each is kept
-//! as `DATA/plugins/NAME/plugin.wasm` with `plugin.json` (what it asks for, what the user
-//! granted, whether it is enabled).
+//! as `DATA/plugins/NAME/plugin.wasm` with `plugin.json` (its kind, what it asks for, what
+//! the user granted, whether it is enabled). A log driver is used through `--log-driver
+//! NAME`, a network driver through `network create --driver NAME`.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::{Engine, EngineError, Result};
-use crate::plugin::{Capabilities, Grants};
+use crate::plugin::{Capabilities, Grants, PluginError};
 
 /// The capabilities of the WIT `capabilities` record, as users grant them.
 pub const CAPABILITIES: [&str; 4] = ["log-dir", "network", "http", "secrets"];
@@ -63,9 +64,22 @@ impl GrantSet {
     }
 }
 
+/// Which world a plugin's component implements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// `log-driver` (records from before network plugins have no kind: they are these).
+    #[default]
+    Log,
+    /// `network-driver`: computes plans, asks for nothing (its world imports only `diag`).
+    Network,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstalledPlugin {
     pub name: String,
+    #[serde(default)]
+    pub kind: PluginKind,
     pub digest: String,
     pub version: String,
     pub description: String,
@@ -150,19 +164,40 @@ impl Engine {
             path: path.to_path_buf(),
             source,
         })?;
-        let driver = self
-            .plugin_host()?
-            .load_log_driver(&wasm, Grants::default())?;
-        let info = driver.info();
+        let host = self.plugin_host()?;
+        let (kind, info) = match host.load_log_driver(&wasm, Grants::default()) {
+            Ok(driver) => (PluginKind::Log, driver.info().clone()),
+            Err(PluginError::WrongKind { .. }) => match host.load_network_driver(&wasm) {
+                Ok(driver) => (PluginKind::Network, driver.info().clone()),
+                Err(PluginError::WrongKind {
+                    plugin, exports, ..
+                }) => {
+                    return Err(EngineError::LogConfig(format!(
+                        "{} is neither a log driver nor a network driver: it exports {exports} (plugin {plugin:?}; build it with burrow-plugin-sdk)",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
         let name = alias.unwrap_or(&info.name).to_string();
         if !valid_name(&name) {
             return Err(EngineError::LogConfig(format!(
                 "invalid plugin name {name:?}: use letters, digits, '-', '_' and '.' (or --alias)"
             )));
         }
-        if self.plugin_host()?.builtin_names().contains(&name) {
+        let builtin = match kind {
+            PluginKind::Log => host.builtin_names(),
+            PluginKind::Network => host.builtin_network_drivers(),
+        };
+        if builtin.contains(&name) {
+            let what = match kind {
+                PluginKind::Log => "log driver",
+                PluginKind::Network => "network driver",
+            };
             return Err(EngineError::LogConfig(format!(
-                "plugin name {name:?} is a built-in log driver's: install it under another name with --alias"
+                "plugin name {name:?} is a built-in {what}'s: install it under another name with --alias"
             )));
         }
         if self.installed_plugin(&name)?.is_some() {
@@ -170,18 +205,30 @@ impl Engine {
                 "plugin {name:?} is already installed (burrow plugin rm {name} first)"
             )));
         }
-        let asks = GrantSet::asked(&info.needs);
+        // A network driver's world imports nothing that grants could open: it asks for nothing.
+        let needs = match kind {
+            PluginKind::Log => info.needs.clone(),
+            PluginKind::Network => Capabilities {
+                log_dir: false,
+                network: false,
+                default_addresses: vec![],
+                http_patterns: vec![],
+                http: false,
+                secrets: vec![],
+            },
+        };
         Ok(Candidate {
             plugin: InstalledPlugin {
                 name,
+                kind,
                 digest: format!("sha256:{}", hex::encode(Sha256::digest(&wasm))),
                 version: info.version.clone(),
                 description: info.description.clone(),
                 enabled: true,
                 granted: GrantSet::default(),
-                asks,
-                default_addresses: info.needs.default_addresses.clone(),
-                http_patterns: info.needs.http_patterns.clone(),
+                asks: GrantSet::asked(&needs),
+                default_addresses: needs.default_addresses,
+                http_patterns: needs.http_patterns,
             },
             wasm,
         })
@@ -226,8 +273,8 @@ impl Engine {
 
     /// Enables or disables a plugin; a plugin containers use stays enabled.
     pub fn plugin_set_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
-        if !enabled && !force_ok(self, name)? {
-            return Err(in_use(name));
+        if let Some(by) = users(self, name)?.filter(|_| !enabled) {
+            return Err(in_use(name, &by));
         }
         self.plugin_set_enabled_forced(name, enabled)
     }
@@ -241,27 +288,38 @@ impl Engine {
     /// Removes a plugin; a plugin containers use stays unless `force`.
     pub fn plugin_remove(&mut self, name: &str, force: bool) -> Result<()> {
         let p = self.plugin_named(name)?;
-        if !force && !force_ok(self, name)? {
-            return Err(in_use(name));
+        if let Some(by) = users(self, name)?.filter(|_| !force) {
+            return Err(in_use(name, &by));
         }
         let dir = self.plugins_dir().join(&p.name);
         std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io { path: dir, source })
     }
 }
 
-/// True when no container logs through `name`.
-fn force_ok(engine: &Engine, name: &str) -> Result<bool> {
+/// Nothing uses plugin `name`: no container logs through it and no network has it as driver.
+/// Otherwise what does, for the message.
+fn users(engine: &mut Engine, name: &str) -> Result<Option<String>> {
     for c in engine.state.containers()? {
         if engine.container_config(&c)?.log.driver == name {
-            return Ok(false);
+            return Ok(Some(format!("container {}", c.name)));
         }
     }
-    Ok(true)
+    for n in engine.networks()? {
+        if n.record.driver == name {
+            return Ok(Some(format!("network {}", n.record.name)));
+        }
+    }
+    Ok(None)
 }
 
-fn in_use(name: &str) -> EngineError {
+fn in_use(name: &str, by: &str) -> EngineError {
+    let first = if by.starts_with("network") {
+        "remove the network first (burrow network rm)"
+    } else {
+        "remove the container first"
+    };
     EngineError::LogConfig(format!(
-        "plugin {name:?} is in use by a container: remove the container first, or use --force"
+        "plugin {name:?} is in use by {by}: {first}, or use --force"
     ))
 }
 
@@ -292,5 +350,21 @@ mod tests {
         assert!(!g.http, "not asked, so not given");
         assert!(valid_name("my-driver_1.0"));
         assert!(!valid_name("../x") && !valid_name("") && !valid_name(".hidden"));
+    }
+
+    #[test]
+    fn records_without_a_kind_are_log_drivers() {
+        let old = r#"{"name":"lines","digest":"sha256:ab","version":"0.1.0","description":"",
+            "enabled":true,"asks":{"log_dir":true,"network":false,"http":false,"secrets":[]},
+            "granted":{"log_dir":true,"network":false,"http":false,"secrets":[]},
+            "default_addresses":[],"http_patterns":[]}"#;
+        let p: InstalledPlugin = serde_json::from_str(old).unwrap();
+        assert_eq!(p.kind, PluginKind::Log);
+        let json = serde_json::to_value(InstalledPlugin {
+            kind: PluginKind::Network,
+            ..p
+        })
+        .unwrap();
+        assert_eq!(json["kind"], "network");
     }
 }

@@ -53,6 +53,9 @@ pub struct Allowed {
 
 impl Allowed {
     fn host_link(&self, name: &str) -> bool {
+        if !host_ifname_ok(name) {
+            return false;
+        }
         name.starts_with("veth")
             || name.starts_with("br-")
             || name == "burrow0"
@@ -154,6 +157,12 @@ fn pick<'a>(side: Side, host: BorrowedFd<'a>, container: BorrowedFd<'a>) -> Borr
         Side::Host => host,
         Side::Container => container,
     }
+}
+
+/// A name a network may give an interface on the holder's side: a valid name, and not one
+/// of the holder's own (its loopback, its way out).
+pub fn host_ifname_ok(name: &str) -> bool {
+    ifname_ok(name) && name != "lo" && name != super::slirp::TAP
 }
 
 fn ifname_ok(name: &str) -> bool {

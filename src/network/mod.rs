@@ -25,6 +25,8 @@ use holder::Holder;
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub driver: String,
+    /// The component of an installed network driver plugin (None: a built-in driver).
+    pub plugin: Option<PathBuf>,
     pub attach: Attach,
     /// Host interfaces the plan may make beyond `veth…`/`br-…`/`burrow0` (`-o …bridge.name`).
     pub allowed: executor::Allowed,
@@ -120,8 +122,8 @@ fn apply_endpoints(
     let plugins = PluginHost::new(plugin_cache).map_err(|e| e.to_string())?;
     for e in endpoints {
         let driver = plugins
-            .network_driver(&e.driver)
-            .map_err(|e| e.to_string())?;
+            .network_driver_at(&e.driver, e.plugin.as_deref())
+            .map_err(|e| crate::cli::render_chain(&e))?;
         let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
         executor::apply(
             &e.driver,

@@ -129,12 +129,20 @@ pub enum PluginError {
     },
     #[error("no built-in log driver named {name:?} (built in: {known})")]
     UnknownDriver { name: String, known: String },
-    #[error("plugin {name:?} not found (network drivers: {known})")]
+    #[error(
+        "plugin {name:?} not found (built-in network drivers: {known}; install others with burrow plugin install)"
+    )]
     UnknownNetworkDriver { name: String, known: String },
     #[error("plugin compile cache {path}: {what}")]
     Cache {
         path: PathBuf,
         what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the installed plugin {path}: install it again (burrow plugin install)")]
+    Installed {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },

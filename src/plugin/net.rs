@@ -41,6 +41,11 @@ pub struct NetworkDriver {
     info: PluginInfo,
 }
 
+/// Whether `name` is a built-in network driver's (no plugin host needed to tell).
+pub fn is_builtin_network_driver(name: &str) -> bool {
+    builtin::component(&format!("net-{name}")).is_some()
+}
+
 impl PluginHost {
     /// Names of the built-in network drivers, e.g. "bridge".
     pub fn builtin_network_drivers(&self) -> Vec<String> {
@@ -59,8 +64,26 @@ impl PluginHost {
         self.load_network_driver_as(&krate, wasm)
     }
 
-    /// Any network driver component (installed plugins, tests), labelled by its digest.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The network driver `name`: the installed plugin whose component is at `installed`,
+    /// else the built-in one. Errors name it `name`, whatever it calls itself.
+    pub fn network_driver_at(
+        &self,
+        name: &str,
+        installed: Option<&std::path::Path>,
+    ) -> Result<NetworkDriver, PluginError> {
+        let Some(path) = installed else {
+            return self.network_driver(name);
+        };
+        let wasm = std::fs::read(path).map_err(|source| PluginError::Installed {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut driver = self.load_network_driver_as(name, &wasm)?;
+        driver.info.name = name.to_string();
+        Ok(driver)
+    }
+
+    /// Any network driver component (a plugin being installed, tests), labelled by its digest.
     pub fn load_network_driver(&self, wasm: &[u8]) -> Result<NetworkDriver, PluginError> {
         let label = format!("sha256:{}", &hex::encode(Sha256::digest(wasm))[..12]);
         self.load_network_driver_as(&label, wasm)
@@ -92,7 +115,6 @@ impl PluginHost {
 
 impl NetworkDriver {
     /// What `describe()` returned at load.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn info(&self) -> &PluginInfo {
         &self.info
     }

@@ -215,6 +215,18 @@ fn plans_that_touch_what_burrow_does_not_own_are_refused_before_any_step() {
         parents: vec![],
     };
     assert!(check("bridge", &p, &allowed).is_ok());
+    // The holder's own interfaces, whatever the network's options say.
+    for own in ["lo", "tap0"] {
+        let p = plan(vec![Op::EnsureLink(Link::Bridge(BridgeSpec {
+            name: own.into(),
+            mtu: None,
+        }))]);
+        let allowed = Allowed {
+            host_names: vec![own.into()],
+            parents: vec![],
+        };
+        assert!(refused(&p, &allowed).contains(own), "{own}");
+    }
     // A macvlan on a parent the options did not name; host routes; sysctls outside net.
     let p = plan(vec![Op::EnsureLink(Link::Macvlan(
         crate::plugin::MacvlanSpec {
