@@ -105,6 +105,11 @@ run_tests() {
     if [[ $# -eq 0 ]]; then
         cargo test -p log-awslogs --test moto -- --ignored 2>&1 | tee -a "$TEST_LOG"
         [[ ${PIPESTATUS[0]} -eq 0 ]] || rc=1
+        # The plugin templates are crates of their own (not workspace members).
+        for example in examples/log-plugin examples/net-plugin; do
+            cargo test --manifest-path "$example/Cargo.toml" 2>&1 | tee -a "$TEST_LOG"
+            [[ ${PIPESTATUS[0]} -eq 0 ]] || rc=1
+        done
     fi
     return "$rc"
 }
