@@ -274,7 +274,7 @@ impl Engine {
     /// Enables or disables a plugin; a plugin containers use stays enabled.
     pub fn plugin_set_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
         if let Some(by) = users(self, name)?.filter(|_| !enabled) {
-            return Err(in_use(name, &by));
+            return Err(in_use(name, by));
         }
         self.plugin_set_enabled_forced(name, enabled)
     }
@@ -289,37 +289,32 @@ impl Engine {
     pub fn plugin_remove(&mut self, name: &str, force: bool) -> Result<()> {
         let p = self.plugin_named(name)?;
         if let Some(by) = users(self, name)?.filter(|_| !force) {
-            return Err(in_use(name, &by));
+            return Err(in_use(name, by));
         }
         let dir = self.plugins_dir().join(&p.name);
         std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io { path: dir, source })
     }
 }
 
-/// Nothing uses plugin `name`: no container logs through it and no network has it as driver.
-/// Otherwise what does, for the message.
-fn users(engine: &mut Engine, name: &str) -> Result<Option<String>> {
+/// A container that logs through plugin `name`, else a network it is the driver of, as
+/// ("container" or "network", its name); None when nothing uses it.
+fn users(engine: &mut Engine, name: &str) -> Result<Option<(&'static str, String)>> {
     for c in engine.state.containers()? {
         if engine.container_config(&c)?.log.driver == name {
-            return Ok(Some(format!("container {}", c.name)));
+            return Ok(Some(("container", c.name)));
         }
     }
     for n in engine.networks()? {
         if n.record.driver == name {
-            return Ok(Some(format!("network {}", n.record.name)));
+            return Ok(Some(("network", n.record.name)));
         }
     }
     Ok(None)
 }
 
-fn in_use(name: &str, by: &str) -> EngineError {
-    let first = if by.starts_with("network") {
-        "remove the network first (burrow network rm)"
-    } else {
-        "remove the container first"
-    };
+fn in_use(name: &str, (what, by): (&str, String)) -> EngineError {
     EngineError::LogConfig(format!(
-        "plugin {name:?} is in use by {by}: {first}, or use --force"
+        "plugin {name:?} is in use by {what} {by}: remove the {what} first, or use --force"
     ))
 }
 
