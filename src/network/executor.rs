@@ -63,6 +63,10 @@ impl Allowed {
     }
 }
 
+/// How long a veth of the name a plan asks for may take to go with the network namespace
+/// of the container's previous run.
+const STALE_VETH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What was created, to undo newest first.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -322,6 +326,13 @@ fn apply_op(
                 LinkInfo::Kind(InfoKind::Veth),
                 LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
             ]));
+            // Veth names are the container's and the network's: one still there is from the
+            // container's previous run (restarted at once after it died), whose network
+            // namespace the kernel tears down in the background, taking the pair with it.
+            let until = std::time::Instant::now() + STALE_VETH_GRACE;
+            while nl.index(&v.host_name)?.is_some() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             nl.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)?;
             journal.links.push((Side::Host, v.host_name.clone()));
             Ok(())

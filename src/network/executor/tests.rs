@@ -267,3 +267,36 @@ fn plans_that_touch_what_burrow_does_not_own_are_refused_before_any_step() {
     }))]);
     assert!(refused(&p, &Allowed::default()).contains("interface name"));
 }
+
+#[test]
+fn a_veth_left_by_the_containers_previous_run_is_waited_for() {
+    if !root() {
+        return;
+    }
+    let (host, old, new) = (new_netns(), new_netns(), new_netns());
+    let plan = bridge_plan("vethstale0");
+    apply(
+        "bridge",
+        &plan,
+        &Allowed::default(),
+        host.as_fd(),
+        old.as_fd(),
+    )
+    .unwrap();
+    // The previous run's namespace goes a moment after the restart began, as the kernel's
+    // teardown of a dead container's namespace does.
+    let dies = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(old);
+    });
+    apply(
+        "bridge",
+        &plan,
+        &Allowed::default(),
+        host.as_fd(),
+        new.as_fd(),
+    )
+    .unwrap();
+    dies.join().unwrap();
+    assert!(in_ns(&new, || Netlink::open()?.index("eth0")).is_some());
+}
