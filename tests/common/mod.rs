@@ -40,11 +40,26 @@ pub fn binary() -> &'static Path {
         for d in [Path::new("/var/tmp/burrow-test"), Path::new(STATE), &dir] {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+        // Each test binary's own (its pid in the name: `pgrep` patterns tell runs apart), a
+        // hard link where the build is on the same file system, else a copy (about 500 MB in
+        // debug). Those of test binaries that have ended go.
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("burrow-")
+                .and_then(|rest| rest.split('.').next().and_then(|p| p.parse::<u32>().ok()));
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let dest = dir.join(format!("burrow-{}", std::process::id()));
-        let tmp = dest.with_extension("tmp");
-        std::fs::copy(env!("CARGO_BIN_EXE_burrow"), &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &dest).unwrap();
+        let _ = std::fs::remove_file(&dest);
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_burrow"), &dest).is_err() {
+            let tmp = dest.with_extension("tmp");
+            std::fs::copy(env!("CARGO_BIN_EXE_burrow"), &tmp).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &dest).unwrap();
+        }
         dest
     })
 }
