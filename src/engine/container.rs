@@ -405,7 +405,7 @@ impl Engine {
         let ports_file = self.paths.container_run_dir(&c.id).join("ports.json");
         let _ports = match (&holder, endpoints.first()) {
             // On the holder's side of the first network (bridge, or a network plugin's).
-            (Some(_), Some(e)) if !config.ports.is_empty() && e.allowed.parents.is_empty() => {
+            (Some(_), Some(e)) if !config.ports.is_empty() && e.in_holder() => {
                 let target = e
                     .attach
                     .ips

@@ -488,7 +488,7 @@ impl Engine {
             }
             // Endpoints with a parent interface (macvlan) hang off the host, not the holder.
             let endpoints = self.endpoints(c, &s.config)?;
-            if endpoints.iter().any(|e| e.allowed.parents.is_empty()) {
+            if endpoints.iter().any(|e| e.in_holder()) {
                 lost.push(c.name.clone());
             }
         }

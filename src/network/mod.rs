@@ -34,6 +34,14 @@ pub struct Endpoint {
     pub host_loopback: bool,
 }
 
+impl Endpoint {
+    /// Whether the container's end is wired on the network holder's side; endpoints that hang
+    /// off a host interface (macvlan: `allowed.parents`) are wired from burrow's own.
+    pub fn in_holder(&self) -> bool {
+        self.allowed.parents.is_empty()
+    }
+}
+
 /// Connects the network namespace of process `pid` (a container in the holder's user
 /// namespace) to each endpoint's network: in a child that joined the holder's user
 /// namespace, each driver computes its plan and the executor carries it out between the
@@ -50,10 +58,8 @@ pub fn connect(
     endpoints: &[Endpoint],
 ) -> Result<(), RuntimeError> {
     let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let (on_host, in_holder_ns): (Vec<Endpoint>, Vec<Endpoint>) = endpoints
-        .iter()
-        .cloned()
-        .partition(|e| !e.allowed.parents.is_empty());
+    let (on_host, in_holder_ns): (Vec<Endpoint>, Vec<Endpoint>) =
+        endpoints.iter().cloned().partition(|e| !e.in_holder());
     if !in_holder_ns.is_empty() {
         let (host_ns, container_ns, cache) =
             (holder.netns(), container_ns.clone(), plugin_cache.clone());
