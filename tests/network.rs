@@ -428,11 +428,7 @@ fn containers_on_a_bridge_network_reach_each_other_and_other_networks_do_not() {
     let n = inspect(&u, "front");
     assert_eq!(n["Containers"], serde_json::json!({}), "{n:#}");
     let bridges = || {
-        let o = std::process::Command::new("nsenter")
-            .args(["-t", &holder_pid(&u), "-n", "ip", "-o", "link", "show"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
+        in_holder(&u, &["ip", "-o", "link", "show"])
             .lines()
             .filter(|l| l.contains(": br-"))
             .count()
@@ -840,13 +836,19 @@ fn holder_pid(u: &User) -> String {
     holder["pid"].to_string()
 }
 
-/// The TCP sockets in the user's network holder's namespace, as `ss -tnH` lists them.
-fn holder_sockets(u: &User) -> String {
+/// What `command` prints run in the user's network holder's network namespace.
+fn in_holder(u: &User, command: &[&str]) -> String {
     let o = std::process::Command::new("nsenter")
-        .args(["-t", &holder_pid(u), "-n", "ss", "-tnH"])
+        .args(["-t", &holder_pid(u), "-n"])
+        .args(command)
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The TCP sockets in the user's network holder's namespace, as `ss -tnH` lists them.
+fn holder_sockets(u: &User) -> String {
+    in_holder(u, &["ss", "-tnH"])
 }
 
 /// Asserts that the user's network holder has a way-out process, found by `pattern` with
@@ -1580,20 +1582,12 @@ fn built_plugin(u: &User, manifest: &str, target: &str, file: &str) -> String {
 /// The interfaces in the user's network holder's namespace, and their IPv4 addresses (as
 /// `ip -o -4 addr` lists them).
 fn holder_links(u: &User) -> (Vec<String>, String) {
-    let ip = |args: &[&str]| {
-        let o = std::process::Command::new("nsenter")
-            .args(["-t", &holder_pid(u), "-n", "ip", "-o"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let names = ip(&["link"])
+    let names = in_holder(u, &["ip", "-o", "link"])
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
         .map(|n| n.trim_end_matches(':').to_string())
         .collect();
-    (names, ip(&["-4", "addr"]))
+    (names, in_holder(u, &["ip", "-o", "-4", "addr"]))
 }
 
 #[test]
