@@ -433,6 +433,7 @@ impl Engine {
                     "cannot join network of a non running container: {name} (start it first)"
                 ))
             })?;
+            let pid = crate::runtime::namespace_anchor(pid)?;
             spec.userns = Some(format!("/proc/{pid}/ns/user").into());
             spec.network = NetworkMode::Joined(format!("/proc/{pid}/ns/net").into());
         }

@@ -135,6 +135,8 @@ pub enum EngineError {
     NoSuchNetwork(String),
     #[error(transparent)]
     Policy(#[from] crate::monitor::PolicyError),
+    #[error(transparent)]
+    Healthcheck(#[from] crate::monitor::health::TooShort),
     #[error("{message}")]
     StartFailed {
         name: String,

@@ -482,7 +482,9 @@ impl Engine {
             };
             // In the live holder's user namespace (or unreadable): nothing lost. Checked
             // first, as it costs no lookup in the state.
-            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+            let theirs = crate::runtime::namespace_anchor(pid)
+                .ok()
+                .and_then(|p| std::fs::read_link(format!("/proc/{p}/ns/user")).ok());
             if theirs.is_none() || theirs == live {
                 continue;
             }

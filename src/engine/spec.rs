@@ -473,7 +473,7 @@ pub fn merge(
         stop_signal,
         stop_timeout: opts.stop_timeout,
         init: opts.init,
-        healthcheck: crate::monitor::health::resolve(image.healthcheck.as_ref(), &opts.health),
+        healthcheck: crate::monitor::health::resolve(image.healthcheck.as_ref(), &opts.health)?,
         labels: image
             .labels
             .clone()

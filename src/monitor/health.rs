@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETRIES: u32 = 3;
+/// Docker's floor for the durations (`MinimumDuration`): below it, a flag is refused and an
+/// image's value (which Docker's builder never writes) counts as unset, so a hostile image
+/// cannot ask for back-to-back probes.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
 /// Docker keeps the last five probe results.
 const LOG_LEN: usize = 5;
 /// ...and at most this much of each probe's output.
@@ -53,8 +57,32 @@ pub struct HealthFlags {
     pub disabled: bool,
 }
 
+/// A `--health-*` duration below Docker's minimum.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what} in Healthcheck cannot be less than 1ms (--health-{flag}); 0 means the default")]
+pub struct TooShort {
+    pub what: &'static str,
+    pub flag: &'static str,
+}
+
 /// Merges the image's HEALTHCHECK with the flags; None when there is none or it is off.
-pub fn resolve(image: Option<&DockerHealthConfig>, flags: &HealthFlags) -> Option<Healthcheck> {
+pub fn resolve(
+    image: Option<&DockerHealthConfig>,
+    flags: &HealthFlags,
+) -> Result<Option<Healthcheck>, TooShort> {
+    for (given, what, flag) in [
+        (flags.interval, "Interval", "interval"),
+        (flags.timeout, "Timeout", "timeout"),
+        (flags.start_period, "StartPeriod", "start-period"),
+    ] {
+        if given.is_some_and(|d| !d.is_zero() && d < MIN_DURATION) {
+            return Err(TooShort { what, flag });
+        }
+    }
+    Ok(resolve_checked(image, flags))
+}
+
+fn resolve_checked(image: Option<&DockerHealthConfig>, flags: &HealthFlags) -> Option<Healthcheck> {
     if flags.disabled {
         return None;
     }
@@ -67,7 +95,10 @@ pub fn resolve(image: Option<&DockerHealthConfig>, flags: &HealthFlags) -> Optio
         }
         _ => return None,
     };
-    let nanos = |v: Option<u64>| v.filter(|n| *n > 0).map(Duration::from_nanos);
+    let nanos = |v: Option<u64>| {
+        v.map(Duration::from_nanos)
+            .filter(|d| *d >= MIN_DURATION)
+    };
     let pick = |flag: Option<Duration>, image: Option<u64>, default: Duration| {
         flag.filter(|d| !d.is_zero())
             .or(nanos(image))
@@ -168,7 +199,9 @@ mod tests {
             start_period: 0,
             retries: 0,
         };
-        let h = resolve(Some(&image), &HealthFlags::default()).unwrap();
+        let h = resolve(Some(&image), &HealthFlags::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(h.command, ["true"]);
         assert_eq!(h.interval_ms, 5000);
         assert_eq!(h.timeout_ms, 30_000);
@@ -179,7 +212,7 @@ mod tests {
             retries: Some(2),
             ..Default::default()
         };
-        let h = resolve(Some(&image), &flags).unwrap();
+        let h = resolve(Some(&image), &flags).unwrap().unwrap();
         assert_eq!(h.command, ["/bin/sh", "-c", "test -e /ok"]);
         assert_eq!((h.interval_ms, h.retries), (200, 2));
         let shell_form = DockerHealthConfig {
@@ -189,6 +222,7 @@ mod tests {
         assert_eq!(
             resolve(Some(&shell_form), &HealthFlags::default())
                 .unwrap()
+                .unwrap()
                 .command,
             ["/bin/sh", "-c", "exit 0"]
         );
@@ -196,13 +230,53 @@ mod tests {
             test: vec!["NONE".into()],
             ..Default::default()
         };
-        assert_eq!(resolve(Some(&none), &HealthFlags::default()), None);
+        assert_eq!(resolve(Some(&none), &HealthFlags::default()), Ok(None));
         let off = HealthFlags {
             disabled: true,
             ..Default::default()
         };
-        assert_eq!(resolve(Some(&image), &off), None);
-        assert_eq!(resolve(None, &HealthFlags::default()), None);
+        assert_eq!(resolve(Some(&image), &off), Ok(None));
+        assert_eq!(resolve(None, &HealthFlags::default()), Ok(None));
+    }
+
+    #[test]
+    fn durations_below_a_millisecond_are_refused_or_ignored() {
+        // An image asking for a probe every nanosecond gets Docker's default interval.
+        let hostile = DockerHealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 1,
+            timeout: 999_999,
+            start_period: 1,
+            retries: 0,
+        };
+        let h = resolve(Some(&hostile), &HealthFlags::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.interval_ms, h.timeout_ms), (30_000, 30_000));
+        assert_eq!(h.start_period_ms, 0);
+        let exactly = DockerHealthConfig {
+            interval: 1_000_000,
+            ..hostile.clone()
+        };
+        let h = resolve(Some(&exactly), &HealthFlags::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.interval_ms, 1);
+        // Flags below the floor are refused, as by Docker; 0 still means the default.
+        let flags = HealthFlags {
+            interval: Some(Duration::from_micros(500)),
+            ..Default::default()
+        };
+        let err = resolve(Some(&hostile), &flags).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Interval in Healthcheck cannot be less than 1ms (--health-interval); 0 means the default"
+        );
+        let zero = HealthFlags {
+            interval: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        assert!(resolve(Some(&hostile), &zero).unwrap().is_some());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn connect(
     plugin_cache: PathBuf,
     endpoints: &[Endpoint],
 ) -> Result<(), RuntimeError> {
-    let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let container_ns = netns_of(pid)?;
     let (on_host, in_holder_ns): (Vec<Endpoint>, Vec<Endpoint>) =
         endpoints.iter().cloned().partition(|e| !e.in_holder());
     if !in_holder_ns.is_empty() {
@@ -83,6 +83,12 @@ pub fn connect(
         })?;
     }
     Ok(())
+}
+
+/// The network namespace file of the container whose pid 1 (or first process) is `pid`.
+fn netns_of(pid: i32) -> Result<PathBuf, RuntimeError> {
+    let anchor = crate::runtime::namespace_anchor(pid)?;
+    Ok(PathBuf::from(format!("/proc/{anchor}/ns/net")))
 }
 
 /// Those of `names` that are interfaces in the network namespace at `ns` (what a macvlan
@@ -177,7 +183,7 @@ fn apply_endpoints(
 /// holder's user namespace): its veth pair goes, and with it the container's place on that
 /// network's bridge.
 pub fn disconnect(holder: &Holder, pid: i32, ifname: &str) -> Result<(), RuntimeError> {
-    let container_ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let container_ns = netns_of(pid)?;
     delete_link_in(holder, container_ns, ifname, "the container's")
 }
 

@@ -27,7 +27,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,9 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::container::{self, Ready};
-use super::process::{channel_err, die_with_parent, exit_now, fail, fork, process_err, wait_code};
+use super::process::{
+    channel_err, die_with_parent, exit_now, fail, fork, process_err, scrub_after_fork, wait_code,
+};
 use super::tty::{self, RawMode, Signals};
 use super::user::{self, ExecUser};
 use super::{ExecSpec, IdMapping, RuntimeError, procfs};
@@ -129,9 +131,12 @@ fn open_namespaces(pid: i32) -> Result<Vec<Namespace>, RuntimeError> {
             reason: "it is not pid 1 of its pid namespace",
         });
     }
+    // `--init`'s pid 1 keeps its files closed; one of its descendants stands for it.
+    let anchor = procfs::namespace_anchor(pid)?;
+    let anchor_fd = pidfd_open(anchor)?;
     let mut opened = Vec::new();
     for (kind, flag) in NAMESPACES {
-        let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+        let path = PathBuf::from(format!("/proc/{anchor}/ns/{kind}"));
         let file = File::open(&path).map_err(|e| gone_or(pid, &path, e))?;
         let target = file.metadata().map_err(|e| gone_or(pid, &path, e))?;
         let own = std::fs::metadata(format!("/proc/self/ns/{kind}")).ok();
@@ -141,7 +146,7 @@ fn open_namespaces(pid: i32) -> Result<Vec<Namespace>, RuntimeError> {
     let join = to_join(pid, |kind| {
         opened.iter().any(|(k, _, _, shared)| *k == kind && *shared)
     })?;
-    if exited(&pidfd) {
+    if exited(&pidfd) || exited(&anchor_fd) {
         return Err(RuntimeError::ContainerGone { pid });
     }
     Ok(opened
@@ -273,6 +278,9 @@ fn middle(
         }
         Err(e) => fail(&to_parent, e),
         Ok(ForkResult::Child) => {
+            let mut keep = vec![to_parent.as_raw_fd()];
+            keep.extend(tty_sock.as_ref().map(|s| s.as_raw_fd()));
+            scrub_after_fork(&keep);
             if !spec.detach {
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             }

@@ -29,7 +29,7 @@ pub use exec::exec;
 pub use holder::{in_forked_job, in_joined_userns, start_holder};
 pub use idmap::find_program;
 pub use process::{in_userns, run_observed};
-pub use procfs::container_processes;
+pub use procfs::{container_processes, namespace_anchor};
 pub use tty::{RawMode, Signals, recv_fd, send_fd, terminal_size};
 
 /// One line of a uid_map or gid_map: `container_id host_id size`.

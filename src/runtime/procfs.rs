@@ -75,6 +75,35 @@ pub(crate) fn nspid(pid: i32) -> Result<Vec<i32>, RuntimeError> {
     }
 }
 
+/// The process whose namespace files stand for the container whose pid 1 is `pid`: pid 1
+/// itself, or, when its files cannot be opened (`--init`'s pid 1 is burrow code that made
+/// itself non-dumpable, so /proc/1/ns, fd and environ are closed to everyone but the host's
+/// root), the first of its descendants whose files can: they share every namespace with it.
+pub fn namespace_anchor(pid: i32) -> Result<i32, RuntimeError> {
+    anchor_under(Path::new("/proc"), pid)
+}
+
+fn anchor_under(proc: &Path, pid: i32) -> Result<i32, RuntimeError> {
+    let open = |p: i32| std::fs::read_link(proc.join(p.to_string()).join("ns/user")).is_ok();
+    let mut todo = std::collections::VecDeque::from([pid]);
+    while let Some(p) = todo.pop_front() {
+        if open(p) {
+            return Ok(p);
+        }
+        let children = proc.join(format!("{p}/task/{p}/children"));
+        let list = std::fs::read_to_string(&children).unwrap_or_default();
+        todo.extend(list.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+    }
+    if proc.join(pid.to_string()).exists() {
+        Err(RuntimeError::ReadProc {
+            path: proc.join(format!("{pid}/ns/user")),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    } else {
+        Err(RuntimeError::ContainerGone { pid })
+    }
+}
+
 fn parse_cmdline(raw: &[u8]) -> Vec<String> {
     raw.split(|b| *b == 0)
         .filter(|a| !a.is_empty())
@@ -108,7 +137,7 @@ pub fn container_processes(pid: i32) -> Result<Vec<ProcessInfo>, RuntimeError> {
 fn processes_under(proc: &Path, root: i32) -> Result<Vec<ProcessInfo>, RuntimeError> {
     let root_stat = read_stat(proc, root).ok_or(RuntimeError::ContainerGone { pid: root })?;
     let pid_ns = |pid: i32| std::fs::read_link(proc.join(pid.to_string()).join("ns/pid")).ok();
-    let root_ns = pid_ns(root);
+    let root_ns = anchor_under(proc, root).ok().and_then(pid_ns);
     let entries = std::fs::read_dir(proc).map_err(|source| RuntimeError::ReadProc {
         path: proc.to_path_buf(),
         source,
