@@ -81,7 +81,10 @@ pub(super) fn scrub_after_fork(keep: &[RawFd]) {
 
 /// Closes every descriptor from 3 up that is not in `keep`.
 pub(super) fn close_fds_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
     keep.retain(|&fd| fd > 2);
     keep.sort_unstable();
     keep.dedup();
