@@ -11,6 +11,9 @@
 //! always override an ARG instruction of the same name"). FROM lines see only the global
 //! ARGs ([`resolve_meta_args`]).
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 
 use crate::build::parser::mount::{Mount, MountError, parse_mount};

@@ -197,11 +197,3 @@ pub(super) fn clean(path: &str) -> String {
         (false, false) => joined,
     }
 }
-
-/// Go's `filepath.Dir` for slash-separated paths.
-pub(super) fn dir(path: &str) -> String {
-    match path.rfind('/') {
-        Some(i) => clean(&path[..=i]),
-        None => ".".to_string(),
-    }
-}

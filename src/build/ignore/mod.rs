@@ -18,7 +18,7 @@ mod glob;
 #[cfg(test)]
 mod tests;
 
-use glob::{Glob, clean, dir};
+use glob::{Glob, clean};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IgnoreError {
@@ -141,19 +141,16 @@ impl Matcher {
 
     /// patternmatcher's `MatchesOrParentMatches`, on a path as given.
     fn matches_or_parent_matches(&self, path: &str) -> bool {
-        let parent = dir(path);
-        let parents: Vec<&str> = parent.split('/').collect();
+        // The parent directories, shortest first: `a`, `a/b` for `a/b/c` (the path is
+        // clean, so they are its prefixes up to each slash).
+        let parents: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
         let mut matched = false;
         for p in &self.patterns {
             // An inclusion cannot change an excluded path, nor an exception an included one.
             if p.exclusion != matched {
                 continue;
             }
-            let mut m = p.glob.matches(path);
-            if !m && parent != "." {
-                m = (1..=parents.len()).any(|n| p.glob.matches(&parents[..n].join("/")));
-            }
-            if m {
+            if p.glob.matches(path) || parents.iter().any(|d| p.glob.matches(d)) {
                 matched = !p.exclusion;
             }
         }

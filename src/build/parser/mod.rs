@@ -26,6 +26,8 @@ pub mod syntax;
 mod tests;
 #[cfg(test)]
 mod tests_instructions;
+#[cfg(test)]
+mod tests_run;
 
 pub use ast::*;
 pub use error::ParseError;

@@ -212,10 +212,7 @@ pub type Expander<'a> = &'a mut dyn FnMut(&str) -> Result<String, ShellError>;
 
 /// Parse a `--mount` value. With `expand`, values are expanded and checked; without it (at
 /// parse time, before the build's variables are known) only the CSV syntax and `from` are.
-pub fn parse_mount(
-    value: &str,
-    mut expand: Option<Expander<'_>>,
-) -> Result<Mount, MountError> {
+pub fn parse_mount(value: &str, mut expand: Option<Expander<'_>>) -> Result<Mount, MountError> {
     let mut m = Mount {
         kind: MountType::Bind,
         from: None,
