@@ -29,7 +29,7 @@ pub enum ParseErrorKind {
     #[error("internal lexing of heredoc produced inconsistent results: {0}")]
     InconsistentHeredoc(String),
     #[error("invalid heredoc: {0}")]
-    HeredocWord(#[source] ShellError),
+    HeredocWord(ShellError),
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
     JsonNotStrings,
     #[error("{0} must have two arguments")]

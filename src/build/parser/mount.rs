@@ -97,7 +97,7 @@ pub enum MountError {
     #[error("invalid cache sharing set for {0} mount")]
     SharingNotCache(MountType),
     #[error("cannot expand a --mount value: {0}")]
-    Expand(#[source] ShellError),
+    Expand(ShellError),
 }
 
 const KEYS: &[&str] = &[

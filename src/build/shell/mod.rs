@@ -84,10 +84,10 @@ pub enum ShellErrorKind {
     /// `${NAME?message}` or `${NAME:?message}` with NAME unset (or empty).
     #[error("{name}: {message}")]
     Required { name: String, message: String },
-    #[error("invalid pattern ({pattern}) in substitution: {source}")]
+    #[error("invalid pattern ({pattern}) in substitution: {reason}")]
     InvalidPattern {
         pattern: String,
-        source: pattern::PatternError,
+        reason: pattern::PatternError,
     },
 }
 
@@ -473,9 +473,9 @@ impl ShellWord<'_> {
                 } else {
                     pattern::trim_prefix(&pat, &value, greedy)
                 };
-                trimmed.map_err(|source| ShellErrorKind::InvalidPattern {
+                trimmed.map_err(|reason| ShellErrorKind::InvalidPattern {
                     pattern: pat,
-                    source,
+                    reason,
                 })
             }
             _ => Err(ShellErrorKind::UnsupportedModifier(modifier)),
@@ -504,10 +504,10 @@ impl ShellWord<'_> {
             }
             return Ok(String::new());
         };
-        pattern::replace(&pat, &replacement, &value, replace_all).map_err(|source| {
+        pattern::replace(&pat, &replacement, &value, replace_all).map_err(|reason| {
             ShellErrorKind::InvalidPattern {
                 pattern: pat.clone(),
-                source,
+                reason,
             }
         })
     }
