@@ -1,6 +1,7 @@
 //! burrow: rootless, daemonless containers.
 #![deny(unsafe_code)]
 
+mod build;
 mod cli;
 mod engine;
 mod image;
