@@ -4,6 +4,7 @@
 mod build;
 mod cli;
 mod engine;
+mod errors;
 mod image;
 mod monitor;
 mod network;

@@ -135,7 +135,7 @@ fn apply_endpoints(
     for e in endpoints {
         let driver = plugins
             .network_driver_at(&e.driver, e.plugin.as_deref())
-            .map_err(|e| crate::cli::render_chain(&e))?;
+            .map_err(|e| crate::errors::render_chain(&e))?;
         let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
         executor::apply(
             &e.driver,
@@ -144,7 +144,7 @@ fn apply_endpoints(
             host.as_fd(),
             container.as_fd(),
         )
-        .map_err(|e| crate::cli::render_chain(&e))?;
+        .map_err(|e| crate::errors::render_chain(&e))?;
         if e.host_loopback {
             let bridges: Vec<String> = plan
                 .ops

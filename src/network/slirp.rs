@@ -382,7 +382,7 @@ fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
             search: vec![],
         };
         super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
-            .map_err(|e| crate::cli::render_chain(&e))?;
+            .map_err(|e| crate::errors::render_chain(&e))?;
         crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
         // Each of the proxy's ends, or a byte without one: it goes without.
         let send = |made: std::io::Result<OwnedFd>, what: &str| match made {

@@ -1,27 +1,25 @@
-//! The container's stdio while it runs under a monitor, and the clients that attach to it.
-//!
-//! The monitor gives the container pipes for stdin, stdout and stderr, and hands their
-//! other ends to a relay (`burrow __relay ID`, a process of its own, so the monitor stays
-//! single-threaded for its forks). The relay appends the output to the container's log,
-//! copies it to every client attached on `RUN/attach/<id prefix>.sock`, and writes what
+//! The stdio relay: a process of its own beside each monitor (`burrow __relay ID`, so that
+//! the monitor stays single-threaded for its forks). It holds the other ends of the pipes
+//! the monitor gives the container for stdin, stdout and stderr; it appends the output to
+//! the container's log (through its log driver's [`LogPipe`]), copies it to every client
+//! attached on the container's socket (`RUN/attach/<id prefix>.sock`), and writes what
 //! clients type to the container's stdin. It lives as long as the monitor holds the pipes.
 //!
-//! Both directions of the socket carry frames: an 8-byte header (kind, three zero bytes,
-//! big-endian payload length) and the payload, the shape of Docker's stdcopy stream. The
-//! relay sends stdout, stderr and, after each run of the container, its exit code; clients
-//! send hello, stdin, end of stdin and window sizes; the monitor sends the exit code.
+//! Both directions of the socket carry frames ([`frame`]): an 8-byte header (kind, three
+//! zero bytes, big-endian payload length) and the payload, the shape of Docker's stdcopy
+//! stream. The relay sends stdout, stderr and, after each run of the container, its exit
+//! code; clients send hello, stdin, end of stdin and window sizes; the monitor sends the
+//! exit code.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::container::RUNNING;
-use super::{Engine, EngineError, Result};
-use crate::monitor::logpipe::{LogPipe, Splitter};
+use super::logpipe::{LogPipe, Splitter, Stats};
 use crate::plugin::Source;
 
 /// Frame kinds.
@@ -77,7 +75,7 @@ pub mod frame {
 }
 
 /// What a relay prints on stderr once it is ready.
-pub const RELAY_READY: &str = "relay ready";
+pub const READY: &str = "relay ready";
 
 /// How long a relay started for a foreground run keeps the output waiting for its client.
 const HOLD: Duration = Duration::from_secs(10);
@@ -102,13 +100,79 @@ impl Client {
     }
 }
 
-/// What the relay is started with (`burrow __relay ID [--hold] --stderr-fd N`).
-pub struct RelayArgs {
+/// What the engine hands the relay once the container's log driver is open.
+pub struct Setup {
+    /// The log driver's pipeline.
+    pub log: LogPipe,
+    /// The attach socket, bound.
+    pub listener: UnixListener,
+    /// The container's stderr pipe (its stdout pipe is the relay's stdin, and its stdin
+    /// pipe the relay's stdout).
+    pub stderr: std::fs::File,
     /// Read no output until the first client says hello (or [`HOLD`] passed), so a
     /// foreground `run` sees everything from the first byte.
     pub hold: bool,
-    /// The descriptor (inherited) of the container's stderr pipe.
-    pub stderr_fd: i32,
+    /// Where window sizes go for the monitor (`RUN/attach/<id prefix>.size`).
+    pub size_file: PathBuf,
+}
+
+/// The relay's loop, until the container's output pipes close: returns what the log
+/// driver could not take. The socket and size files are removed at the end.
+pub fn serve(setup: Setup) -> std::io::Result<Stats> {
+    let Setup {
+        log,
+        listener,
+        stderr,
+        hold,
+        size_file,
+    } = setup;
+    let mut log = Log {
+        pipe: log,
+        split: [Splitter::new(Source::Stdout), Splitter::new(Source::Stderr)],
+    };
+    let stdout = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut relay = Relay {
+        outputs: [Some((frame::STDOUT, stdout)), Some((frame::STDERR, stderr))],
+        input: Some(take_stdout()?),
+        clients: Vec::new(),
+        held: hold.then(|| Instant::now() + HOLD),
+        pending_exit: None,
+        size_file,
+        monitor: nix::unistd::getppid(),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    while relay.outputs.iter().any(Option::is_some) {
+        relay.step(&listener, &mut log, &mut buf);
+    }
+    // The monitor's last word may still wait in the socket: it wrote, then exited.
+    relay.last_words(&listener, &mut buf);
+    relay.send_exit(&mut log);
+    if let Ok(addr) = listener.local_addr()
+        && let Some(path) = addr.as_pathname()
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(&relay.size_file);
+    let Log { pipe, mut split } = log;
+    let mut rest = Vec::new();
+    for s in &mut split {
+        s.finish(&mut rest);
+    }
+    pipe.push(rest);
+    Ok(pipe.finish())
+}
+
+/// The monitor's line to its relay, opened while the socket exists (removing an `--rm`
+/// container unlinks it).
+pub struct Line(pub Option<UnixStream>);
+
+impl Line {
+    /// Tells the relay (and so the attached clients) that a run ended with `code`.
+    pub fn exited(&mut self, code: i32) {
+        if let Some(s) = self.0.as_mut() {
+            let _ = s.write_all(&frame::encode(frame::EXIT, code.to_string().as_bytes()));
+        }
+    }
 }
 
 /// The relay's stdout (the container's stdin) as a file of its own, with /dev/null left in
@@ -130,139 +194,6 @@ fn read_ready(file: &mut std::fs::File, buf: &mut [u8]) -> Option<usize> {
     match poll(&mut fds, PollTimeout::ZERO) {
         Ok(n) if n > 0 && readable(&fds[0]) => file.read(buf).ok(),
         _ => None,
-    }
-}
-
-impl Engine {
-    /// `RUN/attach/<16 hex>.EXT`: a socket path must fit in 108 bytes, which
-    /// `RUN/containers/<64 hex>/…` under a long runtime dir does not.
-    pub(super) fn attach_path(&self, id: &str, ext: &str) -> PathBuf {
-        let short: String = id.chars().take(16).collect();
-        self.paths
-            .runtime
-            .join("attach")
-            .join(format!("{short}.{ext}"))
-    }
-
-    pub(super) fn attach_socket_path(&self, id: &str) -> PathBuf {
-        self.attach_path(id, "sock")
-    }
-
-    /// The relay's loop: stdin is the container's stdout, stdout the container's stdin.
-    /// `ready` is called once the log driver is open and the socket listens: before then
-    /// an error means the container must not start.
-    pub fn relay(&mut self, id: &str, args: &RelayArgs, ready: &mut dyn FnMut()) -> Result<()> {
-        let c = self.find_container(id)?;
-        let config = self.container_config(&c)?;
-        let log_path = self.log_dir(&c.id);
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| EngineError::Io { path, source }
-        };
-        let mut log = Log {
-            pipe: self.open_log_pipe(&c, &config)?,
-            split: [Splitter::new(Source::Stdout), Splitter::new(Source::Stderr)],
-        };
-        let stderr_path = PathBuf::from(format!("/proc/self/fd/{}", args.stderr_fd));
-        let err = std::fs::File::open(&stderr_path).map_err(io(&stderr_path))?;
-        let sock_path = self.attach_socket_path(&c.id);
-        if let Some(dir) = sock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let _ = std::fs::remove_file(&sock_path);
-        let listener = UnixListener::bind(&sock_path).map_err(io(&sock_path))?;
-        // Held while the relay lives, with its pid inside, so `rm -f` can end it.
-        let _relay_lock = self.hold_relay_lock(&c.id)?;
-        ready();
-        let monitor = nix::unistd::getppid();
-        let mut relay = Relay {
-            outputs: [
-                Some((
-                    frame::STDOUT,
-                    std::fs::File::from(
-                        std::io::stdin()
-                            .as_fd()
-                            .try_clone_to_owned()
-                            .map_err(io(&log_path))?,
-                    ),
-                )),
-                Some((frame::STDERR, err)),
-            ],
-            input: Some(take_stdout().map_err(io(&log_path))?),
-            clients: Vec::new(),
-            held: args.hold.then(|| Instant::now() + HOLD),
-            pending_exit: None,
-            size_file: self.attach_path(&c.id, "size"),
-            monitor,
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        while relay.outputs.iter().any(Option::is_some) {
-            relay.step(&listener, &mut log, &mut buf);
-        }
-        // The monitor's last word may still wait in the socket: it wrote, then exited.
-        relay.last_words(&listener, &mut buf);
-        relay.send_exit(&mut log);
-        let _ = std::fs::remove_file(&sock_path);
-        let _ = std::fs::remove_file(&relay.size_file);
-        let Log { pipe, mut split } = log;
-        let mut rest = Vec::new();
-        for s in &mut split {
-            s.finish(&mut rest);
-        }
-        pipe.push(rest);
-        let stats = pipe.finish();
-        self.record_log_drops(&c, &config, &stats);
-        Ok(())
-    }
-
-    /// Connects to a running container's relay: output starts flowing once the client sends
-    /// its hello. Returns the container id, whether it has a terminal, and the socket.
-    pub fn attach(&mut self, key: &str) -> Result<(String, bool, UnixStream)> {
-        let c = self.find_container(key)?;
-        if c.status != RUNNING {
-            return Err(EngineError::NotRunning(c.name));
-        }
-        let tty = self.container_config(&c)?.tty;
-        let path = self.attach_socket_path(&c.id);
-        let stream = UnixStream::connect(&path).map_err(|source| EngineError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok((c.id, tty, stream))
-    }
-
-    /// The container's id and whether it has a terminal (`-t`).
-    pub fn container_tty(&mut self, key: &str) -> Result<(String, bool)> {
-        let c = self.find_container(key)?;
-        let tty = self.container_config(&c)?.tty;
-        Ok((c.id, tty))
-    }
-
-    /// Connects to the relay of a container this command just started (it may have exited,
-    /// even been removed, already: the relay holds its output and exit code for us).
-    pub fn connect_relay(&self, id: &str) -> Result<UnixStream> {
-        let path = self.attach_socket_path(id);
-        UnixStream::connect(&path).map_err(|source| EngineError::Io { path, source })
-    }
-
-    /// Lets a relay that holds the output for a client go on without one (the start failed).
-    pub(super) fn release_relay(&self, id: &str) {
-        if let Ok(mut s) = self.connect_relay(id) {
-            let _ = s.write_all(&frame::encode(frame::HELLO, b""));
-        }
-    }
-}
-
-/// The monitor's line to its relay, opened while the socket exists (removing an `--rm`
-/// container unlinks it).
-pub(super) struct RelayLine(pub(super) Option<UnixStream>);
-
-impl RelayLine {
-    /// Tells the relay (and so the attached clients) that a run ended with `code`.
-    pub(super) fn exited(&mut self, code: i32) {
-        if let Some(s) = self.0.as_mut() {
-            let _ = s.write_all(&frame::encode(frame::EXIT, code.to_string().as_bytes()));
-        }
     }
 }
 

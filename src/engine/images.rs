@@ -4,12 +4,18 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
+use serde_json::{Value, json};
+
+use super::config::{FileConfig, Paths};
+use super::handles::{Ids, StorageSlot, Warnings};
 use super::lock::FileLock;
-use super::{Engine, EngineError, Result, now_unix};
+use super::{EngineError, Result, now_unix};
+use crate::image::blobs::BlobStore;
 use crate::image::reference::Reference;
 use crate::image::registry::{self, Platform, Progress, RegistryOptions};
 use crate::image::unpack::{UnpackOptions, unpack_layer};
-use crate::state::{self, ImageRecord, LayerRecord};
+use crate::state::{self, ImageRecord, LayerRecord, State};
+use crate::storage::Storage;
 
 #[derive(Debug, Default, Clone)]
 pub struct PullOptions {
@@ -73,7 +79,24 @@ pub fn familiar(full: &str) -> String {
     }
 }
 
-impl Engine {
+/// Images: pulled, listed, tagged, removed; the blobs and unpacked layers behind them.
+#[derive(Clone, Copy)]
+pub struct Images<'e> {
+    pub(super) paths: &'e Paths,
+    pub(super) file: &'e FileConfig,
+    pub(super) state: &'e State,
+    pub(super) blobs: &'e BlobStore,
+    pub(super) storage: &'e StorageSlot,
+    pub(super) ids: &'e Ids,
+    pub(super) warnings: &'e Warnings,
+}
+
+impl Images<'_> {
+    /// The storage driver (detected on first use).
+    pub(super) fn driver(&self) -> Result<&Storage> {
+        self.storage.get(self.ids, self.warnings)
+    }
+
     pub fn registry_options(
         &self,
         reference: &Reference,
@@ -100,16 +123,11 @@ impl Engine {
     }
 
     /// Pulls `name` and returns the image id.
-    pub fn pull(
-        &mut self,
-        name: &str,
-        opts: &PullOptions,
-        progress: &dyn Progress,
-    ) -> Result<String> {
+    pub fn pull(&self, name: &str, opts: &PullOptions, progress: &dyn Progress) -> Result<String> {
         let reference = Reference::parse(name)?;
         let _span = tracing::info_span!("pull", image = %reference).entered();
         let ropts = self.registry_options(&reference, opts.tls_verify, opts.platform.as_deref())?;
-        let fetched = registry::fetch_image(&reference, &ropts, &self.blobs, progress)?;
+        let fetched = registry::fetch_image(&reference, &ropts, self.blobs, progress)?;
         let image_name = reference.to_string();
         let head: ConfigHead =
             serde_json::from_slice(&fetched.config).map_err(|source| EngineError::ImageConfig {
@@ -167,30 +185,30 @@ impl Engine {
             Ok(())
         })?;
         let name = familiar(&reference.to_string());
-        self.image_event(&name, "pull", &name);
+        super::events::image(self.state, &name, "pull", &name);
         Ok(record.id)
     }
 
     /// Unpacks the layers not yet in storage (inside the user namespace, under the
     /// storage lock) and returns the image's uncompressed size.
     fn unpack_layers(
-        &mut self,
+        &self,
         image: &str,
         layers: &[LayerRecord],
         compressions: &[crate::image::Compression],
     ) -> Result<u64> {
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
-        let storage = self.storage()?.clone();
+        let storage = self.driver()?.clone();
         let jobs: Vec<_> = layers
             .iter()
             .zip(compressions)
             .map(|(l, c)| (self.blobs.path(&l.digest), *c, l.clone()))
             .collect();
-        let ignore_chown_errors = self.idmap.single();
+        let ignore_chown_errors = self.ids.map().single();
         if jobs.iter().any(|(_, _, l)| !storage.has_layer(&l.chain_id)) {
-            self.idmap_used();
+            self.ids.used(self.warnings);
         }
-        let sizes = crate::runtime::in_userns(&self.idmap, || {
+        let sizes = crate::runtime::in_userns(self.ids.map(), || {
             let mut sizes = Vec::new();
             for (blob, compression, layer) in &jobs {
                 let dest = storage.layer_dir(&layer.chain_id);
@@ -215,7 +233,7 @@ impl Engine {
                         ignore_chown_errors,
                     },
                 )
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| crate::errors::render_chain(&e))?;
                 if stats.diff_id != layer.diff_id {
                     let _ = std::fs::remove_dir_all(dest.parent().unwrap_or(&dest));
                     return Err(format!(
@@ -240,7 +258,7 @@ impl Engine {
     }
 
     /// Finds a local image by name, `name@digest`, full id or id prefix.
-    pub fn resolve_image(&self, key: &str) -> Result<ImageRecord> {
+    pub fn resolve(&self, key: &str) -> Result<ImageRecord> {
         if let Ok(reference) = Reference::parse(key) {
             let by_name = match (&reference.digest, reference.tagged_name()) {
                 (Some(d), _) => {
@@ -286,13 +304,13 @@ impl Engine {
     }
 
     /// The image for `run`/`create`: local, else pulled.
-    pub fn image_for_run(
-        &mut self,
+    pub fn for_run(
+        &self,
         name: &str,
         opts: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<ImageRecord> {
-        match self.resolve_image(name) {
+        match self.resolve(name) {
             Ok(image) => Ok(image),
             Err(EngineError::NoSuchImage(_)) => {
                 let id = self.pull(name, opts, progress)?;
@@ -314,7 +332,7 @@ impl Engine {
 
     /// Rows for `images`; `all` is accepted for Docker compatibility (burrow keeps no
     /// intermediate images, so it changes nothing yet).
-    pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let tags = self.tags_by_image()?;
         let mut out = Vec::new();
         for image in self.state.images()? {
@@ -367,39 +385,34 @@ impl Engine {
         Ok(out)
     }
 
-    pub fn tag(&mut self, source: &str, target: &str) -> Result<()> {
-        let image = self.resolve_image(source)?;
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let image = self.resolve(source)?;
         let target = Reference::parse(target)?;
         let name = target
             .tagged_name()
             .ok_or_else(|| EngineError::NoSuchImage(target.to_string()))?;
         self.state
             .write(|tx| state::set_tag(tx, &name, &image.id).map(|_| ()))?;
-        self.image_event(&image.id, "tag", &familiar(&name));
+        super::events::image(self.state, &image.id, "tag", &familiar(&name));
         Ok(())
     }
 
     /// `rmi`: untags a name; deletes the image when no tag is left. Without `force`, an
     /// image used by a container is refused; with it, the image stays as a dangling
     /// `<none>` image while containers use it (Docker's behaviour).
-    pub fn remove_image(&mut self, key: &str, force: bool) -> Result<RemovedImage> {
-        let image = self.resolve_image(key)?;
+    pub fn remove(&self, key: &str, force: bool) -> Result<RemovedImage> {
+        let image = self.resolve(key)?;
         let removed = self.untag_or_delete(&image, key, force)?;
         for name in &removed.untagged {
-            self.image_event(&image.id, "untag", name);
+            super::events::image(self.state, &image.id, "untag", name);
         }
         if removed.deleted.contains(&image.id) {
-            self.image_event(&image.id, "delete", &image.id);
+            super::events::image(self.state, &image.id, "delete", &image.id);
         }
         Ok(removed)
     }
 
-    fn untag_or_delete(
-        &mut self,
-        image: &ImageRecord,
-        key: &str,
-        force: bool,
-    ) -> Result<RemovedImage> {
+    fn untag_or_delete(&self, image: &ImageRecord, key: &str, force: bool) -> Result<RemovedImage> {
         let tags = self.tags_by_image()?.remove(&image.id).unwrap_or_default();
         let users = self.state.containers_using_image(&image.id)?;
         let mut removed = RemovedImage::default();
@@ -452,7 +465,7 @@ impl Engine {
     }
 
     /// `image prune`: removes dangling images (all unused ones with `all`).
-    pub fn prune_images(&mut self, all: bool) -> Result<(Vec<String>, u64)> {
+    pub fn prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
         let tags = self.tags_by_image()?;
         let used: BTreeSet<String> = self
             .state
@@ -479,7 +492,7 @@ impl Engine {
 
     /// Removes layers and blobs no image refers to any more. Returns the removed layers'
     /// chain ids.
-    fn collect_garbage(&mut self) -> Result<Vec<String>> {
+    fn collect_garbage(&self) -> Result<Vec<String>> {
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
         let images = self.state.images()?;
         let used_layers = self.state.layers_in_use()?;
@@ -488,7 +501,7 @@ impl Engine {
             used_blobs.insert(i.id.clone());
             used_blobs.extend(i.layers.iter().map(|l| l.digest.clone()));
         }
-        let storage = self.storage()?.clone();
+        let storage = self.driver()?.clone();
         let layer_root = self.paths.data.join("layers");
         let mut stale = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&layer_root) {
@@ -502,9 +515,11 @@ impl Engine {
         }
         if !stale.is_empty() {
             let to_remove = stale.clone();
-            crate::runtime::in_userns(&self.idmap, move || {
+            crate::runtime::in_userns(self.ids.map(), move || {
                 for chain in &to_remove {
-                    storage.remove_layer(chain).map_err(|e| error_chain(&e))?;
+                    storage
+                        .remove_layer(chain)
+                        .map_err(|e| crate::errors::render_chain(&e))?;
                 }
                 Ok(())
             })?;
@@ -518,7 +533,7 @@ impl Engine {
     }
 
     pub fn login(
-        &mut self,
+        &self,
         server: &str,
         user: &str,
         password: &str,
@@ -533,7 +548,7 @@ impl Engine {
     }
 
     /// Returns false when there were no stored credentials for the server.
-    pub fn logout(&mut self, server: &str) -> Result<bool> {
+    pub fn logout(&self, server: &str) -> Result<bool> {
         let registry = normalise_server(server);
         let reference = Reference::parse(&format!("{registry}/x"))?;
         Ok(crate::image::auth::remove(
@@ -542,15 +557,67 @@ impl Engine {
         )?)
     }
 
-    pub fn image_config(&self, image: &ImageRecord) -> Result<serde_json::Value> {
+    pub fn config(&self, image: &ImageRecord) -> Result<serde_json::Value> {
         serde_json::from_str(&image.config).map_err(|source| EngineError::ImageConfig {
             image: image.id.clone(),
             source,
         })
     }
 
-    pub fn storage_driver_name(&mut self) -> Result<String> {
-        Ok(self.storage()?.driver().to_string())
+    pub fn inspect(&self, image: &ImageRecord) -> Result<Value> {
+        let config = self.config(image)?;
+        let tags = self
+            .tags_by_image()?
+            .remove(&image.id)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| familiar(t))
+            .collect::<Vec<_>>();
+        let repo_digests: Vec<String> = image.repo_digests.iter().map(|d| familiar(d)).collect();
+        let driver = self.storage_driver()?;
+        let layer_dirs: Vec<String> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| {
+                self.paths
+                    .data
+                    .join("layers")
+                    .join(l.chain_id.trim_start_matches("sha256:"))
+                    .join("diff")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let field = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
+        Ok(json!({
+            "Id": image.id,
+            "RepoTags": tags,
+            "RepoDigests": repo_digests,
+            "Parent": "",
+            "Comment": config.get("comment").cloned().unwrap_or(json!("")),
+            "Created": field("created"),
+            "DockerVersion": "",
+            "Author": config.get("author").cloned().unwrap_or(json!("")),
+            "Config": field("config"),
+            "Architecture": field("architecture"),
+            "Variant": config.get("variant").cloned(),
+            "Os": field("os"),
+            "Size": image.size,
+            "GraphDriver": {
+                "Name": driver,
+                "Data": { "LowerDir": layer_dirs.join(":") },
+            },
+            "RootFS": {
+                "Type": "layers",
+                "Layers": image.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+            },
+            "Metadata": { "LastTagTime": super::rfc3339(Some(image.added)) },
+        }))
+    }
+
+    pub fn storage_driver(&self) -> Result<String> {
+        Ok(self.driver()?.driver().to_string())
     }
 }
 
@@ -566,19 +633,6 @@ fn normalise_server(server: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// An error and its sources on one line, for errors that must cross the user-namespace
-/// process boundary as text.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,17 +1,16 @@
-//! Log drivers from the engine's side: finding a driver (installed plugin or built-in),
-//! checking a container's log options at `create`, opening the relay's pipeline, and
-//! reading logs back for `burrow logs`.
+//! A container's logs from the engine's side: opening the relay's pipeline through its
+//! driver, reading logs back for `burrow logs`, counting lines a driver could not take.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::logconfig::{self, LogConfig, Split, TagFields};
-use super::spec::ContainerConfig;
-use super::{Engine, EngineError, Result};
+use super::{Containers, RUNNING};
+use crate::engine::logconfig::{self, Split, TagFields};
+use crate::engine::spec::ContainerConfig;
+use crate::engine::{EngineError, Result};
 use crate::monitor::logpipe::LogPipe;
 use crate::plugin::{
-    Container, Entry, HostInfo, Kv, LogContext, LogDriver, PluginError, PluginHost, ReadOpts,
-    Reader, Source,
+    Container, Entry, HostInfo, Kv, LogContext, LogDriver, PluginError, ReadOpts, Reader, Source,
 };
 use crate::state::ContainerRecord;
 
@@ -33,60 +32,7 @@ pub struct LogLine {
     pub attrs: Vec<(String, String)>,
 }
 
-impl Engine {
-    pub(super) fn plugin_host(&mut self) -> Result<&PluginHost> {
-        if self.plugins.is_none() {
-            self.plugins = Some(PluginHost::new(self.plugin_cache_dir())?);
-        }
-        Ok(self.plugins.as_ref().expect("just set"))
-    }
-
-    /// Where compiled plugins are cached.
-    pub(super) fn plugin_cache_dir(&self) -> PathBuf {
-        crate::plugin::default_cache_dir()
-            .unwrap_or_else(|| self.paths.data.join("cache").join("wasm"))
-    }
-
-    /// The log driver `name`: an installed plugin of that name, else a built-in one.
-    pub(super) fn log_driver(&mut self, name: &str) -> Result<LogDriver> {
-        if let Some(p) = self.installed_plugin(name)? {
-            if p.kind != super::plugins::PluginKind::Log {
-                return Err(EngineError::LogConfig(format!(
-                    "logger: plugin {name:?} is a network driver, not a log driver"
-                )));
-            }
-            if !p.enabled {
-                return Err(EngineError::LogConfig(format!(
-                    "logger: plugin {name:?} is disabled (burrow plugin enable {name})"
-                )));
-            }
-            let wasm = std::fs::read(self.plugin_wasm(name)).map_err(|source| EngineError::Io {
-                path: self.plugin_wasm(name),
-                source,
-            })?;
-            let grants = p.grants();
-            return Ok(self
-                .plugin_host()?
-                .load_log_driver_as(name, &wasm, grants)?);
-        }
-        match self.plugin_host()?.log_driver(name) {
-            Err(PluginError::UnknownDriver { .. }) => Err(EngineError::LogConfig(format!(
-                "logger: no log driver named '{name}' is registered"
-            ))),
-            other => Ok(other?),
-        }
-    }
-
-    /// Checks `log` as `create` must: the host's options, then the driver's own.
-    pub(super) fn check_log_config(&mut self, log: &LogConfig) -> Result<()> {
-        let split = log.split()?;
-        let driver = self.log_driver(&log.driver)?;
-        match driver.validate(&split.driver_opts) {
-            Err(PluginError::Config(msg)) => Err(EngineError::LogConfig(msg)),
-            other => Ok(other?),
-        }
-    }
-
+impl Containers<'_> {
     pub(super) fn log_dir(&self, id: &str) -> PathBuf {
         self.paths.container_dir(id).join("logs")
     }
@@ -161,7 +107,7 @@ impl Engine {
     /// The relay's pipeline for container `c`: the driver's logger (refusing to start the
     /// container when it cannot open, as Docker does) and the local cache.
     pub(super) fn open_log_pipe(
-        &mut self,
+        &self,
         c: &ContainerRecord,
         config: &ContainerConfig,
     ) -> Result<LogPipe> {
@@ -170,7 +116,7 @@ impl Engine {
             cache,
             driver_opts,
         } = config.log.split()?;
-        let driver = self.log_driver(&config.log.driver)?;
+        let driver = self.plugins.log_driver(&config.log.driver)?;
         let dir = self.log_dir(&c.id);
         create_dir(&dir)?;
         let ctx = self.log_context(c, config, driver_opts, dir)?;
@@ -183,7 +129,7 @@ impl Engine {
         let cache = match self.cache_context(c, config, &driver, cache)? {
             Some(ctx) => {
                 create_dir(ctx.log_dir.as_deref().expect("the cache has a directory"))?;
-                let json = self.plugin_host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
+                let json = self.plugins.host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
                 Some(json.open_logger(ctx)?)
             }
             None => None,
@@ -209,17 +155,17 @@ impl Engine {
     }
 
     /// A reader over what the container logged: the driver's own, or the local cache.
-    fn log_reader(&mut self, c: &ContainerRecord, ro: ReadOpts) -> Result<Reader> {
-        let config = self.container_config(c)?;
+    fn log_reader(&self, c: &ContainerRecord, ro: ReadOpts) -> Result<Reader> {
+        let config = self.records.config(c)?;
         let split = config.log.split()?;
-        let driver = self.log_driver(&config.log.driver)?;
+        let driver = self.plugins.log_driver(&config.log.driver)?;
         if driver.can_read() {
             let ctx = self.log_context(c, &config, split.driver_opts, self.log_dir(&c.id))?;
             return Ok(driver.open_reader(ctx, ro)?);
         }
         match self.cache_context(c, &config, &driver, split.cache)? {
             Some(ctx) => {
-                let json = self.plugin_host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
+                let json = self.plugins.host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
                 Ok(json.open_reader(ctx, ro)?)
             }
             None => Err(EngineError::LogConfig(
@@ -230,12 +176,12 @@ impl Engine {
 
     /// `logs`: hands every entry to `out`, following new ones while the container runs.
     pub fn logs(
-        &mut self,
+        &self,
         key: &str,
         opts: &LogsOptions,
         out: &mut dyn FnMut(LogLine) -> std::io::Result<()>,
     ) -> Result<()> {
-        let c = self.find_container(key)?;
+        let c = self.records.find(key)?;
         let _span = tracing::info_span!("logs", container = %&c.id[..12]).entered();
         let ro = ReadOpts {
             since_ns: opts.since_ns,
@@ -257,7 +203,7 @@ impl Engine {
                     .state
                     .find_containers(&c.id)?
                     .pop()
-                    .is_some_and(|c| c.status == super::container::RUNNING);
+                    .is_some_and(|c| c.status == RUNNING);
                 if !follow || !running {
                     // One last look: the relay writes the final lines as the container ends.
                     let rest = if follow { reader.next(1000)? } else { vec![] };
@@ -309,11 +255,11 @@ fn log_line(e: Entry) -> LogLine {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// Adds `dropped` to the container's count of lost log lines (shown by `inspect`) and
     /// records a `log_dropped` event.
     pub(super) fn record_log_drops(
-        &mut self,
+        &self,
         c: &ContainerRecord,
         config: &ContainerConfig,
         stats: &crate::monitor::logpipe::Stats,
@@ -324,7 +270,7 @@ impl Engine {
         }
         let path = self.log_drops_path(&c.id);
         let total = self.log_drops(&c.id) + dropped;
-        if let Err(e) = super::lock::write_atomic(&path, total.to_string().as_bytes()) {
+        if let Err(e) = crate::engine::lock::write_atomic(&path, total.to_string().as_bytes()) {
             tracing::warn!(%e, "cannot record dropped log lines");
         }
         tracing::warn!(dropped, total, "log lines dropped");
@@ -335,7 +281,7 @@ impl Engine {
         if let Some(why) = &stats.why {
             attrs.push(("error", why.clone()));
         }
-        self.container_event(c, "log_dropped", &attrs);
+        self.records.event(c, "log_dropped", &attrs);
     }
 
     fn log_drops_path(&self, id: &str) -> PathBuf {

@@ -1,82 +1,18 @@
-//! `inspect` output in Docker's JSON shape.
+//! Container `inspect` output in Docker's JSON shape.
 
 use serde_json::{Value, json};
 
-use super::container::{EXITED, RUNNING};
-use super::image::familiar;
-use super::spec::ContainerConfig;
-use super::{Engine, Result};
-use crate::state::{ContainerRecord, ImageRecord};
+use super::{Containers, EXITED, RESTARTING, RUNNING};
+use crate::engine::spec::ContainerConfig;
+use crate::engine::{Result, rfc3339};
+use crate::state::ContainerRecord;
 
-/// RFC 3339 in UTC with nanoseconds, as Docker prints times; Docker's zero time when unset.
-pub fn rfc3339(unix: Option<i64>) -> String {
-    match unix {
-        Some(secs) if secs > 0 => {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
-            humantime::format_rfc3339_nanos(t).to_string()
-        }
-        _ => "0001-01-01T00:00:00Z".into(),
-    }
-}
-
-impl Engine {
-    pub fn inspect_image(&mut self, image: &ImageRecord) -> Result<Value> {
-        let config = self.image_config(image)?;
-        let tags = self
-            .tags_by_image()?
-            .remove(&image.id)
-            .unwrap_or_default()
-            .iter()
-            .map(|t| familiar(t))
-            .collect::<Vec<_>>();
-        let repo_digests: Vec<String> = image.repo_digests.iter().map(|d| familiar(d)).collect();
-        let driver = self.storage_driver_name()?;
-        let layer_dirs: Vec<String> = image
-            .layers
-            .iter()
-            .rev()
-            .map(|l| {
-                self.paths
-                    .data
-                    .join("layers")
-                    .join(l.chain_id.trim_start_matches("sha256:"))
-                    .join("diff")
-                    .display()
-                    .to_string()
-            })
-            .collect();
-        let field = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
-        Ok(json!({
-            "Id": image.id,
-            "RepoTags": tags,
-            "RepoDigests": repo_digests,
-            "Parent": "",
-            "Comment": config.get("comment").cloned().unwrap_or(json!("")),
-            "Created": field("created"),
-            "DockerVersion": "",
-            "Author": config.get("author").cloned().unwrap_or(json!("")),
-            "Config": field("config"),
-            "Architecture": field("architecture"),
-            "Variant": config.get("variant").cloned(),
-            "Os": field("os"),
-            "Size": image.size,
-            "GraphDriver": {
-                "Name": driver,
-                "Data": { "LowerDir": layer_dirs.join(":") },
-            },
-            "RootFS": {
-                "Type": "layers",
-                "Layers": image.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
-            },
-            "Metadata": { "LastTagTime": rfc3339(Some(image.added)) },
-        }))
-    }
-
-    pub fn inspect_container(&mut self, c: &ContainerRecord) -> Result<Value> {
-        let config: ContainerConfig = self.container_config(c)?;
+impl Containers<'_> {
+    pub fn inspect(&self, c: &ContainerRecord) -> Result<Value> {
+        let config: ContainerConfig = self.records.config(c)?;
         let args = config.args();
         let running = c.status == RUNNING;
-        let restarting = c.status == super::RESTARTING;
+        let restarting = c.status == RESTARTING;
         let dir = self.paths.container_dir(&c.id);
         let userdata = dir.join("userdata");
         let log_path = self.log_path(&c.id, &config);
@@ -167,20 +103,23 @@ impl Engine {
     /// `NetworkSettings`: per network, the address the container holds there. The top-level
     /// fields repeat the first network's, as podman fills them for any network (Docker only
     /// for the default bridge).
-    fn network_settings(&mut self, c: &ContainerRecord, config: &ContainerConfig) -> Result<Value> {
+    fn network_settings(&self, c: &ContainerRecord, config: &ContainerConfig) -> Result<Value> {
         let mut ports = serde_json::Map::new();
         for p in self.published_ports(c) {
             let entry =
                 json!({ "HostIp": p.host.ip().to_string(), "HostPort": p.host.port().to_string() });
             push_port(&mut ports, p.binding.key(), entry);
         }
-        if !matches!(self.container_network(&config.network), Ok(Some(_))) {
+        if !matches!(
+            self.networks.container_network(&config.network),
+            Ok(Some(_))
+        ) {
             return Ok(json!({ "Networks": { config.network.clone(): {} }, "Ports": ports }));
         }
         let mut networks = serde_json::Map::new();
         let mut first = None;
         for row in self.state.container_endpoints(&c.id)? {
-            let n = self.find_network(&row.network_id)?;
+            let n = self.networks.find(&row.network_id)?;
             let subnet = n.config.subnets.first();
             let prefix: u8 = subnet
                 .and_then(|s| s.subnet.split_once('/'))

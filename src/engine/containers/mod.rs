@@ -1,25 +1,42 @@
-//! Container operations: create, start (foreground), remove, list.
-//!
-//! A foreground `start` holds an exclusive lock on the container's `lock` file for as
-//! long as the container runs, so any other burrow can tell a live container from one
-//! whose burrow died (the lock vanishes with the process) without trusting a pid.
+//! Containers: create, remove, list; starting, stopping and the other lifecycle commands
+//! (lifecycle.rs, run.rs); their logs, inspect output, attach and exec. The per-container
+//! processes themselves (monitor loop, stdio relay, health prober) live in `crate::monitor`;
+//! the entry points here hand them what they need of the engine.
+
+mod attach;
+mod inspect;
+mod lifecycle;
+mod logs;
+mod probe;
+mod run;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use super::config::{GlobalOptions, Paths};
+use super::handles::{Ids, StorageSlot, Warnings};
+use super::images::Images;
 use super::lock::{FileLock, write_replace_unsynced};
-use super::network::NetworkInfo;
+use super::networks::{NetworkInfo, Networks};
+use super::plugins::Plugins;
+use super::records::Records;
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
-use super::{Engine, EngineError, Result, names, now_unix, random_id};
+use super::{EngineError, Result, names, now_unix, random_id};
 use crate::image::registry::Progress;
-use crate::network::holder::Holder;
 use crate::network::ports;
-use crate::runtime::{ContainerSpec, NetworkMode};
-use crate::state::{self, ContainerRecord};
+use crate::state::{self, ContainerRecord, State};
+use crate::storage::Storage;
+
+pub use attach::RelayArgs;
+pub use lifecycle::ExecOptions;
+pub use logs::{LogLine, LogsOptions};
+pub use run::{MonitorArgs, report_monitor_failure};
 
 pub const CREATED: &str = "created";
 pub const RUNNING: &str = "running";
 pub const EXITED: &str = "exited";
+/// Status while the monitor waits out the restart delay.
+pub const RESTARTING: &str = "restarting";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RemoveOptions {
@@ -33,15 +50,40 @@ pub struct ContainerSummary {
     pub config: ContainerConfig,
 }
 
-impl Engine {
+/// Containers: everything from `create` to `rm`. Holds the services it calls.
+#[derive(Clone, Copy)]
+pub struct Containers<'e> {
+    pub(super) paths: &'e Paths,
+    pub(super) global: &'e GlobalOptions,
+    pub(super) state: &'e State,
+    pub(super) storage: &'e StorageSlot,
+    pub(super) ids: &'e Ids,
+    pub(super) warnings: &'e Warnings,
+    pub(super) records: Records<'e>,
+    pub(super) images: Images<'e>,
+    pub(super) networks: Networks<'e>,
+    pub(super) plugins: Plugins<'e>,
+}
+
+impl Containers<'_> {
+    /// The storage driver (detected on first use).
+    fn driver(&self) -> Result<&Storage> {
+        self.storage.get(self.ids, self.warnings)
+    }
+
+    /// Finds one container by name, id or unique id prefix (see [`Records::find`]).
+    pub fn find(&self, key: &str) -> Result<ContainerRecord> {
+        self.records.find(key)
+    }
+
     /// `create`: resolves (or pulls) the image, records the container, prepares its rootfs.
-    pub fn create(&mut self, opts: &CreateOptions, progress: &dyn Progress) -> Result<String> {
+    pub fn create(&self, opts: &CreateOptions, progress: &dyn Progress) -> Result<String> {
         let pull = super::PullOptions {
             tls_verify: opts.tls_verify,
             platform: opts.platform.clone(),
         };
-        let image = self.image_for_run(&opts.image, &pull, progress)?;
-        let image_config = self.image_config(&image)?;
+        let image = self.images.for_run(&opts.image, &pull, progress)?;
+        let image_config = self.images.config(&image)?;
         let run_config: ImageRunConfig = image_config
             .get("config")
             .cloned()
@@ -60,7 +102,7 @@ impl Engine {
                 return Err(EngineError::BadName(name.clone()));
             }
         }
-        let driver = self.storage_driver_name()?;
+        let driver = self.images.storage_driver()?;
         let host_hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -68,33 +110,33 @@ impl Engine {
         let mut config = spec::merge(&run_config, opts, &id, &host_hostname, &driver, &|k| {
             std::env::var(k).ok()
         })?;
-        self.check_log_config(&config.log)?;
+        self.plugins.check_log_config(&config.log)?;
         if config.network == "host" && (!opts.publish.is_empty() || opts.publish_all) {
             // Docker's warning: the ports are the host's own already.
             self.warnings
-                .push("published ports are discarded when using host network mode".into());
+                .push("published ports are discarded when using host network mode");
         }
-        let network = self.container_network(&config.network)?;
+        let network = self.networks.container_network(&config.network)?;
         if let Some(n) = &network {
             config.network = n.record.name.clone();
         }
         // container:NAME: the other container's id, hostname and name files.
         let shared_with = match config.network.strip_prefix("container:") {
             Some(key) => {
-                let other = self.find_container(key)?;
-                if self.container_config(&other)?.network == "host" {
+                let other = self.records.find(key)?;
+                if self.records.config(&other)?.network == "host" {
                     return Err(EngineError::NetworkConfig(format!(
                         "container {} uses the host's network: give --network host instead",
                         other.name
                     )));
                 }
                 config.network = format!("container:{}", other.id);
-                config.hostname = self.container_config(&other)?.hostname;
+                config.hostname = self.records.config(&other)?.hostname;
                 Some(other.id)
             }
             None => None,
         };
-        let requested_ip = super::network::check_network_flags(&config, network.as_ref())?;
+        let requested_ip = super::networks::check_network_flags(&config, network.as_ref())?;
         if network
             .as_ref()
             .is_some_and(|n| n.record.driver == "macvlan")
@@ -102,7 +144,7 @@ impl Engine {
         {
             // The container is on the parent's LAN itself, with its own address.
             self.warnings
-                .push("published ports are discarded on macvlan networks: reach the container at its own address".into());
+                .push("published ports are discarded on macvlan networks: reach the container at its own address");
         }
         let name = match &opts.name {
             Some(n) => n.clone(),
@@ -141,7 +183,7 @@ impl Engine {
             state::insert_container(tx, &record)?;
             network
                 .as_ref()
-                .map(|n| super::network::allocate(tx, n, &id, requested_ip))
+                .map(|n| super::networks::allocate(tx, n, &id, requested_ip))
                 .transpose()
         })?;
         let etc = EtcNet {
@@ -162,7 +204,7 @@ impl Engine {
             return Err(e);
         }
         if let Some(n) = &network {
-            self.refresh_dns(&n.record.id);
+            self.networks.refresh_dns(&n.record.id);
         }
         if let Some(other) = shared_with {
             // The same /etc/hosts and /etc/resolv.conf as the container whose network it is.
@@ -181,12 +223,12 @@ impl Engine {
                 }
             }
         }
-        self.container_event(&record, "create", &[]);
+        self.records.event(&record, "create", &[]);
         Ok(id)
     }
 
     fn prepare_container_files(
-        &mut self,
+        &self,
         record: &ContainerRecord,
         config: &ContainerConfig,
         image: &crate::state::ImageRecord,
@@ -204,14 +246,14 @@ impl Engine {
 
         let chain_ids: Vec<String> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let _lock = FileLock::exclusive(&self.paths.data.join("storage.lock"))?;
-        let storage = self.storage()?.clone();
+        let storage = self.driver()?.clone();
         let rootfs = if storage.prepare_needs_userns() {
-            self.idmap_used();
+            self.ids.used(self.warnings);
             let rootfs_dir = dir.clone();
-            crate::runtime::in_userns(&self.idmap, move || {
+            crate::runtime::in_userns(self.ids.map(), move || {
                 storage
                     .prepare_rootfs(&rootfs_dir, &chain_ids)
-                    .map_err(|e| super::image::error_chain(&e))
+                    .map_err(|e| crate::errors::render_chain(&e))
             })?
         } else {
             storage.prepare_rootfs(&dir, &chain_ids)?
@@ -220,23 +262,23 @@ impl Engine {
         write_replace_unsynced(&dir.join("rootfs.json"), &rootfs_json)
     }
 
-    fn remove_container_files(&mut self, id: &str) -> Result<()> {
+    fn remove_container_files(&self, id: &str) -> Result<()> {
         let dir = self.paths.container_dir(id);
         if dir.exists() {
-            let storage = self.storage()?.clone();
+            let storage = self.driver()?.clone();
             // Most containers only hold files owned by their root, which is us: remove
             // them directly, and enter the user namespace only for what is left.
             if let Err(e) = storage.remove_container_files(&dir) {
                 tracing::debug!(%e, "removing in the user namespace");
                 let target = dir.clone();
-                crate::runtime::in_userns(&self.idmap, move || {
+                crate::runtime::in_userns(self.ids.map(), move || {
                     storage
                         .remove_container_files(&target)
-                        .map_err(|e| super::image::error_chain(&e))
+                        .map_err(|e| crate::errors::render_chain(&e))
                 })?;
             }
         }
-        let _ = std::fs::remove_file(self.attach_socket_path(id));
+        let _ = std::fs::remove_file(self.records.attach_socket_path(id));
         let run_dir = self.paths.container_run_dir(id);
         if run_dir.exists() {
             std::fs::remove_dir_all(&run_dir).map_err(|source| EngineError::Io {
@@ -247,60 +289,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Finds one container by name, id or unique id prefix, repairing a stale "running"
-    /// status left by a burrow that died.
-    pub fn find_container(&mut self, key: &str) -> Result<ContainerRecord> {
-        let mut found = self.state.find_containers(key)?;
-        match found.len() {
-            0 => Err(EngineError::NoSuchContainer(key.to_string())),
-            1 => {
-                let c = found.remove(0);
-                self.repair(c)
-            }
-            n => Err(EngineError::Ambiguous {
-                key: key.into(),
-                count: n,
-                what: "container",
-            }),
-        }
-    }
-
-    /// A container recorded as running whose lock is free lost its monitor (or its
-    /// foreground burrow): its processes died with it (they are tied to their parent), so
-    /// record the truth. A pid is only signalled while its start time still matches, so a
-    /// pid the kernel reused is never touched.
-    pub(super) fn repair(&mut self, mut c: ContainerRecord) -> Result<ContainerRecord> {
-        if c.status != RUNNING && c.status != super::RESTARTING {
-            return Ok(c);
-        }
-        if self.watched(&c.id) {
-            return Ok(c);
-        }
-        tracing::warn!(container = %c.id, "the container's monitor is gone; marking it exited");
-        if let Some(pid) = c
-            .pid
-            .filter(|p| crate::monitor::is_same_process(*p, c.pid_start))
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        c.status = EXITED.into();
-        c.exit_code = Some(137);
-        c.error = Some("the container's monitor died; the container was killed with it".into());
-        c.finished = Some(now_unix());
-        c.pid = None;
-        c.pid_start = None;
-        c.monitor_pid = None;
-        self.state.write(|tx| state::update_container(tx, &c))?;
-        Ok(c)
-    }
-
     /// `ps -s`: bytes in the container's writable layer, and with the image's below it
     /// (Docker's "virtual" size). Files the user cannot read (owned by a subordinate id
     /// and private) are not counted.
-    pub fn container_size(&self, c: &ContainerRecord) -> (u64, u64) {
+    pub fn size(&self, c: &ContainerRecord) -> (u64, u64) {
         let dir = self.paths.container_dir(&c.id);
         let layer = ["upper", "rootfs"]
             .iter()
@@ -319,7 +311,7 @@ impl Engine {
     /// /etc/hosts lines for `--link CONTAINER[:ALIAS]`: the other container's address on the
     /// same network, named by the alias, its name and short id.
     fn link_lines(
-        &mut self,
+        &self,
         config: &ContainerConfig,
         network: Option<&NetworkInfo>,
     ) -> Result<String> {
@@ -332,7 +324,7 @@ impl Engine {
                         .into(),
                 ));
             };
-            let other = self.find_container(key)?;
+            let other = self.records.find(key)?;
             let address = self
                 .state
                 .container_allocations(&other.id)?
@@ -369,187 +361,11 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    pub fn container_config(&self, c: &ContainerRecord) -> Result<ContainerConfig> {
-        serde_json::from_str(&c.config).map_err(|source| {
-            EngineError::State(crate::state::StateError::Corrupt {
-                what: "container",
-                id: c.id.clone(),
-                source,
-            })
-        })
-    }
-
-    /// Runs the container once and records it: running, then its pid once its command
-    /// runs (`started` is called then too), then its exit status. Returns the runtime's
-    /// outcome. The caller holds the container's lock.
-    pub(super) fn run_recorded(
-        &mut self,
-        c: &mut ContainerRecord,
-        config: &ContainerConfig,
-        started: &mut dyn FnMut(&ContainerRecord),
-    ) -> Result<std::result::Result<i32, crate::runtime::RuntimeError>> {
-        let mut spec = self.runtime_spec(c, config)?;
-        // `network connect`/`disconnect` wait until the container runs with these endpoints.
-        let mut network_lock = Some(self.network_lock(&c.id)?);
-        let endpoints = self.endpoints(c, config)?;
-        let holder = if endpoints.is_empty() {
-            None
-        } else {
-            let h = self.holder()?;
-            spec.userns = Some(h.userns());
-            spec.network = NetworkMode::Attached;
-            Some(h)
-        };
-        // Published ports: bound here (host side, as the user), forwarded by the holder
-        // while `_ports` stays open.
-        let ports_file = self.paths.container_run_dir(&c.id).join("ports.json");
-        let _ports = match (&holder, endpoints.first()) {
-            // On the holder's side of the first network (bridge, or a network plugin's).
-            (Some(_), Some(e)) if !config.ports.is_empty() && e.in_holder() => {
-                let target = e
-                    .attach
-                    .ips
-                    .first()
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-                let bound = ports::bind(&config.ports).map_err(EngineError::NetworkConfig)?;
-                let control = Holder::control(&self.paths.runtime.join("network"));
-                let stream = ports::hand_over(&control, &bound, target)
-                    .map_err(EngineError::NetworkConfig)?;
-                let published: Vec<ports::Published> = bound.into_iter().map(|(p, _)| p).collect();
-                write_replace_unsynced(
-                    &ports_file,
-                    &serde_json::to_vec(&published).expect("ports serialise"),
-                )?;
-                Some(stream)
-            }
-            _ => None,
-        };
-        if let Some(key) = config.network.strip_prefix("container:") {
-            let other = self.find_container(key)?;
-            let name = other.name.clone();
-            let pid = self.pid_if_running(other)?.ok_or_else(|| {
-                EngineError::NetworkConfig(format!(
-                    "cannot join network of a non running container: {name} (start it first)"
-                ))
-            })?;
-            let pid = crate::runtime::namespace_anchor(pid)?;
-            spec.userns = Some(format!("/proc/{pid}/ns/user").into());
-            spec.network = NetworkMode::Joined(format!("/proc/{pid}/ns/net").into());
-        }
-        let plugin_cache = self.plugin_cache_dir();
-        let mut on_netns = |pid: i32| match &holder {
-            Some(h) => crate::network::connect(h, pid, plugin_cache.clone(), &endpoints),
-            None => Ok(()),
-        };
-        c.status = RUNNING.into();
-        c.started = Some(now_unix());
-        c.exit_code = None;
-        c.finished = None;
-        self.state.write(|tx| state::update_container(tx, c))?;
-        // Health starts over with every start, "starting" before the first probe.
-        let health = config.healthcheck.as_ref().map(|_| {
-            serde_json::to_string(&crate::monitor::health::Health::default())
-                .expect("health serialises")
-        });
-        let state = &mut self.state;
-        let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut on_netns, &mut |pid| {
-            c.pid = Some(pid);
-            c.pid_start = crate::monitor::process_start_time(pid);
-            let attrs = std::collections::BTreeMap::from([
-                ("name".to_string(), c.name.clone()),
-                ("image".to_string(), c.image_name.clone()),
-            ]);
-            let recorded = state.write(|tx| {
-                state::update_container(tx, c)?;
-                if health.is_some() {
-                    state::set_health(tx, &c.id, health.as_deref())?;
-                }
-                state::add_event(tx, "container", "start", &c.id, &attrs)
-            });
-            if let Err(e) = recorded {
-                tracing::error!(%e, "cannot record the container's pid");
-            }
-            network_lock.take();
-            started(c);
-        });
-        drop(_ports);
-        let _ = std::fs::remove_file(&ports_file);
-        c.pid = None;
-        c.pid_start = None;
-        c.status = EXITED.into();
-        c.finished = Some(now_unix());
-        c.exit_code = Some(match &outcome {
-            Ok(code) => *code,
-            Err(e) => e.exit_code(),
-        });
-        c.error = outcome.as_ref().err().map(|e| e.to_string());
-        self.state.write(|tx| state::update_container(tx, c))?;
-        if outcome.is_ok() {
-            let code = c.exit_code.unwrap_or(0).to_string();
-            self.container_event(c, "die", &[("exitCode", code)]);
-        }
-        Ok(outcome)
-    }
-
-    pub(super) fn runtime_spec(
-        &self,
-        c: &ContainerRecord,
-        config: &ContainerConfig,
-    ) -> Result<ContainerSpec> {
-        let dir = self.paths.container_dir(&c.id);
-        let rootfs_path = dir.join("rootfs.json");
-        let rootfs_json = std::fs::read(&rootfs_path).map_err(|source| EngineError::Io {
-            path: rootfs_path.clone(),
-            source,
-        })?;
-        let rootfs = serde_json::from_slice(&rootfs_json).map_err(|source| {
-            EngineError::State(crate::state::StateError::Corrupt {
-                what: "rootfs",
-                id: c.id.clone(),
-                source,
-            })
-        })?;
-        let mount_point = self.paths.container_run_dir(&c.id).join("merged");
-        std::fs::create_dir_all(&mount_point).map_err(|source| EngineError::Io {
-            path: mount_point.clone(),
-            source,
-        })?;
-        let userdata = dir.join("userdata");
-        let etc_files = ["hosts", "hostname", "resolv.conf"]
-            .iter()
-            .map(|f| (format!("/etc/{f}"), userdata.join(f)))
-            .collect();
-        Ok(ContainerSpec {
-            id: c.id.clone(),
-            rootfs,
-            mount_point,
-            readonly_rootfs: config.read_only,
-            args: config.args(),
-            env: config.env.clone(),
-            cwd: config.working_dir.clone(),
-            user: Some(config.user.clone()).filter(|u| !u.is_empty()),
-            hostname: config.hostname.clone(),
-            network: if config.network == "host" {
-                NetworkMode::Host
-            } else {
-                NetworkMode::None
-            },
-            userns: None,
-            etc_files,
-            tty: config.tty,
-            stdin: config.interactive,
-            init: config.init,
-            tty_size: self.tty_size,
-            tty_size_file: config.tty.then(|| self.attach_path(&c.id, "size")),
-        })
-    }
-
-    pub fn remove_container(&mut self, key: &str, opts: RemoveOptions) -> Result<String> {
-        let c = self.find_container(key)?;
+    pub fn remove(&self, key: &str, opts: RemoveOptions) -> Result<String> {
+        let c = self.records.find(key)?;
         let _span = tracing::info_span!("rm", container = %&c.id[..12]).entered();
         // A held lock is the truth about a live container, whatever the status says.
-        if c.status == RUNNING || c.status == super::RESTARTING || self.watched(&c.id) {
+        if c.status == RUNNING || c.status == RESTARTING || self.records.watched(&c.id) {
             if !opts.force {
                 return Err(EngineError::ContainerRunning(c.name.clone()));
             }
@@ -562,30 +378,30 @@ impl Engine {
         // A stopped container's relay may still be feeding a slow log driver: it goes too.
         self.end_relay(&c.id);
         self.remove_stopped(&c.id)?;
-        self.container_event(&c, "destroy", &[]);
+        self.records.event(&c, "destroy", &[]);
         Ok(c.id)
     }
 
     /// Removes a container nobody runs (or that the caller itself watched): its files,
     /// then its record.
-    pub(super) fn remove_stopped(&mut self, id: &str) -> Result<()> {
+    pub(super) fn remove_stopped(&self, id: &str) -> Result<()> {
         self.remove_container_files(id)?;
         let networks = self.state.container_allocations(id)?;
         self.state.write(|tx| state::remove_container(tx, id))?;
         for (network, _) in networks {
-            self.refresh_dns(&network);
+            self.networks.refresh_dns(&network);
         }
         Ok(())
     }
 
-    pub fn list_containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {
+    pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
         for c in self.state.containers()? {
-            let c = self.repair(c)?;
-            if !all && c.status != RUNNING && c.status != super::RESTARTING {
+            let c = self.records.repair(c)?;
+            if !all && c.status != RUNNING && c.status != RESTARTING {
                 continue;
             }
-            let config = self.container_config(&c)?;
+            let config = self.records.config(&c)?;
             out.push(ContainerSummary { record: c, config });
         }
         Ok(out)
