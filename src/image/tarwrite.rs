@@ -270,16 +270,17 @@ impl<W: Write> Write for HashWriter<W> {
 mod tests {
     use super::*;
 
-    fn read_back(
-        bytes: &[u8],
-    ) -> Vec<(
+    /// Name, type, uid, content length, link target, xattrs of each entry.
+    type Listed = (
         Vec<u8>,
         EntryType,
         u64,
         u64,
         Vec<u8>,
         Vec<(String, Vec<u8>)>,
-    )> {
+    );
+
+    fn read_back(bytes: &[u8]) -> Vec<Listed> {
         let mut archive = tar::Archive::new(bytes);
         let mut out = Vec::new();
         for entry in archive.entries().unwrap() {

@@ -3,7 +3,6 @@
 //! owners, mtimes, contents, link targets, xattrs, which names share an inode).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -296,8 +295,4 @@ pub fn privileged() -> bool {
         eprintln!("skipped: needs root (devices, other owners)");
     }
     ok
-}
-
-pub fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
 }

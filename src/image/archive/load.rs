@@ -1,8 +1,10 @@
 //! Reading an archive: the stream is taken entry by entry into the blob store (see the
 //! module documentation), then `resolve` makes images of what arrived.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::rc::Rc;
 
 use tar::EntryType;
 
@@ -90,15 +92,20 @@ pub(super) struct Session<'a> {
     pub added: Vec<String>,
 }
 
-/// Counts what the tar reader consumed, to tell a finished archive from a cut one.
+/// Counts what the tar reader consumed, to tell a finished archive from a cut one, and
+/// notes when the input ended (shared, since the tar reader owns this while it iterates).
 struct Counting<R> {
     inner: R,
     count: u64,
+    ended: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -159,9 +166,11 @@ pub(super) fn layout_digest(name: &str) -> Option<String> {
 
 impl Session<'_> {
     fn ingest(&mut self, input: impl Read) -> Result<Contents, ArchiveError> {
+        let ended = Rc::new(Cell::new(false));
         let mut archive = tar::Archive::new(Counting {
             inner: decompressed(input)?,
             count: 0,
+            ended: ended.clone(),
         });
         let mut contents = Contents::default();
         let mut meta_total = 0u64;
@@ -171,7 +180,15 @@ impl Session<'_> {
             .entries()
             .map_err(|source| ArchiveError::Read { source })?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| read_error(|| "an entry header is cut".into(), e))?;
+            let mut entry = entry.map_err(|source| {
+                if ended.get() {
+                    ArchiveError::Truncated {
+                        what: "it ends inside an entry's header".into(),
+                    }
+                } else {
+                    ArchiveError::Read { source }
+                }
+            })?;
             let size = entry.size();
             data_end = entry.raw_file_position() + size.div_ceil(512) * 512;
             let kind = entry.header().entry_type();
@@ -332,7 +349,7 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Decompresses a blob beside its storing, to learn its diff id in the same pass.
 enum SideDecoder {
-    Gzip(flate2::write::MultiGzDecoder<HashWriter<io::Sink>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<HashWriter<io::Sink>>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, HashWriter<io::Sink>>>),
 }
 
@@ -341,7 +358,9 @@ impl SideDecoder {
         let sink = HashWriter::new(io::sink());
         match compression {
             Compression::None => None,
-            Compression::Gzip => Some(SideDecoder::Gzip(flate2::write::MultiGzDecoder::new(sink))),
+            Compression::Gzip => Some(SideDecoder::Gzip(Box::new(
+                flate2::write::MultiGzDecoder::new(sink),
+            ))),
             Compression::Zstd => zstd::stream::write::Decoder::new(sink)
                 .ok()
                 .map(|d| SideDecoder::Zstd(Box::new(d))),

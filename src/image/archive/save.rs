@@ -75,8 +75,8 @@ impl<'a> Plan<'a> {
         format: ArchiveFormat,
     ) -> Result<Plan<'a>, ArchiveError> {
         let mut out = Vec::new();
-        // Uncompressed sizes already learned (a layer shared by several images).
-        let mut sizes: HashMap<String, u64> = HashMap::new();
+        // Uncompressed sizes already learned and checked (a layer shared by images).
+        let mut sizes: HashMap<(String, String), u64> = HashMap::new();
         for image in images {
             let id = &image.config_digest;
             let missing = |digest: &str| ArchiveError::MissingBlob {
@@ -108,14 +108,17 @@ impl<'a> Plan<'a> {
                     .len();
                 let tar_size = match (format, compression) {
                     (ArchiveFormat::Oci, _) | (_, Compression::None) => blob_size,
-                    _ => match sizes.get(&layer.digest) {
-                        Some(&n) => n,
-                        None => {
-                            let n = uncompressed_size(blobs, id, layer, compression)?;
-                            sizes.insert(layer.digest.clone(), n);
-                            n
+                    _ => {
+                        let key = (layer.digest.clone(), layer.diff_id.clone());
+                        match sizes.get(&key) {
+                            Some(&n) => n,
+                            None => {
+                                let n = uncompressed_size(blobs, id, layer, compression)?;
+                                sizes.insert(key, n);
+                                n
+                            }
                         }
-                    },
+                    }
                 };
                 layers.push(PlannedLayer {
                     layer: layer.clone(),
@@ -184,6 +187,20 @@ fn uncompressed_size(
         });
     }
     Ok(size)
+}
+
+/// Hashes what is read through it (the content written, without the tar padding).
+struct HashReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// `manifest.json` of a docker-archive, fields in Docker's order.
@@ -270,19 +287,22 @@ impl Writer<'_, '_> {
         expected: &str,
     ) -> Result<(), ArchiveError> {
         let file = open_blob(self.blobs, image, layer_digest)?;
-        let mut reader = decoder(file, compression, layer_digest)?;
+        let reader = decoder(file, compression, layer_digest)?;
         let mut h = TarHeader::new(name.as_bytes().to_vec(), EntryType::Regular);
         h.size = size;
         h.mtime = MTIME;
         tarwrite::write_header(self.out, &h).map_err(write_err)?;
-        let mut hashed = HashWriter::new(&mut *self.out);
+        let mut hashed = HashReader {
+            inner: reader,
+            hasher: Sha256::new(),
+        };
         let corrupt = |actual: String| ArchiveError::CorruptLayer {
             image: image.to_owned(),
             digest: layer_digest.to_owned(),
             expected: expected.to_owned(),
             actual,
         };
-        match tarwrite::copy_content(&mut reader, &mut hashed, size) {
+        match tarwrite::copy_content(&mut hashed, self.out, size) {
             Ok(()) => {}
             Err(CopyError::Length) => return Err(corrupt("a stream of another length".into())),
             Err(CopyError::Read(source)) => {
@@ -293,7 +313,7 @@ impl Writer<'_, '_> {
             }
             Err(CopyError::Write(source)) => return Err(write_err(source)),
         }
-        let (actual, _, _) = hashed.finish();
+        let actual = format!("sha256:{}", hex::encode(hashed.hasher.finalize()));
         if actual != expected {
             return Err(corrupt(actual));
         }
