@@ -288,11 +288,19 @@ pub fn have_tool(name: &str) -> bool {
     found
 }
 
-/// Whether this process may create device nodes and give files away (root).
+/// Whether this process may give files away to other ids and create whiteout devices
+/// (root, or a user namespace with a range of ids mapped); says "skipped" when not.
 pub fn privileged() -> bool {
-    let ok = nix::unistd::Uid::effective().is_root();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"").unwrap();
+    let chown = nix::unistd::chown(&file, Some(Uid::from_raw(1000)), Some(Gid::from_raw(1000)));
+    let mknod = mknod(&dir.path().join("wh"), SFlag::S_IFCHR, Mode::empty(), 0);
+    let ok = chown.is_ok() && mknod.is_ok();
     if !ok {
-        eprintln!("skipped: needs root (devices, other owners)");
+        eprintln!(
+            "skipped: needs to own files as other ids and make whiteout devices (run as root)"
+        );
     }
     ok
 }

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::rc::Rc;
 
 use tar::EntryType;
@@ -112,12 +112,12 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// The input, decompressed according to its magic.
-fn decompressed<'r>(input: impl Read + 'r) -> Result<Box<dyn Read + 'r>, ArchiveError> {
-    let mut buf = BufReader::with_capacity(CHUNK, input);
-    let head = buf
-        .fill_buf()
-        .map_err(|source| ArchiveError::Read { source })?;
-    Ok(match sniff(head) {
+fn decompressed<'r>(mut input: impl Read + 'r) -> Result<Box<dyn Read + 'r>, ArchiveError> {
+    // A pipe may deliver the magic in pieces: read up to its length before deciding.
+    let mut head = [0u8; 4];
+    let n = read_some(&mut input, &mut head).map_err(|source| ArchiveError::Read { source })?;
+    let buf = BufReader::with_capacity(CHUNK, io::Cursor::new(head[..n].to_vec()).chain(input));
+    Ok(match sniff(&head[..n]) {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buf)),
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(buf)

@@ -89,11 +89,13 @@ impl<'a> Plan<'a> {
             let config = blobs
                 .read(id)
                 .map_err(|source| ArchiveError::Store { source })?;
-            let tags = image
-                .repo_tags
-                .iter()
-                .map(|t| tagged(t))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut tags: Vec<Reference> = Vec::new();
+            for name in &image.repo_tags {
+                let r = tagged(name)?;
+                if !tags.contains(&r) {
+                    tags.push(r);
+                }
+            }
             let mut layers = Vec::new();
             for layer in &image.layers {
                 let compression = media_compression(&layer.media_type).ok_or_else(|| {

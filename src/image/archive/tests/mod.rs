@@ -405,6 +405,23 @@ fn compressed_archives_load() {
             assert_eq!(loaded[1].config_digest, images[1].config_digest);
         }
     }
+    // A pipe that hands over one byte at a time still has its magic recognised.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let gz = compress(
+        &save_bytes(&src, &images, ArchiveFormat::Oci),
+        Compression::Zstd,
+    );
+    let dst = store(dir.path(), "dst-trickle");
+    let loaded = load(&dst, Trickle(&gz), &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.len(), 2);
 }
 
 #[test]
