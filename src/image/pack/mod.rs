@@ -125,7 +125,7 @@ pub enum PackError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot {op} {} while packing a layer (run it where the container's files are readable: inside the user namespace)", path.display())]
+    #[error("cannot {op} {} while packing a layer{}", .path.display(), access_hint(.source))]
     Fs {
         op: &'static str,
         path: PathBuf,
@@ -144,6 +144,17 @@ pub enum PackError {
         #[source]
         source: BlobError,
     },
+}
+
+/// What to do about a permission error: files of a container belong to ids of the user's
+/// subordinate range, readable only from inside its user namespace.
+fn access_hint(source: &io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => {
+            " (run it inside the container's user namespace, where its files are readable)"
+        }
+        _ => "",
+    }
 }
 
 /// Packs an overlay upper directory (native overlay or fuse-overlayfs) into a layer blob.

@@ -526,3 +526,22 @@ fn a_failed_pack_leaves_no_blob_file() {
             .is_none()
     );
 }
+
+#[test]
+fn permission_errors_say_where_to_run() {
+    let err = PackError::Fs {
+        op: "open",
+        path: "/data/containers/c1/upper/etc/shadow".into(),
+        source: std::io::Error::from_raw_os_error(libc::EACCES),
+    };
+    assert_eq!(
+        err.to_string(),
+        "cannot open /data/containers/c1/upper/etc/shadow while packing a layer (run it inside the container's user namespace, where its files are readable)"
+    );
+    let err = PackError::Fs {
+        op: "read",
+        path: "/x".into(),
+        source: std::io::Error::from_raw_os_error(libc::EIO),
+    };
+    assert_eq!(err.to_string(), "cannot read /x while packing a layer");
+}
