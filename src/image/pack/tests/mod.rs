@@ -1,12 +1,13 @@
 //! The layer writer against real trees: round trips through `unpack`, the exact stream,
-//! determinism, digests checked by `sha256sum`; `tools` checks the layers with GNU tar,
-//! umoci and real overlay mounts; `diff` covers the vfs driver.
+//! determinism, digests checked by `sha256sum`; `edges` covers exclusions, empty layers,
+//! devices and failures; `tools` checks the layers with GNU tar, umoci and real overlay
+//! mounts; `diff` covers the vfs driver.
 //!
 //! Building the trees needs root (other owners, whiteout devices): elsewhere the tests say
 //! "skipped" and return.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tar::EntryType;
@@ -16,6 +17,7 @@ use crate::image::testutil::{Tree, assert_same_tree, privileged, snapshot};
 use crate::image::unpack::{UnpackOptions, unpack_layer};
 
 mod diff;
+mod edges;
 mod tools;
 
 pub(super) const T: i64 = 1_700_000_000;
@@ -409,139 +411,4 @@ fn fuse_overlayfs_spellings_become_standard_whiteouts() {
         .file("c/back", 0o644, 0, 0, b"b")
         .settle(T);
     assert_same_tree(&snapshot(&dest), &snapshot(&want.root));
-}
-
-#[test]
-fn excluded_runtime_paths_stay_out() {
-    if !privileged() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let t = Tree::new(&dir.path().join("upper"));
-    t.dir("etc", 0o755, 0, 0)
-        .file("etc/hosts", 0o644, 0, 0, b"")
-        .file("etc/hostname", 0o644, 0, 0, b"")
-        .file("etc/resolv.conf", 0o644, 0, 0, b"")
-        .file("etc/app.conf", 0o644, 0, 0, b"kept")
-        .dir("proc", 0o755, 0, 0)
-        .dir("dev", 0o755, 0, 0)
-        .file("dev/console", 0o600, 0, 0, b"")
-        .whiteout("sys")
-        .settle(T);
-    let mut out = Vec::new();
-    let options = PackOptions {
-        compression: Compression::None,
-        exclude: RUNTIME_PATHS.iter().map(|p| p.to_string()).collect(),
-        compare_contents: true,
-    };
-    let stats = write_upper_tar(&t.root, &mut out, &options).unwrap();
-    assert_eq!(names(&list_tar(&out)), vec!["etc/", "etc/app.conf"]);
-    assert_eq!(
-        stats,
-        TarStats {
-            entries: 2,
-            content_bytes: 4
-        }
-    );
-}
-
-#[test]
-fn an_empty_upper_dir_is_an_empty_layer() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("upper")).unwrap();
-    let blobs = BlobStore::new(dir.path().join("blobs"));
-    let layer = pack_upper(&dir.path().join("upper"), &blobs, &opts(Compression::None)).unwrap();
-    assert_eq!((layer.entries, layer.tar_size, layer.size), (0, 1024, 1024));
-    // The empty tar every registry knows: 1024 zero bytes.
-    assert_eq!(
-        layer.diff_id,
-        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-    );
-}
-
-/// A file that shrinks between its header and its content is reported, not padded.
-#[test]
-fn a_file_changing_while_packed_fails() {
-    struct Shrinker {
-        victim: PathBuf,
-        out: Vec<u8>,
-    }
-    impl std::io::Write for Shrinker {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if buf.len() == 512 && buf.starts_with(b"victim") {
-                std::fs::write(&self.victim, b"short").unwrap();
-            }
-            self.out.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let upper = dir.path().join("upper");
-    std::fs::create_dir(&upper).unwrap();
-    std::fs::write(upper.join("victim"), vec![1u8; 10_000]).unwrap();
-    let mut out = Shrinker {
-        victim: upper.join("victim"),
-        out: Vec::new(),
-    };
-    let err = write_upper_tar(&upper, &mut out, &opts(Compression::None)).unwrap_err();
-    assert!(matches!(err, PackError::Changed { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{} changed while it was packed (stop or pause the container and try again)",
-            upper.join("victim").display()
-        )
-    );
-}
-
-#[test]
-fn a_failed_pack_leaves_no_blob_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = BlobStore::new(dir.path().join("blobs"));
-    let err = pack_with(&blobs, Compression::Gzip, |out| {
-        out.write_all(&[7u8; 100_000]).unwrap();
-        Err(PackError::Changed { path: "/x".into() })
-    })
-    .unwrap_err();
-    assert!(matches!(err, PackError::Changed { .. }));
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-
-    let err = pack_upper(
-        &dir.path().join("missing"),
-        &blobs,
-        &opts(Compression::Gzip),
-    )
-    .unwrap_err();
-    assert!(matches!(err, PackError::OpenRoot { .. }), "{err:?}");
-    assert!(
-        std::fs::read_dir(dir.path().join("blobs/sha256"))
-            .unwrap()
-            .next()
-            .is_none()
-    );
-}
-
-#[test]
-fn permission_errors_say_where_to_run() {
-    let err = PackError::Fs {
-        op: "open",
-        path: "/data/containers/c1/upper/etc/shadow".into(),
-        source: std::io::Error::from_raw_os_error(libc::EACCES),
-    };
-    assert_eq!(
-        err.to_string(),
-        "cannot open /data/containers/c1/upper/etc/shadow while packing a layer (run it inside the container's user namespace, where its files are readable)"
-    );
-    let err = PackError::Fs {
-        op: "read",
-        path: "/x".into(),
-        source: std::io::Error::from_raw_os_error(libc::EIO),
-    };
-    assert_eq!(err.to_string(), "cannot read /x while packing a layer");
 }
