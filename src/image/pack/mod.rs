@@ -4,12 +4,14 @@
 //! Two sources, one output format:
 //! - **an overlay upper directory** ([`pack_upper`]), as native overlay (mounted with
 //!   `userxattr`) or fuse-overlayfs leave it. Deletions are 0/0 character devices (both
-//!   drivers) or empty `.wh.NAME` files (fuse-overlayfs when it may not mknod); opaque
-//!   directories carry `user.overlay.opaque=y` (native), `user.fuseoverlayfs.opaque=y` or
-//!   `trusted.overlay.opaque=y` (fuse-overlayfs) and/or hold a `.wh..wh..opq` file
-//!   (fuse-overlayfs always creates one). All of them become `.wh.NAME` and
-//!   `DIR/.wh..wh..opq` entries; overlay's and fuse-overlayfs's own xattrs never reach the
-//!   layer.
+//!   drivers; fuse-overlayfs 1.10 makes them in a user namespace too) or empty `.wh.NAME`
+//!   files (fuse-overlayfs where it may not mknod). Opaque directories carry
+//!   `user.overlay.opaque=y` (native) or, from fuse-overlayfs, `trusted.overlay.opaque=y`
+//!   (as real root) or `user.fuseoverlayfs.opaque=y` (rootless) beside a `.wh..wh..opq`
+//!   file it always creates; rootless it also leaves a whiteout device named `.wh..opq`
+//!   there, which is its bookkeeping and is skipped. All of them become `.wh.NAME` and
+//!   `DIR/.wh..wh..opq` entries; overlay's and fuse-overlayfs's own xattrs (`user.overlay.*`,
+//!   `trusted.overlay.*`, `user.fuseoverlayfs.*`) never reach the layer.
 //! - **a vfs rootfs** ([`pack_diff`]): no upper directory exists, so the rootfs is compared
 //!   with the merged view of the image's layers (overlay format, top-most first), as
 //!   Docker's naive diff driver does: added and changed entries are written, entries gone

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use nix::sys::stat::FileStat;
+use nix::sys::stat::{FileStat, SFlag};
 
 use super::PackError;
-use super::emit::{OPAQUE_WHITEOUT, Packer, WHITEOUT_PREFIX, dup, join};
+use super::emit::{OPAQUE_WHITEOUT, Packer, WHITEOUT_PREFIX, dup, file_type, join};
 use crate::storage::safefs;
 
 /// Opaque markers as xattrs: native overlay with `userxattr`, then fuse-overlayfs's
@@ -56,17 +56,21 @@ fn dir(packer: &mut Packer<'_>, fd: BorrowedFd<'_>, rel: &[u8]) -> Result<(), Pa
             // The opaque marker (handled by the caller) and aufs bookkeeping.
             continue;
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            // fuse-overlayfs's whiteout when it may not create devices.
-            if !matches!(hidden, b"" | b"." | b"..") {
-                whiteouts.insert(hidden.to_vec());
-            }
-            continue;
-        }
         let Some(st) = safefs::lstat_at(fd, &name).map_err(|e| packer.fs_err("inspect", rel, e))?
         else {
             continue; // gone since the listing
         };
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            // An empty file is fuse-overlayfs's whiteout where it may not create devices.
+            // Anything else so named is its bookkeeping: rootless, it leaves a whiteout
+            // device `.wh..opq` in directories it made opaque.
+            if file_type(&st) == SFlag::S_IFREG.bits() && !matches!(hidden, b"" | b"." | b"..") {
+                whiteouts.insert(hidden.to_vec());
+            } else {
+                tracing::debug!(path = ?packer.path(&join(rel, &name)), "skipping fuse-overlayfs bookkeeping");
+            }
+            continue;
+        }
         if safefs::is_whiteout(&st) {
             whiteouts.insert(name);
         } else {

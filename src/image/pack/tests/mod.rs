@@ -356,9 +356,11 @@ fn fuse_overlayfs_spellings_become_standard_whiteouts() {
     let t = Tree::new(&dir.path().join("upper"));
     t.file(".wh.gone", 0o700, 0, 0, b"")
         .dir("a", 0o755, 0, 0)
-        // fuse-overlayfs without the right to write trusted.* (rootless):
+        // fuse-overlayfs without the right to write trusted.* (rootless), with the
+        // bookkeeping whiteout it leaves beside the marker:
         .xattr("a", "user.fuseoverlayfs.opaque", b"y")
         .file("a/.wh..wh..opq", 0o700, 0, 0, b"")
+        .whiteout("a/.wh..opq")
         .file("a/kept", 0o644, 0, 0, b"k")
         .xattr("a/kept", "user.fuseoverlayfs.origin", b"/lower/a/kept")
         // fuse-overlayfs as root: the privileged xattr and the marker file.

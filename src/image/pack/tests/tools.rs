@@ -326,3 +326,89 @@ fn fuse_overlayfs_file_whiteouts_round_trip() {
         assert!(upper.join(".wh.gone-dir").is_file());
     });
 }
+
+/// `find`'s view of a tree: path, type, mode, size, link target, and file contents' md5.
+fn find_listing(root: &Path) -> String {
+    sh(&format!(
+        "cd {} && find . -mindepth 1 -printf '%P %y %m %s %l\\n' | sort && find . -type f -exec md5sum {{}} + | sort -k2",
+        root.display()
+    ))
+}
+
+/// fuse-overlayfs the way burrow runs it, unprivileged in a user namespace: opaque
+/// directories get `user.fuseoverlayfs.opaque` (trusted.* is out of reach) and a
+/// bookkeeping whiteout `.wh..opq`; the layer still says exactly what the container saw.
+#[test]
+fn rootless_fuse_overlayfs_upper_dirs_round_trip() {
+    if !privileged() || !have_tool("fuse-overlayfs") || !have_tool("unshare") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let storage = Storage::new(&d.join("data"), DriverKind::Vfs);
+    let (c1, c2) = (
+        format!("sha256:{}", "1".repeat(64)),
+        format!("sha256:{}", "2".repeat(64)),
+    );
+    let lower = Tree::new(&storage.layer_dir(&c1));
+    lower
+        .dir("d", 0o755, 0, 0)
+        .file("d/old", 0o644, 0, 0, b"old")
+        .dir("d/sub", 0o755, 0, 0)
+        .file("d/sub/deep", 0o644, 0, 0, b"deep")
+        .file("gone", 0o644, 0, 0, b"gone")
+        .file("kept", 0o644, 0, 0, b"kept")
+        .settle(T);
+    let (upper, work, merged) = (d.join("upper"), d.join("work"), d.join("merged"));
+    for p in [&upper, &work, &merged] {
+        std::fs::create_dir(p).unwrap();
+    }
+    let seen = d.join("seen");
+    let script = format!(
+        "set -e
+        fuse-overlayfs -o lowerdir={l},upperdir={u},workdir={w} {m}
+        rm -rf {m}/d && mkdir {m}/d && echo new > {m}/d/new
+        rm {m}/gone
+        echo changed > {m}/kept
+        (cd {m} && find . -mindepth 1 -printf '%P %y %m %s %l\\n' | sort && find . -type f -exec md5sum {{}} + | sort -k2) > {seen}
+        umount {m}",
+        l = lower.root.display(),
+        u = upper.display(),
+        w = work.display(),
+        m = merged.display(),
+        seen = seen.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-Urm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "skipped: cannot run fuse-overlayfs in a user namespace here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    assert_eq!(
+        xattr::get(upper.join("d"), "user.fuseoverlayfs.opaque").unwrap(),
+        Some(b"y".to_vec()),
+        "not the rootless spelling"
+    );
+    let blobs = BlobStore::new(d.join("blobs"));
+    let layer = pack_upper(&upper, &blobs, &opts(Compression::Gzip)).unwrap();
+    let mut tar = Vec::new();
+    write_upper_tar(&upper, &mut tar, &opts(Compression::None)).unwrap();
+    assert_eq!(
+        names(&list_tar(&tar)),
+        vec![".wh.gone", "d/", "d/.wh..wh..opq", "d/new", "kept"]
+    );
+    unpack_packed(&blobs, &layer, &storage.layer_dir(&c2));
+    let rootfs = match storage.prepare_rootfs(&d.join("c"), &[c1, c2]).unwrap() {
+        crate::runtime::Rootfs::Dir(p) => p,
+        other => panic!("vfs gave {other:?}"),
+    };
+    assert_eq!(
+        find_listing(&rootfs),
+        std::fs::read_to_string(&seen).unwrap()
+    );
+}
