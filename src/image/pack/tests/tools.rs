@@ -337,9 +337,9 @@ fn find_listing(root: &Path) -> String {
 
 /// An overlay the way burrow mounts it, unprivileged in a user namespace (`mount` is the
 /// shell command, with `{l} {u} {w} {m}` for the directories): changes made there, packed,
-/// unpacked and merged by the vfs driver, give what the container saw. Returns the upper
-/// dir's entries for the caller to check, or `None` when the mount is not possible here.
-fn rootless_round_trip(d: &Path, mount: &str) -> Option<Vec<String>> {
+/// unpacked and merged by the vfs driver, give what the container saw. False when the
+/// mount is not possible here (skipped); the upper dir stays in `d` for the caller.
+fn rootless_round_trip(d: &Path, mount: &str) -> bool {
     let storage = Storage::new(&d.join("data"), DriverKind::Vfs);
     let (c1, c2) = (
         format!("sha256:{}", "1".repeat(64)),
@@ -384,7 +384,7 @@ fn rootless_round_trip(d: &Path, mount: &str) -> Option<Vec<String>> {
             "skipped: cannot mount in a user namespace here: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        return None;
+        return false;
     }
     let blobs = BlobStore::new(d.join("blobs"));
     let layer = pack_upper(&upper, &blobs, &opts(Compression::Gzip)).unwrap();
@@ -402,7 +402,7 @@ fn rootless_round_trip(d: &Path, mount: &str) -> Option<Vec<String>> {
     let seen = std::fs::read_to_string(&seen).unwrap();
     assert!(seen.contains("d/new f 644 4 \n"), "{seen}");
     assert_eq!(find_listing(&rootfs), seen);
-    Some(snapshot(&upper).into_keys().collect())
+    true
 }
 
 /// fuse-overlayfs unprivileged: opaque directories get `user.fuseoverlayfs.opaque`
@@ -414,7 +414,7 @@ fn rootless_fuse_overlayfs_upper_dirs_round_trip() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mount = "fuse-overlayfs -o lowerdir={l},upperdir={u},workdir={w} {m}";
-    if rootless_round_trip(dir.path(), mount).is_none() {
+    if !rootless_round_trip(dir.path(), mount) {
         return;
     }
     assert_eq!(
@@ -432,7 +432,7 @@ fn rootless_kernel_overlay_upper_dirs_round_trip() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mount = "mount -t overlay overlay -o lowerdir={l},upperdir={u},workdir={w},userxattr {m}";
-    if rootless_round_trip(dir.path(), mount).is_none() {
+    if !rootless_round_trip(dir.path(), mount) {
         return;
     }
     assert_eq!(
