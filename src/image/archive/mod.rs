@@ -30,6 +30,14 @@
 //! gives back the same bytes (`docker save | burrow load`, then `burrow save`, round-trips).
 //! The price is disk (an uncompressed copy beside the unpacked layer, as pulled images keep
 //! their compressed one); `push` compresses on the way out.
+//!
+//! For the engine: a [`LoadedImage`] carries what `pull` records. Its config digest is the
+//! image id; each [`LoadedLayer`] gives a `LayerRecord` (digest, diff id, size, media type;
+//! chain ids from `storage::chain_ids` over [`LoadedImage::diff_ids`]) and the compression
+//! to unpack its blob with; `repo_tags` are full names for `state::set_tag`. Loads (like
+//! pulls) should run under the image store's lock: a failed load removes the blobs it
+//! added, which a concurrent load of the same blobs may have counted on. [`save`] takes
+//! [`SaveImage`]s made from `ImageRecord`s the same way round.
 
 #![allow(dead_code)] // until the engine's save, load, import and export land
 

@@ -26,6 +26,13 @@
 //! written. Owners are the ids the caller sees (run it in the user namespace to get the
 //! container's ids, as Docker's tars have). The same tree gives the same bytes.
 //!
+//! For the engine (`commit`, `build`): pack inside the container's user namespace
+//! (`runtime::in_userns`; [`PackedLayer`] crosses back as JSON), with
+//! [`RUNTIME_PATHS`] excluded; the upper dir is `containers/ID/upper`, or for vfs the
+//! rootfs with the image's layer dirs (`storage.layer_dir`, top-most first). Then append
+//! `diff_id` to the config's `rootfs.diff_ids` and the layer to the manifest. `export` is
+//! [`write_diff_tar`] with no lower layers: the whole tree.
+//!
 //! Sockets are left out (tar cannot hold them; Docker skips them too); devices other than
 //! whiteouts are written (unpacking skips them). Xattrs are carried where unpacking would
 //! apply them (`user.*` and `security.capability`; see `safefs::xattr_policy`), on files and
