@@ -56,6 +56,29 @@ fn skopeo_reads_what_we_save() {
     let copied = dir.path().join("copied");
     skopeo(&["copy", &docker_ref, &format!("oci:{}:x", copied.display())]);
 
+    // A layer that comes twice is a symlink to its first copy, as in Docker's archives.
+    let empty = layer_tar(&[]);
+    let repeated = put_image(
+        &src,
+        &[
+            (empty.clone(), Compression::Gzip),
+            (layer_tar(&[("x", b"x")]), Compression::Zstd),
+            (empty, Compression::Gzip),
+        ],
+        &["rep:1"],
+        "amd64",
+    );
+    let rep = dir.path().join("repeated.tar");
+    std::fs::write(
+        &rep,
+        save_bytes(&src, std::slice::from_ref(&repeated), ArchiveFormat::Docker),
+    )
+    .unwrap();
+    let rep_ref = format!("docker-archive:{}:rep:1", rep.display());
+    let inspect = json(&skopeo(&["inspect", &rep_ref]));
+    assert_eq!(inspect["Layers"][0], inspect["Layers"][2]);
+    skopeo(&["copy", &rep_ref, &format!("oci:{}:rep", copied.display())]);
+
     let oci = dir.path().join("oci.tar");
     std::fs::write(&oci, save_bytes(&src, &images, ArchiveFormat::Oci)).unwrap();
     let oci_ref = format!("oci-archive:{}:docker.io/library/app:1.0", oci.display());
