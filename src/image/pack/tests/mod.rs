@@ -187,17 +187,25 @@ fn round_trip_of_a_varied_upper_dir_in_every_compression() {
             sha256sum(&format!("sha256sum {}", blob.display())),
             layer.digest
         );
-        let decompress = match compression {
-            Compression::None => "cat",
-            Compression::Gzip => "gzip -dc",
-            Compression::Zstd => "zstd -dcq",
+        // The zstd tool is not everywhere; the crate decompresses where it is missing.
+        let zstd_cli = Command::new("zstd").arg("--version").output().is_ok();
+        let plain = dir.path().join("plain.tar");
+        let (decompress, source) = match compression {
+            Compression::None => ("cat", &blob),
+            Compression::Gzip => ("gzip -dc", &blob),
+            Compression::Zstd if zstd_cli => ("zstd -dcq", &blob),
+            Compression::Zstd => {
+                let data = zstd::decode_all(std::fs::File::open(&blob).unwrap()).unwrap();
+                std::fs::write(&plain, data).unwrap();
+                ("cat", &plain)
+            }
         };
         assert_eq!(
-            sha256sum(&format!("{decompress} {} | sha256sum", blob.display())),
+            sha256sum(&format!("{decompress} {} | sha256sum", source.display())),
             layer.diff_id
         );
         assert_eq!(
-            sh(&format!("{decompress} {} | wc -c", blob.display())).trim(),
+            sh(&format!("{decompress} {} | wc -c", source.display())).trim(),
             layer.tar_size.to_string()
         );
     }
