@@ -10,7 +10,7 @@ use caps::Capability;
 use seccompiler::BpfProgram;
 
 use super::bpf::X32_SYSCALL_BIT;
-use super::{Arch, KernelVersion, apply, compile};
+use super::{Arch, KernelVersion, apply, default_programs};
 
 /// What one child reports, in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +125,9 @@ fn in_child(programs: Option<&[BpfProgram]>) -> Report {
     }
 }
 
+/// What `install` would install.
 fn programs(caps: &[Capability]) -> Vec<BpfProgram> {
-    compile(
+    default_programs(
         caps,
         Arch::native().unwrap(),
         KernelVersion::running().unwrap(),

@@ -18,7 +18,7 @@
 //! different actions by the rules that apply is refused: libseccomp's precedence between them
 //! is not something a reader of the profile can see, and Docker's own profile never does it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -203,6 +203,35 @@ impl Profile {
             }
         }
         Ok(Resolution { default, rules })
+    }
+}
+
+/// What a profile's resolution depends on besides the architecture: the capabilities its
+/// rules name and the kernel versions they compare with. Two containers that agree on which
+/// of these capabilities they have and which of these versions their kernel reaches get the
+/// same filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // used by build.rs
+pub(crate) struct Dependence {
+    pub caps: BTreeSet<String>,
+    pub kernels: BTreeSet<KernelVersion>,
+}
+
+impl Profile {
+    #[cfg_attr(not(test), allow(dead_code))] // used by build.rs
+    pub(crate) fn dependence(&self) -> Result<Dependence, SeccompError> {
+        let mut dep = Dependence::default();
+        for sel in self
+            .syscalls
+            .iter()
+            .flat_map(|r| r.includes.iter().chain(r.excludes.iter()))
+        {
+            dep.caps.extend(sel.caps.iter().cloned());
+            if let Some(min) = &sel.min_kernel {
+                dep.kernels.insert(KernelVersion::from_str(min)?);
+            }
+        }
+        Ok(dep)
     }
 }
 

@@ -378,8 +378,87 @@ fn a_profile_with_default_allow_still_gets_the_gate_and_its_errnos() {
     assert_eq!(verdict(&progs, &x32), errno(ENOSYS));
 }
 
-/// Figures for the module documentation: `cargo test --release --bin burrow
-/// compile_time -- --nocapture`. The bound only catches a gross regression.
+// --- the programs computed at build time --------------------------------------------------
+
+const NEWEST: KernelVersion = KernelVersion {
+    major: u32::MAX,
+    minor: u32::MAX,
+};
+
+#[test]
+fn build_rs_computed_the_programs_compile_gives_for_docker_caps() {
+    let arch = Arch::native().unwrap();
+    assert_eq!(PRECOMPUTED.arch, Some(arch));
+    assert_eq!(
+        PRECOMPUTED.programs(),
+        compile(docker_caps(), arch, NEWEST).unwrap()
+    );
+    let running = KernelVersion::running().unwrap();
+    assert!(PRECOMPUTED.fits(arch, &names(docker_caps()), running));
+    assert_eq!(
+        default_programs(docker_caps(), arch, running).unwrap(),
+        compile(docker_caps(), arch, running).unwrap()
+    );
+    // The order of the capabilities does not matter.
+    let mut reversed = names(docker_caps());
+    reversed.reverse();
+    assert!(PRECOMPUTED.fits(arch, &reversed, running));
+}
+
+#[test]
+fn other_capabilities_and_old_kernels_are_compiled_at_start() {
+    let arch = Arch::native().unwrap();
+    let admin = with(Capability::CAP_SYS_ADMIN);
+    assert!(!PRECOMPUTED.fits(arch, &names(&admin), NEWEST));
+    assert_eq!(
+        default_programs(&admin, arch, NEWEST).unwrap(),
+        compile(&admin, arch, NEWEST).unwrap()
+    );
+    assert_ne!(
+        default_programs(&admin, arch, NEWEST).unwrap(),
+        PRECOMPUTED.programs()
+    );
+    let old = KernelVersion {
+        major: 4,
+        minor: 4,
+    };
+    assert!(!PRECOMPUTED.fits(arch, &names(docker_caps()), old));
+    // A capability the profile does not name changes nothing.
+    assert!(PRECOMPUTED.fits(arch, &names(&with(Capability::CAP_NET_ADMIN)), NEWEST));
+    // Dropping one it names does (chroot needs CAP_SYS_CHROOT).
+    let no_chroot: Vec<Capability> = docker_caps()
+        .iter()
+        .copied()
+        .filter(|c| *c != Capability::CAP_SYS_CHROOT)
+        .collect();
+    assert!(!PRECOMPUTED.fits(arch, &names(&no_chroot), NEWEST));
+    let chroot = compile(&no_chroot, Arch::X86_64, NEWEST).unwrap();
+    assert_eq!(
+        verdict(&chroot, &Call::x86_64("chroot", &[0])),
+        errno(EPERM)
+    );
+    assert_eq!(verdict(&docker_programs(), &Call::x86_64("chroot", &[0])), ALLOW);
+}
+
+#[test]
+fn build_rs_knows_docker_default_capabilities() {
+    let mut ours = names(docker_caps());
+    let mut theirs: Vec<String> = precompute::DOCKER_DEFAULT_CAPS
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+    let src = precompute::render(DEFAULT_PROFILE, Some(Arch::X86_64)).unwrap();
+    assert!(src.contains("caps_present: &[\"CAP_SYS_CHROOT\"]"), "{src:.400}");
+    assert!(src.contains("KernelVersion { major: 4, minor: 8 }"));
+    let none = precompute::render(DEFAULT_PROFILE, None).unwrap();
+    assert!(none.contains("arch: None"));
+}
+
+/// Figures for the module documentation: `cargo test --bin burrow compile_time --
+/// --nocapture`. The bounds only catch a gross regression.
 #[test]
 fn compile_time_is_small() {
     let kernel = KernelVersion::running().unwrap();
@@ -408,13 +487,19 @@ fn compile_time_is_small() {
         std::hint::black_box(profile.resolve(&target).unwrap());
     }
     let resolve = start.elapsed() / runs;
+    let start = std::time::Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(default_programs(docker_caps(), arch, kernel).unwrap());
+    }
+    let precomputed = start.elapsed() / runs;
     let lens: Vec<usize> = compile(docker_caps(), arch, kernel)
         .unwrap()
         .iter()
         .map(Vec::len)
         .collect();
     eprintln!(
-        "seccomp compile: {each:?} per filter (parse {parse:?}, resolve {resolve:?}); programs of {lens:?} instructions"
+        "seccomp compile: {each:?} per filter (parse {parse:?}, resolve {resolve:?}); precomputed {precomputed:?}; programs of {lens:?} instructions"
     );
     assert!(each < std::time::Duration::from_millis(50), "{each:?}");
+    assert!(precomputed < each / 4, "{precomputed:?} vs {each:?}");
 }
