@@ -40,7 +40,13 @@ use model::{Arch, KernelVersion, SeccompError};
 /// Writes OUT_DIR/seccomp_default.rs: the default profile's programs for the target.
 fn seccomp_default(root: &Path) {
     let dir = root.join("src/runtime/seccomp");
-    for file in ["default.json", "bpf.rs", "model.rs", "precompute.rs", "profile.rs"] {
+    for file in [
+        "default.json",
+        "bpf.rs",
+        "model.rs",
+        "precompute.rs",
+        "profile.rs",
+    ] {
         println!("cargo::rerun-if-changed={}", dir.join(file).display());
     }
     let json = fs::read_to_string(dir.join("default.json")).expect("read default.json");

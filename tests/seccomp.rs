@@ -55,8 +55,14 @@ fn the_filter_holds_for_a_non_root_user_and_for_exec() {
     let u = User::new("seccomp_exec");
     let img = u.pull("syscalls");
     let user = probe(&u, &img, &["--user", "1000:1000"]);
-    assert!(user.contains(&("io_uring_setup".into(), "EPERM".into())), "{user:?}");
-    assert!(user.contains(&("unshare_newuser".into(), "EPERM".into())), "{user:?}");
+    assert!(
+        user.contains(&("io_uring_setup".into(), "EPERM".into())),
+        "{user:?}"
+    );
+    assert!(
+        user.contains(&("unshare_newuser".into(), "EPERM".into())),
+        "{user:?}"
+    );
     assert!(user.contains(&("getpid".into(), "ok".into())), "{user:?}");
 
     u.burrow(&["run", "-d", "--name", "probe-exec", &img, "sleep", "30"])
@@ -70,7 +76,10 @@ fn the_filter_holds_for_a_non_root_user_and_for_exec() {
         "clone_newuser EPERM",
         "unshare_newuser EPERM",
     ] {
-        assert!(o.stdout.lines().any(|l| l == line), "{line:?} missing: {o:#?}");
+        assert!(
+            o.stdout.lines().any(|l| l == line),
+            "{line:?} missing: {o:#?}"
+        );
     }
     u.burrow(&["rm", "-f", "probe-exec"]).ok();
 }

@@ -66,8 +66,8 @@ impl From<SeccompError> for RuntimeError {
 
 impl KernelVersion {
     pub(crate) fn running() -> Result<Self, SeccompError> {
-        let uts = nix::sys::utsname::uname()
-            .map_err(|e| SeccompError::Uname { source: e.into() })?;
+        let uts =
+            nix::sys::utsname::uname().map_err(|e| SeccompError::Uname { source: e.into() })?;
         uts.release().to_string_lossy().parse()
     }
 }

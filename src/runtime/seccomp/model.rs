@@ -5,8 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use seccompiler::TargetArch;
-
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SeccompError {
     #[error("cannot parse the seccomp profile")]
@@ -37,8 +35,14 @@ pub(crate) enum SeccompError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no seccomp filter for architecture {arch}; burrow filters x86_64, aarch64 and riscv64")]
+    #[error(
+        "no seccomp filter for architecture {arch}; burrow filters x86_64, aarch64 and riscv64"
+    )]
     UnknownArch { arch: String },
+    #[error(
+        "the seccomp filter would have {len} instructions, more than the kernel's 4096; shorten the profile"
+    )]
+    TooLarge { len: usize },
     #[error("cannot build the seccomp filter")]
     Build {
         #[source]
@@ -89,14 +93,6 @@ impl Arch {
         }
     }
 
-    pub(crate) fn target(self) -> TargetArch {
-        match self {
-            Self::X86_64 => TargetArch::x86_64,
-            Self::Aarch64 => TargetArch::aarch64,
-            Self::Riscv64 => TargetArch::riscv64,
-        }
-    }
-
     /// The syscall's number in this architecture's native ABI; None where it has no such call.
     pub(crate) fn syscall_nr(self, name: &str) -> Option<u32> {
         let id = match self {
@@ -124,7 +120,9 @@ impl FromStr for KernelVersion {
             version: s.to_string(),
         };
         let (major, rest) = s.split_once('.').ok_or_else(bad)?;
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         Ok(Self {
             major: major.parse().map_err(|_| bad())?,
             minor: rest[..digits].parse().map_err(|_| bad())?,
@@ -137,4 +135,3 @@ impl fmt::Display for KernelVersion {
         write!(f, "{}.{}", self.major, self.minor)
     }
 }
-

@@ -90,7 +90,10 @@ pub(crate) fn render(json: &str, arch: Option<Arch>) -> Result<String, SeccompEr
     };
     let profile = Profile::parse(json)?;
     let dep = profile.dependence()?;
-    let caps: Vec<String> = DOCKER_DEFAULT_CAPS.iter().map(ToString::to_string).collect();
+    let caps: Vec<String> = DOCKER_DEFAULT_CAPS
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let newest = KernelVersion {
         major: u32::MAX,
         minor: u32::MAX,
@@ -105,12 +108,7 @@ pub(crate) fn render(json: &str, arch: Option<Arch>) -> Result<String, SeccompEr
     let kernels: Vec<String> = dep
         .kernels
         .iter()
-        .map(|k| {
-            format!(
-                "KernelVersion {{ major: {}, minor: {} }}",
-                k.major, k.minor
-            )
-        })
+        .map(|k| format!("KernelVersion {{ major: {}, minor: {} }}", k.major, k.minor))
         .collect();
     // Writing to a String cannot fail.
     let _ = writeln!(

@@ -155,9 +155,7 @@ fn docker_default_filter_in_a_real_process() {
 fn sys_admin_lets_user_namespaces_through() {
     let baseline = in_child(None);
     if baseline.clone_newuser != 1 || baseline.unshare_newuser != 0 {
-        eprintln!(
-            "skipped: this kernel refuses user namespaces without any filter ({baseline:?})"
-        );
+        eprintln!("skipped: this kernel refuses user namespaces without any filter ({baseline:?})");
         return;
     }
     let mut caps = crate::runtime::privileges::DOCKER_CAPS.to_vec();

@@ -12,10 +12,7 @@ fn docker_caps() -> &'static [Capability] {
     crate::runtime::privileges::DOCKER_CAPS
 }
 
-const KERNEL: KernelVersion = KernelVersion {
-    major: 6,
-    minor: 1,
-};
+const KERNEL: KernelVersion = KernelVersion { major: 6, minor: 1 };
 const EPERM: u32 = libc::EPERM as u32;
 const ENOSYS: u32 = libc::ENOSYS as u32;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -139,12 +136,22 @@ fn default_profile_is_an_allow_list_failing_with_eperm() {
     assert!(res.rules.len() > 300, "{} syscalls", res.rules.len());
     let getpid = &res.rules[&nr("getpid")];
     assert_eq!((getpid.action, getpid.any_of.len()), (Action::Allow, 0));
-    for denied in ["io_uring_setup", "io_uring_enter", "mount", "unshare", "setns", "keyctl"] {
+    for denied in [
+        "io_uring_setup",
+        "io_uring_enter",
+        "mount",
+        "unshare",
+        "setns",
+        "keyctl",
+    ] {
         assert!(!res.rules.contains_key(&nr(denied)), "{denied} is allowed");
     }
     // Allowed on amd64 only; names of other ABIs are skipped.
     assert!(res.rules.contains_key(&nr("arch_prctl")));
-    assert!(res.rules.contains_key(&nr("ptrace")), "minKernel 4.8 is met");
+    assert!(
+        res.rules.contains_key(&nr("ptrace")),
+        "minKernel 4.8 is met"
+    );
 }
 
 #[test]
@@ -173,9 +180,21 @@ fn clone_needs_no_namespace_flag_and_clone3_gets_enosys_without_sys_admin() {
 #[test]
 fn sys_admin_allows_namespaces_and_mounts() {
     let res = resolve(&with(Capability::CAP_SYS_ADMIN), Arch::X86_64, KERNEL);
-    for name in ["clone", "clone3", "unshare", "setns", "mount", "umount2", "sethostname"] {
+    for name in [
+        "clone",
+        "clone3",
+        "unshare",
+        "setns",
+        "mount",
+        "umount2",
+        "sethostname",
+    ] {
         let rule = &res.rules[&nr(name)];
-        assert_eq!((rule.action, rule.any_of.len()), (Action::Allow, 0), "{name}");
+        assert_eq!(
+            (rule.action, rule.any_of.len()),
+            (Action::Allow, 0),
+            "{name}"
+        );
     }
 }
 
@@ -192,17 +211,22 @@ fn capabilities_widen_the_list_as_in_docker() {
     ] {
         assert!(!base.rules.contains_key(&nr(name)), "{name} without {cap}");
         let res = resolve(&with(cap), Arch::X86_64, KERNEL);
-        assert_eq!(res.rules[&nr(name)].action, Action::Allow, "{name} with {cap}");
+        assert_eq!(
+            res.rules[&nr(name)].action,
+            Action::Allow,
+            "{name} with {cap}"
+        );
     }
 }
 
 #[test]
 fn min_kernel_is_compared_with_the_kernel_given() {
-    let old = KernelVersion {
-        major: 4,
-        minor: 4,
-    };
-    assert!(!resolve(docker_caps(), Arch::X86_64, old).rules.contains_key(&nr("ptrace")));
+    let old = KernelVersion { major: 4, minor: 4 };
+    assert!(
+        !resolve(docker_caps(), Arch::X86_64, old)
+            .rules
+            .contains_key(&nr("ptrace"))
+    );
     // CAP_SYS_PTRACE allows it whatever the kernel.
     let res = resolve(&with(Capability::CAP_SYS_PTRACE), Arch::X86_64, old);
     assert!(res.rules.contains_key(&nr("ptrace")));
@@ -211,12 +235,20 @@ fn min_kernel_is_compared_with_the_kernel_given() {
 #[test]
 fn other_architectures_use_their_own_numbers_and_rules() {
     let res = resolve(docker_caps(), Arch::Aarch64, KERNEL);
-    assert_eq!(res.rules[&172].action, Action::Allow, "getpid is 172 on aarch64");
+    assert_eq!(
+        res.rules[&172].action,
+        Action::Allow,
+        "getpid is 172 on aarch64"
+    );
     // arch_prctl is amd64-only: on aarch64 number 158 is x86_64's arch_prctl, aarch64's
     // getgroups; the rule set must hold aarch64's meaning.
     assert_eq!(Arch::Aarch64.syscall_nr("arch_prctl"), None);
     assert_eq!(Arch::Aarch64.syscall_nr("getgroups"), Some(158));
-    assert_eq!(Arch::Aarch64.syscall_nr("open"), None, "no open(2) on aarch64");
+    assert_eq!(
+        Arch::Aarch64.syscall_nr("open"),
+        None,
+        "no open(2) on aarch64"
+    );
     let riscv = resolve(docker_caps(), Arch::Riscv64, KERNEL);
     let flush = Arch::Riscv64.syscall_nr("riscv_flush_icache").unwrap();
     assert!(riscv.rules.contains_key(&flush));
@@ -266,10 +298,7 @@ fn profiles_that_cannot_be_honoured_are_refused_with_the_reason() {
         resolve_json(arg),
         Err(SeccompError::ArgIndex { index: 6, .. })
     ));
-    assert!(matches!(
-        resolve_json("{"),
-        Err(SeccompError::Parse { .. })
-    ));
+    assert!(matches!(resolve_json("{"), Err(SeccompError::Parse { .. })));
 }
 
 #[test]
@@ -283,7 +312,10 @@ fn rules_for_one_syscall_are_ored_and_errno_defaults_to_eperm() {
     let res = resolve_json(json).unwrap();
     assert_eq!(res.default, Action::Errno(EPERM));
     assert_eq!(res.rules[&nr("read")].any_of.len(), 2);
-    assert!(res.rules[&nr("write")].any_of.is_empty(), "unconditional wins");
+    assert!(
+        res.rules[&nr("write")].any_of.is_empty(),
+        "unconditional wins"
+    );
     assert_eq!(res.rules[&nr("getpid")].action, Action::Errno(EPERM));
     assert_eq!(res.rules.len(), 3, "umount does not exist on x86_64");
 }
@@ -338,12 +370,59 @@ fn the_filter_answers_as_docker_does() {
     assert_eq!(v("socket", &[libc::AF_INET as u64]), ALLOW);
     assert_eq!(v("socket", &[libc::AF_VSOCK as u64]), errno(EPERM));
     // Syscall numbers past the table's end (newer than the profile) fail too.
-    assert_eq!(verdict(&progs, &Call::raw(Arch::X86_64.audit(), 1000, &[])), errno(EPERM));
+    assert_eq!(
+        verdict(&progs, &Call::raw(Arch::X86_64.audit(), 1000, &[])),
+        errno(EPERM)
+    );
 
     let admin = compile(&with(Capability::CAP_SYS_ADMIN), Arch::X86_64, KERNEL).unwrap();
     assert_eq!(admin.len(), 1, "no clone3 program with CAP_SYS_ADMIN");
     assert_eq!(verdict(&admin, &Call::x86_64("clone", &[newuser])), ALLOW);
     assert_eq!(verdict(&admin, &Call::x86_64("clone3", &[0, 88])), ALLOW);
+}
+
+#[test]
+fn the_search_tree_finds_every_number() {
+    let res = resolve(docker_caps(), Arch::X86_64, KERNEL);
+    let progs = docker_programs();
+    let mut unconditional = 0;
+    for nr in 0..1100 {
+        let got = verdict(&progs, &Call::raw(Arch::X86_64.audit(), nr, &[]));
+        match res.rules.get(&nr) {
+            None => assert_eq!(got, errno(EPERM), "syscall {nr}"),
+            Some(r) if r.any_of.is_empty() => {
+                unconditional += 1;
+                let want = if r.action == Action::Allow {
+                    ALLOW
+                } else {
+                    errno(ENOSYS)
+                };
+                assert_eq!(got, want, "syscall {nr}");
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(unconditional > 300);
+    // Every size of tree, leaves and inner nodes alike: n syscalls, 3 apart.
+    for n in 1..=40u32 {
+        let names: Vec<String> = (0..n)
+            .map(|i| format!("\"{}\"", syscalls::x86_64::Sysno::from(i * 3).name()))
+            .collect();
+        let json = format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":7,"syscalls":[{{"names":[{}],"action":"SCMP_ACT_ALLOW"}}]}}"#,
+            names.join(",")
+        );
+        let progs = compile_profile(&json, docker_caps(), Arch::X86_64, KERNEL).unwrap();
+        for nr in 0..n * 3 + 2 {
+            let want = if nr % 3 == 0 && nr < n * 3 {
+                ALLOW
+            } else {
+                errno(7)
+            };
+            let got = verdict(&progs, &Call::raw(Arch::X86_64.audit(), nr, &[]));
+            assert_eq!(got, want, "{n} syscalls, number {nr}");
+        }
+    }
 }
 
 #[test]
@@ -355,13 +434,23 @@ fn x32_numbers_and_foreign_architectures_get_enosys() {
         assert_eq!(verdict(&progs, &x32), errno(ENOSYS), "x32 {name}");
     }
     // x32 numbers proper start at 512; the bit alone must be enough.
-    assert_eq!(verdict(&progs, &Call::raw(native, u32::MAX, &[])), errno(ENOSYS));
+    assert_eq!(
+        verdict(&progs, &Call::raw(native, u32::MAX, &[])),
+        errno(ENOSYS)
+    );
     // i386's getpid is 20 (x86_64's getpid is 39, 20 is writev there).
     let i386 = Call::raw(AUDIT_ARCH_I386, 20, &[]);
     assert_eq!(verdict(&progs, &i386), errno(ENOSYS));
     let aarch64 = compile(docker_caps(), Arch::Aarch64, KERNEL).unwrap();
-    assert_eq!(verdict(&aarch64, &Call::raw(0x4000_0028, 20, &[])), errno(ENOSYS), "arm32");
-    assert_eq!(verdict(&aarch64, &Call::raw(Arch::Aarch64.audit(), 172, &[])), ALLOW);
+    assert_eq!(
+        verdict(&aarch64, &Call::raw(0x4000_0028, 20, &[])),
+        errno(ENOSYS),
+        "arm32"
+    );
+    assert_eq!(
+        verdict(&aarch64, &Call::raw(Arch::Aarch64.audit(), 172, &[])),
+        ALLOW
+    );
 }
 
 #[test]
@@ -418,10 +507,7 @@ fn other_capabilities_and_old_kernels_are_compiled_at_start() {
         default_programs(&admin, arch, NEWEST).unwrap(),
         PRECOMPUTED.programs()
     );
-    let old = KernelVersion {
-        major: 4,
-        minor: 4,
-    };
+    let old = KernelVersion { major: 4, minor: 4 };
     assert!(!PRECOMPUTED.fits(arch, &names(docker_caps()), old));
     // A capability the profile does not name changes nothing.
     assert!(PRECOMPUTED.fits(arch, &names(&with(Capability::CAP_NET_ADMIN)), NEWEST));
@@ -437,7 +523,10 @@ fn other_capabilities_and_old_kernels_are_compiled_at_start() {
         verdict(&chroot, &Call::x86_64("chroot", &[0])),
         errno(EPERM)
     );
-    assert_eq!(verdict(&docker_programs(), &Call::x86_64("chroot", &[0])), ALLOW);
+    assert_eq!(
+        verdict(&docker_programs(), &Call::x86_64("chroot", &[0])),
+        ALLOW
+    );
 }
 
 #[test]
@@ -451,7 +540,10 @@ fn build_rs_knows_docker_default_capabilities() {
     theirs.sort();
     assert_eq!(ours, theirs);
     let src = precompute::render(DEFAULT_PROFILE, Some(Arch::X86_64)).unwrap();
-    assert!(src.contains("caps_present: &[\"CAP_SYS_CHROOT\"]"), "{src:.400}");
+    assert!(
+        src.contains("caps_present: &[\"CAP_SYS_CHROOT\"]"),
+        "{src:.400}"
+    );
     assert!(src.contains("KernelVersion { major: 4, minor: 8 }"));
     let none = precompute::render(DEFAULT_PROFILE, None).unwrap();
     assert!(none.contains("arch: None"));
