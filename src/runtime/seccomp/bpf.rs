@@ -51,8 +51,6 @@ const DATA_ARCH: u32 = 4;
 const RET_ERRNO: u32 = 0x0005_0000;
 /// BPF_MAXINSNS: the longest program the kernel accepts.
 const MAX_LEN: usize = 4096;
-/// Below this many syscalls a search-tree node tests them one by one.
-const LEAF: usize = 4;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
@@ -139,34 +137,27 @@ fn ja(over: usize) -> Result<sock_filter, SeccompError> {
     Ok(stmt(JA, k))
 }
 
-/// A binary search over `entries` (sorted by number; the accumulator holds the number):
-/// every path ends in a `ret`, `mismatch` when the number is none of them.
-fn search(
-    entries: &[(u32, Vec<sock_filter>)],
-    mismatch: u32,
-) -> Result<Vec<sock_filter>, SeccompError> {
-    if entries.len() <= LEAF {
-        // Entry i: `jeq nr_i` at 2i (false: on to the next test), `ja` to its code at 2i+1;
-        // `ret mismatch` at 2n; the entries' code from 2n+1 on, in order.
-        let n = entries.len();
-        let mut code = Vec::new();
-        let mut before = 0; // length of the code of the entries before i
-        for (i, (nr, chain)) in entries.iter().enumerate() {
-            code.push(jump(JEQ_K, *nr, 0, 1));
-            code.push(ja(2 * (n - i) - 1 + before)?);
-            before += chain.len();
-        }
-        code.push(stmt(RET_K, mismatch));
-        for (_, chain) in entries {
-            code.extend_from_slice(chain);
-        }
-        return Ok(code);
+/// Adds a segment starting at `start`; one that returns what the previous one returns joins
+/// it.
+fn push_segment(segments: &mut Vec<(u32, Vec<sock_filter>)>, start: u32, code: Vec<sock_filter>) {
+    let same = |last: &[sock_filter]| last.len() == 1 && code.len() == 1 && last[0] == code[0];
+    if !segments.last().is_some_and(|(_, last)| same(last)) {
+        segments.push((start, code));
     }
-    let mid = entries.len() / 2;
-    let left = search(&entries[..mid], mismatch)?;
-    let right = search(&entries[mid..], mismatch)?;
+}
+
+/// A binary search over `segments` (sorted by start, the first starting at 0; the
+/// accumulator holds the syscall number): each segment's code runs for the numbers from its
+/// start to the next one's.
+fn search(segments: &[(u32, Vec<sock_filter>)]) -> Result<Vec<sock_filter>, SeccompError> {
+    if let [(_, code)] = segments {
+        return Ok(code.clone());
+    }
+    let mid = segments.len() / 2;
+    let left = search(&segments[..mid])?;
+    let right = search(&segments[mid..])?;
     let mut code = Vec::with_capacity(left.len() + right.len() + 2);
-    code.push(jump(JGE_K, entries[mid].0, 0, 1));
+    code.push(jump(JGE_K, segments[mid].0, 0, 1));
     code.push(ja(left.len())?);
     code.extend(left);
     code.extend(right);
@@ -175,6 +166,10 @@ fn search(
 
 /// One program: `match_action` for the syscalls `pick` keeps (under their conditions),
 /// `mismatch` for everything else; the gate in front.
+///
+/// The numbers are cut into segments: runs of consecutive syscalls that always get the same
+/// answer (most of the allow-list: 0-56 on x86_64 is one), each conditional syscall on its
+/// own, and the gaps between them. A binary search over the segments' starts picks one.
 fn program(
     res: &Resolution,
     arch: Arch,
@@ -186,19 +181,19 @@ fn program(
         u32::from(seccomp_action(match_action)),
         u32::from(seccomp_action(mismatch)),
     );
-    let entries = res
-        .rules
-        .iter()
-        .filter(|(_, r)| pick(r))
-        .map(|(nr, r)| Ok((*nr, chain(r, on_match, on_mismatch)?)))
-        .collect::<Result<Vec<_>, SeccompError>>()?;
+    let mut segments = Vec::new();
+    let mut covered = 0; // the first number no segment holds yet
+    for (nr, resolved) in res.rules.iter().filter(|(_, r)| pick(r)) {
+        if *nr > covered {
+            push_segment(&mut segments, covered, vec![stmt(RET_K, on_mismatch)]);
+        }
+        push_segment(&mut segments, *nr, chain(resolved, on_match, on_mismatch)?);
+        covered = nr.saturating_add(1);
+    }
+    push_segment(&mut segments, covered, vec![stmt(RET_K, on_mismatch)]);
     let mut out = gate(arch);
     out.push(stmt(LD_W_ABS, DATA_NR));
-    if entries.is_empty() {
-        out.push(stmt(RET_K, on_mismatch));
-    } else {
-        out.extend(search(&entries, on_mismatch)?);
-    }
+    out.extend(search(&segments)?);
     if out.len() > MAX_LEN {
         return Err(SeccompError::TooLarge { len: out.len() });
     }
