@@ -1,10 +1,12 @@
 //! A resolved profile as BPF programs. seccompiler compiles the argument conditions and the
 //! rules (ANDed conditions, ORed rules); the dispatch on the syscall number is ours: a binary
-//! search over the sorted numbers, where seccompiler's `SeccompFilter` tests them one after
-//! another. With ~370 syscalls that linear scan made installing the filter cost ~1-1.4 ms of
-//! kernel time per container start (the kernel runs the filter for every syscall number when
-//! it is attached, to cache the ones always allowed), against ~0.1 ms for the tree, and it
-//! made every uncached syscall walk up to ~700 instructions.
+//! search over segments of numbers that get one answer (`program`). seccompiler's
+//! `SeccompFilter` tests the numbers one after another: ~1,600 instructions for Docker's
+//! ~370 syscalls, and ~1-1.4 ms of kernel time to attach (the kernel runs the filter for every
+//! syscall number when it is attached, to cache the ones always allowed), with up to ~700
+//! instructions run for each syscall it does not cache. The segments make 264 instructions,
+//! ~0.1 ms to attach, ~20 run per syscall. (The deny-list this replaced: 345 instructions,
+//! ~0.3 ms. Figures from a release build on a shared 2-core machine, kernel 6.18.)
 //!
 //! seccompiler also gives one filter a single on-match action, and Docker's profile needs
 //! several (allow, and ENOSYS for clone3). So a profile becomes several programs, installed in

@@ -69,7 +69,7 @@ impl Call {
             4 => self.arch,
             16..=63 => {
                 let arg = self.args[(off as usize - 16) / 8];
-                if off % 8 == 0 {
+                if off.is_multiple_of(8) {
                     arg as u32
                 } else {
                     (arg >> 32) as u32
