@@ -36,6 +36,8 @@ mod model;
 mod precompute;
 mod profile;
 
+#[cfg(test)]
+mod bpf_interpreter;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod probe_tests;
 #[cfg(test)]
