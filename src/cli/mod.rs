@@ -10,13 +10,14 @@ mod logs;
 mod network;
 mod plugin;
 mod progress;
+mod roles;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::engine::{Engine, EngineError, GlobalOptions, MonitorArgs, RELAY_READY, RelayArgs};
+use crate::engine::{Engine, EngineError, GlobalOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,59 +111,9 @@ enum Command {
     System(SystemCommand),
     /// Show the burrow version
     Version,
-    /// The per-container monitor (internal)
-    #[command(name = "__monitor", hide = true)]
-    Monitor {
-        id: String,
-        /// Hold the output until a client attaches (a foreground run)
-        #[arg(long)]
-        hold: bool,
-        /// The size the container's terminal starts with, ROWSxCOLS
-        #[arg(long, value_parser = parse_tty_size)]
-        tty_size: Option<(u16, u16)>,
-    },
-    /// The healthcheck prober a monitor runs beside its container (internal)
-    #[command(name = "__health", hide = true)]
-    Health { id: String },
-    /// The per-user network holder: keeps the namespaces where bridges live (internal)
-    #[command(name = "__network-holder", hide = true)]
-    NetworkHolder {
-        /// An inherited UDP socket in the host's network namespace, for DNS forwarding
-        #[arg(long)]
-        upstream_fd: Option<i32>,
-        /// RUN/network, where the networks' DNS records are
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// The network holder's way out: libslirp in this process, or a watched pasta (internal)
-    #[command(name = "__egress", hide = true)]
-    Egress {
-        /// The holder's pid (its namespaces get the tap)
-        #[arg(long)]
-        holder: i32,
-        /// An inherited pipe whose end-of-file means the holder is gone
-        #[arg(long)]
-        exit_fd: i32,
-        /// An inherited pipe to write `1` to once the tap carries traffic
-        #[arg(long)]
-        ready_fd: i32,
-        /// Start this pasta program and end it with the holder, instead of running libslirp
-        #[arg(long, requires = "pid_file")]
-        pasta: Option<PathBuf>,
-        /// Where pasta writes its pid
-        #[arg(long)]
-        pid_file: Option<PathBuf>,
-    },
-    /// The relay between a detached container's stdio and its log and attach socket (internal)
-    #[command(name = "__relay", hide = true)]
-    Relay {
-        id: String,
-        #[arg(long)]
-        hold: bool,
-        /// The inherited descriptor of the container's stderr pipe
-        #[arg(long)]
-        stderr_fd: i32,
-    },
+    /// The hidden roles (burrow as its own helper processes)
+    #[command(flatten)]
+    Role(roles::Role),
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,30 +148,8 @@ pub fn main() -> i32 {
         storage_driver: cli.storage_driver.clone(),
         config: cli.config.clone(),
     };
-    if let Command::NetworkHolder { upstream_fd, dir } = &cli.command {
-        return crate::network::holder::serve(*upstream_fd, dir.as_deref());
-    }
-    if let Command::Egress {
-        holder,
-        exit_fd,
-        ready_fd,
-        pasta,
-        pid_file,
-    } = &cli.command
-    {
-        return match (pasta, pid_file) {
-            (Some(pasta), Some(pid_file)) => {
-                crate::network::pasta::serve(*holder, *exit_fd, *ready_fd, pasta, pid_file)
-            }
-            _ => crate::network::slirp::serve(*holder, *exit_fd, *ready_fd),
-        };
-    }
-    if let Command::Monitor { id, hold, tty_size } = &cli.command {
-        let args = crate::engine::MonitorArgs {
-            hold: *hold,
-            tty_size: *tty_size,
-        };
-        return monitor_main(global, id, &args, cli.log_level.as_deref());
+    if let Command::Role(role) = cli.command {
+        return roles::run(role, global, cli.log_level.as_deref());
     }
     init_tracing(cli.log_level.as_deref());
     match dispatch(cli.command, global) {
@@ -236,7 +165,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
+pub(super) fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
     let filter = level
         .map(str::to_string)
         .or_else(|| std::env::var("BURROW_LOG").ok())
@@ -244,80 +173,12 @@ fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::new(filter)
 }
 
-fn init_tracing(level: Option<&str>) {
+pub(super) fn init_tracing(level: Option<&str>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter(level))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-}
-
-/// `burrow __monitor ID`, spawned by `run -d` / `start` with stdout a pipe to the starting
-/// command and stderr the container's log. It leaves the caller's session, keeps the pipe
-/// aside for the one "started" message, gives the container its log as stdout, and logs
-/// its own diagnostics to `monitor.log` beside the container's state.
-fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Option<&str>) -> i32 {
-    let _ = nix::unistd::setsid();
-    let mut ready = match keep_ready_pipe() {
-        Ok(f) => Some(f),
-        Err(e) => {
-            eprintln!("burrow monitor: cannot set up its stdio: {e}");
-            return 125;
-        }
-    };
-    let engine = match Engine::open(global) {
-        Ok(engine) => engine,
-        Err(e) => {
-            crate::engine::report_monitor_failure(&mut ready, &e);
-            return 125;
-        }
-    };
-    let log_path = engine.paths.container_dir(id).join("monitor.log");
-    if let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-    {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(log_filter(level))
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-            .try_init();
-    }
-    match engine.containers().monitor(id, args, &mut ready) {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!(%e, "monitor failed");
-            crate::engine::report_monitor_failure(&mut ready, &e);
-            125
-        }
-    }
-}
-
-/// Moves the ready pipe off stdout (to a close-on-exec descriptor the container cannot
-/// inherit) and points stdout at stderr, the container's log.
-fn keep_ready_pipe() -> nix::Result<std::fs::File> {
-    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    let ready = nix::unistd::dup(std::io::stdout())?;
-    fcntl(&ready, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    nix::unistd::dup2_stdout(std::io::stderr())?;
-    Ok(std::fs::File::from(ready))
-}
-
-/// The relay tells its monitor it is ready on stderr, then lets go of it (errors before
-/// this reach the monitor as the usual one-line message).
-fn relay_ready() {
-    eprintln!("{RELAY_READY}");
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stderr(&null);
-    }
-}
-
-/// `--tty-size 24x80`.
-fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
-    let (rows, cols) = s.split_once('x').ok_or("expected ROWSxCOLS")?;
-    let n = |v: &str| v.parse::<u16>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((n(rows)?, n(cols)?))
 }
 
 fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
@@ -352,31 +213,12 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         Command::Plugin(c) => plugin::plugin(&engine, c),
         Command::Network(c) => network::network(&engine, c),
         Command::Events(a) => events::events(&engine, a),
-        Command::Relay {
-            id,
-            hold,
-            stderr_fd,
-        } => engine
-            .containers()
-            .relay(&id, &RelayArgs { hold, stderr_fd }, &mut relay_ready)
-            .map(|()| 0)
-            .map_err(Into::into),
         Command::Exec(a) => lifecycle::exec(&engine, a),
         Command::Top(a) => lifecycle::top(&engine, a),
         Command::Port(a) => lifecycle::port(&engine, a),
         Command::System(SystemCommand::Restore) => system_restore(&engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
-        Command::Health { id } => engine
-            .containers()
-            .probe_health(&id)
-            .map(|()| 0)
-            .map_err(Into::into),
-        Command::Version
-        | Command::Monitor { .. }
-        | Command::NetworkHolder { .. }
-        | Command::Egress { .. } => {
-            unreachable!("handled above")
-        }
+        Command::Version | Command::Role(_) => unreachable!("handled above"),
     };
     print_warnings(&engine);
     result

@@ -14,6 +14,8 @@ pub mod plugins;
 mod records;
 pub mod spec;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
