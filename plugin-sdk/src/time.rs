@@ -69,8 +69,13 @@ impl DateTime {
     /// `time_ns` (Unix nanoseconds, as in an entry's `time-ns`) seen at UTC plus
     /// `offset_secs` (the container record's `host.utc-offset-secs` for local time).
     pub fn from_unix_ns(time_ns: u64, offset_secs: i32) -> Self {
-        let secs = (time_ns / 1_000_000_000) as i64 + i64::from(offset_secs);
-        let nanos = (time_ns % 1_000_000_000) as u32;
+        let secs = (time_ns / 1_000_000_000) as i64;
+        Self::from_unix_secs(secs, (time_ns % 1_000_000_000) as u32, offset_secs)
+    }
+
+    /// Unix seconds (and nanoseconds within the second) at UTC plus `offset_secs`.
+    pub fn from_unix_secs(secs: i64, nanos: u32, offset_secs: i32) -> Self {
+        let secs = secs.saturating_add(i64::from(offset_secs));
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);
