@@ -63,10 +63,13 @@ pub enum Kind {
 /// Messages are templates: `{key}` becomes the option's name, `{value}` the value given and
 /// `{err}` the parser's own text (Go's, e.g. `strconv.ParseBool: parsing "x": invalid
 /// syntax`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Opt {
     pub name: &'static str,
     pub kind: Kind,
+    /// The kind's parser, chosen when the declaration is made, so that a component links
+    /// only the parsers its own declarations use.
+    parse: Parser,
     /// Parsed like a value the user gave, when the option is absent.
     pub default: Option<&'static str>,
     /// The message for a value its kind refuses; `{err}` alone when not set.
@@ -81,11 +84,27 @@ pub struct Opt {
     pub empty_is_unset: bool,
 }
 
+/// Parses a value, or says why not in Go's words.
+type Parser = fn(&str) -> Result<Value, String>;
+
+fn go_text(e: GoError) -> String {
+    e.to_string()
+}
+
 impl Opt {
     pub const fn new(name: &'static str, kind: Kind) -> Opt {
+        let parse: Parser = match kind {
+            Kind::Text | Kind::Host | Kind::OneOf(_) => |v| Ok(Value::Text(v.to_string())),
+            Kind::Bool => |v| go::parse_bool(v).map(Value::Bool).map_err(go_text),
+            Kind::Int => |v| go::atoi(v).map(Value::Int).map_err(go_text),
+            Kind::Size => |v| go::from_human_size(v).map(Value::Int).map_err(go_text),
+            Kind::RamSize => |v| go::ram_in_bytes(v).map(Value::Int).map_err(go_text),
+            Kind::Duration => |v| go::parse_duration(v).map(Value::Int).map_err(go_text),
+        };
         Opt {
             name,
             kind,
+            parse,
             default: None,
             message: None,
             min: None,
@@ -311,25 +330,16 @@ fn check(d: &Opt, v: &str) -> Result<Value, OptError> {
         let t = d.message.unwrap_or("{err}");
         OptError::invalid(d.name, render(t, d.name, v, &err))
     };
-    let go = |e: GoError| refused(e.to_string());
-    let value = match d.kind {
-        Kind::Text | Kind::Host => Value::Text(v.to_string()),
-        Kind::Bool => Value::Bool(go::parse_bool(v).map_err(go)?),
-        Kind::Int => Value::Int(go::atoi(v).map_err(go)?),
-        Kind::Size => Value::Int(go::from_human_size(v).map_err(go)?),
-        Kind::RamSize => Value::Int(go::ram_in_bytes(v).map_err(go)?),
-        Kind::Duration => Value::Int(go::parse_duration(v).map_err(go)?),
-        Kind::OneOf(words) => {
-            if !words.contains(&v) {
-                return Err(refused(format!(
-                    "invalid value '{v}' for log opt '{}': use one of {}",
-                    d.name,
-                    words.join(", ")
-                )));
-            }
-            Value::Text(v.to_string())
+    if let Kind::OneOf(words) = d.kind {
+        if !words.contains(&v) {
+            return Err(refused(format!(
+                "invalid value '{v}' for log opt '{}': use one of {}",
+                d.name,
+                words.join(", ")
+            )));
         }
-    };
+    }
+    let value = (d.parse)(v).map_err(refused)?;
     if let (Some((min, t)), Value::Int(n)) = (d.min, &value) {
         if *n < min {
             return Err(OptError::invalid(d.name, render(t, d.name, v, "")));
