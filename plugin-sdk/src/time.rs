@@ -3,11 +3,13 @@
 //! fractional digits (syslog's rfc5424 formats), Go's `time.Stamp` (syslog's `Jan _2
 //! 15:04:05`), and the proleptic Gregorian calendar under them.
 //!
-//! Why not a date crate: `time` and `jiff` both build for wasm32-wasip2, but every driver needs
-//! only Unix nanoseconds to a civil date and back (Howard Hinnant's two functions below) and
-//! Go's exact layouts, which a crate would not spare us writing; the crates would add their
-//! compile time and code size to every component for about thirty lines of arithmetic. The
-//! figures are in the SDK's README.
+//! Why not a date crate: `time` and `jiff` both build for wasm32-wasip2, but every driver
+//! needs only Unix nanoseconds to a civil date and back (Howard Hinnant's two functions
+//! below) and Go's exact layouts, which a crate would not spare us writing. Measured on a
+//! component formatting json-file's and syslog's three layouts (release, wasm32-wasip2):
+//! this module 73.6 KB (45.6 KB of code); `time` 0.3.55 with `formatting` and `macros`
+//! 116.7 KB (80.9 KB of code, and five more crates to build); `jiff` 0.2.46 466.8 KB
+//! (338.7 KB of code). Every built-in driver would pay that, for thirty lines of arithmetic.
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian (Howard
 /// Hinnant's `civil_from_days`).
