@@ -220,7 +220,9 @@ enum Value {
     Int(i64),
 }
 
-/// The options of one container, checked against the declarations.
+/// The options of one container, checked against the declarations. The typed getters take
+/// a declared name; asking for an undeclared one is a driver bug (debug builds, and so
+/// `cargo test`, panic on it; release builds answer none).
 #[derive(Debug, Clone)]
 pub struct Options {
     given: Vec<Kv>,
