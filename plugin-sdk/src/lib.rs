@@ -19,81 +19,86 @@
 //!
 //! # A log driver
 //!
-//! Implement [`log::Guest`] and the [`log::GuestLogger`] / [`log::GuestReader`] resources,
-//! then export the type with [`log::export_log_driver!`]. The crate needs
-//! `crate-type = ["cdylib"]`. A driver that cannot read its lines back uses
-//! [`log::NoReader`] as its reader; one that delivers entry by entry can use
-//! [`log::resume::Resume`] so that the host's retry of a batch skips what already went out.
+//! Implement [`log::driver::LogDriver`] on the type that serves one container, and export it
+//! with [`log_driver!`]. The SDK makes the rest of the WIT world from it: `describe` from
+//! its [`Spec`](log::driver::Spec), `validate` from its declared options
+//! ([`log::opts`]) and its `config`, `can-read` and a reader that refuses (the host then
+//! keeps a local cache so that `burrow logs` works). The crate needs
+//! `crate-type = ["cdylib"]`.
 //!
-//! ```no_run
-//! use std::cell::RefCell;
-//! use burrow_plugin_sdk::log::{
-//!     Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader,
-//!     PluginInfo,
-//! };
-//!
-//! struct Counter;
-//!
-//! impl Guest for Counter {
-//!     type Logger = CountingLogger;
-//!     type Reader = NoReader;
-//!
-//!     fn describe() -> PluginInfo {
-//!         PluginInfo {
-//!             name: "counter".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             description: "counts lines and keeps nothing".into(),
-//!             // Nothing to ask for: no files, no network.
-//!             needs: Capabilities {
-//!                 log_dir: false,
-//!                 network: false,
-//!                 default_addresses: vec![],
-//!                 http_patterns: vec![],
-//!                 http: false,
-//!                 secrets: vec![],
-//!             },
-//!         }
-//!     }
-//!
-//!     fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-//!         match opts.first() {
-//!             // Docker's wording: the host shows it verbatim at `create`.
-//!             Some(kv) => Err(Error::InvalidConfig(format!(
-//!                 "unknown log opt '{}' for counter log driver",
-//!                 kv.key
-//!             ))),
-//!             None => Ok(()),
-//!         }
-//!     }
-//!
-//!     fn can_read() -> bool {
-//!         false // the host keeps a local cache so that `burrow logs` works
-//!     }
-//! }
-//!
-//! // Resources are called through `&self`: keep state in a `RefCell`.
-//! struct CountingLogger {
-//!     lines: RefCell<u64>,
-//! }
-//!
-//! impl GuestLogger for CountingLogger {
-//!     fn open(_c: Container, _opts: Vec<Kv>) -> Result<Logger, Error> {
-//!         Ok(Logger::new(CountingLogger { lines: RefCell::new(0) }))
-//!     }
-//!     fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-//!         *self.lines.borrow_mut() += batch.len() as u64;
-//!         Ok(())
-//!     }
-//!     fn flush(&self) -> Result<(), Error> {
-//!         Ok(())
-//!     }
-//! }
-//!
-//! // The component exports exist only in the wasm build, so that `cargo test` links natively.
-//! #[cfg(target_arch = "wasm32")]
-//! burrow_plugin_sdk::log::export_log_driver!(Counter);
-//! # fn main() {}
 //! ```
+//! use burrow_plugin_sdk::log::driver::{LogDriver, Needs, Spec};
+//! use burrow_plugin_sdk::log::opts::{Opt, Options};
+//! use burrow_plugin_sdk::log::{Container, Entry, Error, host};
+//!
+//! /// Counts lines and keeps nothing but a warning every `every` lines.
+//! pub struct Counter {
+//!     lines: u64,
+//!     every: u64,
+//! }
+//!
+//! impl LogDriver for Counter {
+//!     const SPEC: Spec = Spec {
+//!         name: "counter",
+//!         description: "counts lines and keeps nothing",
+//!         needs: Needs::NOTHING,
+//!         // Docker's wording for a bad value; the host shows it verbatim at `create`.
+//!         options: &[Opt::int("counter-every")
+//!             .default("1000")
+//!             .at_least(1, "counter-every must be a positive number")],
+//!     };
+//!
+//!     type Config = u64;
+//!
+//!     fn config(opts: &Options) -> Result<u64, Error> {
+//!         Ok(opts.int("counter-every").unwrap_or(1000) as u64)
+//!     }
+//!
+//!     fn open(_c: &Container, every: u64) -> Result<Self, Error> {
+//!         Ok(Counter { lines: 0, every })
+//!     }
+//!
+//!     fn write(&mut self, batch: Vec<Entry>) -> Result<(), Error> {
+//!         for _ in &batch {
+//!             self.lines += 1;
+//!             if self.lines % self.every == 0 {
+//!                 host::warn(&format!("{} lines", self.lines));
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! burrow_plugin_sdk::log_driver!(Counter);
+//!
+//! // `cargo test` runs the driver natively against a fake host:
+//! use burrow_plugin_sdk::testing::{self, FakeHost};
+//! let host = FakeHost::new();
+//! let mut c: Counter = host.open(&[("counter-every", "2")]).unwrap();
+//! c.write(testing::lines(&["a", "b", "c"])).unwrap();
+//! assert_eq!(host.diag().len(), 1);
+//! let e = host.validate::<Counter>(&[("counter-every", "0")]).unwrap_err();
+//! assert_eq!(e.message(), "counter-every must be a positive number");
+//! ```
+//!
+//! What else the SDK gives a driver:
+//!
+//! - [`log::host`]: the log directory, diagnostics, connections, HTTP and secrets, as plain
+//!   functions (in tests, the fake host's);
+//! - [`log::line`]: stream names, where chunks of a long line start and end, the default
+//!   tag;
+//! - [`time`]: RFC 3339 with nanoseconds as Docker writes it, syslog's layouts, the
+//!   calendar;
+//! - [`go`]: Go's parsers with Go's messages (`strconv`, durations, go-units sizes);
+//! - [`log::resume`]: skipping what a failed batch already delivered when the host offers
+//!   it again;
+//! - [`log::errors`]: an error chain on one line, a host failure as a Rust error;
+//! - [`testing`] (native builds): the fake host, test containers and entries.
+//!
+//! A driver that reads its lines back (json-file) implements the WIT
+//! [`log::GuestReader`] itself and names it: `log_driver!(MyDriver, reader = MyReader)`.
+//! The raw WIT traits ([`log::Guest`], [`log::GuestLogger`]) remain available, with
+//! [`log::export_log_driver!`], for a driver that wants none of the above.
 //!
 //! # What the host promises
 //!
@@ -112,9 +117,10 @@
 //!   one); an unterminated last line arrives as a chunk with `last: false`.
 //! - `flush` is called at least once a second while lines flow, and before the logger is
 //!   dropped.
-//! - Host imports ([`log::diag`], [`log::endpoints`], [`log::http`], [`log::secrets`]) work
-//!   only as far as the plugin asked for and the user granted. On native builds (unit tests)
-//!   they are stubs that panic: keep the logic in plain functions and test those.
+//! - Host imports ([`log::host`]) work only as far as the plugin asked for and the user
+//!   granted. On native builds (unit tests) they reach the [`testing::FakeHost`] of the
+//!   test's thread; the raw WIT imports ([`log::diag`], [`log::endpoints`], …) are stubs
+//!   there that panic.
 //!
 //! # A network driver
 //!
@@ -149,8 +155,14 @@ pub mod log {
     pub use burrow::plugin::{diag, endpoints, http, secrets};
     pub use exports::burrow::plugin::logging::{Guest, GuestLogger, GuestReader, Logger, Reader};
 
+    pub mod driver;
+    pub mod errors;
+    pub mod host;
+    pub mod line;
     mod no_reader;
+    pub mod opts;
     pub mod resume;
+    pub use errors::{TransportError, chain};
     pub use no_reader::NoReader;
 
     impl Capabilities {
@@ -167,6 +179,11 @@ pub mod log {
         }
     }
 }
+
+pub mod go;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+pub mod time;
 
 /// Bindings for the `network-driver` world.
 pub mod net {

@@ -29,9 +29,7 @@ pub struct HttpResponse {
 }
 
 /// Why a request got no answer, in the transport's words.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+pub use burrow_plugin_sdk::log::TransportError;
 
 /// Sends one HTTP request: the host's `http::send` in the plugin, ureq in tests.
 pub trait Transport {

@@ -2,11 +2,9 @@
 //! (moby daemon/logger/awslogs) does it.
 //!
 //! The logic lives in plain modules behind [`api::Transport`] and [`api::Clock`]; this file
-//! only binds them to the host's `http`, `secrets` and `diag` imports.
+//! only binds them to the SDK's driver trait and the host's `http`, `secrets` and `diag`.
 
 #![deny(unsafe_code)]
-// The glue below is reached only through the component exports, which exist on wasm32 alone.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 pub mod api;
 pub mod batcher;
@@ -17,70 +15,94 @@ pub mod setup;
 pub mod shipper;
 pub mod sigv4;
 
-use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
-    Source, diag, http, secrets,
-};
+use burrow_plugin_sdk::log::driver::{LogDriver, Needs, Spec};
+use burrow_plugin_sdk::log::{Container, Entry, Error, Kv, Source, host, http, opts};
 
 use api::{Clock, HttpRequest, HttpResponse, Transport, TransportError};
 use shipper::{Input, Notice, ShipError, Shipper, chain};
 
-struct AwsLogs;
+/// The driver: one log stream per container.
+pub struct AwsLogs(Shipper<HostHttp, WallClock>);
 
-impl Guest for AwsLogs {
-    type Logger = AwsLogger;
-    type Reader = NoReader;
+impl LogDriver for AwsLogs {
+    const SPEC: Spec = Spec {
+        name: "awslogs",
+        description: "sends container output to Amazon CloudWatch Logs",
+        // awslogs-endpoint, when set, is allowed because an option names it.
+        needs: Needs::http(&[
+            "https://logs.*.amazonaws.com",
+            "https://logs.*.amazonaws.com.cn",
+        ])
+        .with_secrets(&["aws"]),
+        options: options::OPTIONS,
+    };
 
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "awslogs".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "sends container output to Amazon CloudWatch Logs".into(),
-            needs: Capabilities {
-                log_dir: false,
-                network: false,
-                default_addresses: vec![],
-                // awslogs-endpoint, when set, is allowed because an option names it.
-                http_patterns: vec![
-                    "https://logs.*.amazonaws.com".into(),
-                    "https://logs.*.amazonaws.com.cn".into(),
-                ],
-                http: true,
-                secrets: vec!["aws".into()],
-            },
+    type Config = options::Options;
+
+    fn config(opts: &opts::Options) -> Result<options::Options, Error> {
+        options::from_options(opts).map_err(|e| Error::InvalidConfig(chain(&e)))
+    }
+
+    fn open(c: &Container, opts: options::Options) -> Result<Self, Error> {
+        let secret = host::secret("aws").map_err(|e| {
+            let why = format!("cannot read the \"aws\" secret: {}", e.message());
+            match e {
+                Error::Denied(_) => Error::Denied(why),
+                Error::Unavailable(_) => Error::Unavailable(why),
+                _ => Error::InvalidConfig(why),
+            }
+        })?;
+        let who = setup::ContainerRef {
+            id: &c.id,
+            tag: c.tag.as_deref(),
+        };
+        let (client, cfg) =
+            setup::resolve(opts, who, &secret).map_err(|e| Error::InvalidConfig(chain(&e)))?;
+        let shipper =
+            Shipper::open(client, HostHttp, WallClock, cfg).map_err(|e| unavailable(&e))?;
+        Ok(AwsLogs(shipper))
+    }
+
+    fn write(&mut self, batch: Vec<Entry>) -> Result<(), Error> {
+        let inputs = batch.into_iter().map(input).collect();
+        let r = self.0.write(inputs);
+        self.report();
+        r.map_err(|e| unavailable(&e))
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        let r = self.0.flush();
+        self.report();
+        r.map_err(|e| unavailable(&e))
+    }
+}
+
+impl AwsLogs {
+    fn report(&mut self) {
+        for n in self.0.take_notices() {
+            match n {
+                Notice::Warn(m) => host::warn(&m),
+                Notice::Error(m) => host::error(&m),
+            }
         }
     }
-
-    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-        options::parse(&pairs(opts))
-            .map(drop)
-            .map_err(|e| Error::InvalidConfig(chain(&e)))
-    }
-
-    fn can_read() -> bool {
-        false
-    }
 }
 
-fn pairs(opts: Vec<Kv>) -> Vec<(String, String)> {
-    opts.into_iter().map(|kv| (kv.key, kv.value)).collect()
-}
-
-fn error_text(e: &Error) -> &str {
-    match e {
-        Error::InvalidConfig(m)
-        | Error::Unsupported(m)
-        | Error::Unavailable(m)
-        | Error::Denied(m)
-        | Error::Internal(m) => m,
+impl Drop for AwsLogs {
+    // The WIT has no close: dropping the logger is the last chance to send what is held.
+    fn drop(&mut self) {
+        let r = self.0.close();
+        self.report();
+        if let Err(e) = r {
+            host::error(&chain(&e));
+        }
     }
 }
 
 /// The host's `http::send`.
-struct HostHttp;
+pub struct HostHttp;
 
 impl Transport for HostHttp {
     fn send(&mut self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -95,39 +117,22 @@ impl Transport for HostHttp {
             body: req.body,
             timeout_ms: req.timeout_ms,
         };
-        match http::send(&req) {
-            Ok(r) => Ok(HttpResponse {
-                status: r.status,
-                headers: r.headers.into_iter().map(|kv| (kv.key, kv.value)).collect(),
-                body: r.body,
-            }),
-            Err(e) => Err(TransportError(error_text(&e).to_string())),
-        }
+        let r = host::http_send(&req)?;
+        Ok(HttpResponse {
+            status: r.status,
+            headers: r.headers.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            body: r.body,
+        })
     }
 }
 
-struct WallClock;
+pub struct WallClock;
 
 impl Clock for WallClock {
     fn now_ms(&self) -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
-    }
-}
-
-struct AwsLogger {
-    shipper: RefCell<Shipper<HostHttp, WallClock>>,
-}
-
-impl AwsLogger {
-    fn report(&self) {
-        for n in self.shipper.borrow_mut().take_notices() {
-            match n {
-                Notice::Warn(m) => diag::log(diag::Level::Warn, &m),
-                Notice::Error(m) => diag::log(diag::Level::Error, &m),
-            }
-        }
     }
 }
 
@@ -148,62 +153,12 @@ fn input(e: Entry) -> Input {
     }
 }
 
-impl GuestLogger for AwsLogger {
-    fn open(c: Container, opts: Vec<Kv>) -> Result<Logger, Error> {
-        let opts = options::parse(&pairs(opts)).map_err(|e| Error::InvalidConfig(chain(&e)))?;
-        let secret = secrets::get("aws").map_err(|e| {
-            let why = format!("cannot read the \"aws\" secret: {}", error_text(&e));
-            match e {
-                Error::Denied(_) => Error::Denied(why),
-                Error::Unavailable(_) => Error::Unavailable(why),
-                _ => Error::InvalidConfig(why),
-            }
-        })?;
-        let who = setup::ContainerRef {
-            id: &c.id,
-            tag: c.tag.as_deref(),
-        };
-        let (client, cfg) =
-            setup::resolve(opts, who, &secret).map_err(|e| Error::InvalidConfig(chain(&e)))?;
-        let shipper =
-            Shipper::open(client, HostHttp, WallClock, cfg).map_err(|e| unavailable(&e))?;
-        Ok(Logger::new(AwsLogger {
-            shipper: RefCell::new(shipper),
-        }))
-    }
-
-    fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-        let inputs = batch.into_iter().map(input).collect();
-        let r = self.shipper.borrow_mut().write(inputs);
-        self.report();
-        r.map_err(|e| unavailable(&e))
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        let r = self.shipper.borrow_mut().flush();
-        self.report();
-        r.map_err(|e| unavailable(&e))
-    }
-}
-
-impl Drop for AwsLogger {
-    // The WIT has no close: dropping the logger is the last chance to send what is held.
-    fn drop(&mut self) {
-        let r = self.shipper.get_mut().close();
-        self.report();
-        if let Err(e) = r {
-            diag::log(diag::Level::Error, &chain(&e));
-        }
-    }
-}
-
-// Native builds (unit tests) carry no component exports: their names do not link there.
-#[cfg(target_arch = "wasm32")]
-burrow_plugin_sdk::log::export_log_driver!(AwsLogs);
+burrow_plugin_sdk::log_driver!(AwsLogs);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_plugin_sdk::log::Guest;
 
     fn kv(k: &str, v: &str) -> Kv {
         Kv {
@@ -260,5 +215,57 @@ mod tests {
         assert_eq!(i.source, partial::Source::Stderr);
         assert_eq!(i.chunk, Some(("p".to_string(), true)));
         assert_eq!(i.time_ns, 5_000_000);
+    }
+
+    #[test]
+    fn lines_reach_cloudwatch_through_the_host() {
+        use burrow_plugin_sdk::log::http::Response;
+        use burrow_plugin_sdk::testing::{self, FakeHost};
+        let host = FakeHost::new();
+        let opts = [("awslogs-group", "g"), ("awslogs-region", "eu-west-1")];
+        let e = host.open::<AwsLogs>(&opts).err().unwrap();
+        assert!(
+            matches!(&e, Error::Denied(m) if m == "cannot read the \"aws\" secret: secret \"aws\" was not granted"),
+            "{e:?}"
+        );
+        host.set_secret(
+            "aws",
+            br#"{"access_key_id":"AKIDEXAMPLE","secret_access_key":"s"}"#,
+        );
+        host.on_http(|_| {
+            Ok(Response {
+                status: 200,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            })
+        });
+        let mut d: AwsLogs = host.open(&opts).unwrap();
+        d.write(testing::lines(&["hello"])).unwrap();
+        d.flush().unwrap();
+        drop(d);
+        let reqs = host.requests();
+        let targets: Vec<&str> = reqs
+            .iter()
+            .flat_map(|r| &r.headers)
+            .filter(|h| h.key == "x-amz-target")
+            .map(|h| h.value.as_str())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                "Logs_20140328.CreateLogStream",
+                "Logs_20140328.PutLogEvents"
+            ]
+        );
+        assert!(
+            reqs.iter()
+                .all(|r| r.url == "https://logs.eu-west-1.amazonaws.com/")
+        );
+        let put = String::from_utf8_lossy(&reqs[1].body).into_owned();
+        assert!(
+            put.contains(r#""logStreamName":"e41187040f57d343ff63cae3aa0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b""#)
+                && put.contains(r#""message":"hello""#),
+            "{put}"
+        );
     }
 }

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use burrow_plugin_sdk::log::Kv;
+use burrow_plugin_sdk::log::opts::{self as log_opts, Opt, OptError};
+
 use crate::multiline;
 
 pub const REGION: &str = "awslogs-region";
@@ -20,21 +23,12 @@ pub const TAG: &str = "tag";
 
 /// The only value `awslogs-format` takes; sent as the `x-amzn-logs-format` header.
 pub const JSON_EMF: &str = "json/emf";
-const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_BUFFERED_EVENTS: u32 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionError {
-    #[error("unknown log opt '{0}' for awslogs log driver")]
-    Unknown(String),
-    #[error("must specify a value for log opt '{GROUP}'")]
-    MissingGroup,
-    #[error(
-        "must specify valid value for log opt '{key}': strconv.ParseBool: parsing \"{value}\": invalid syntax"
-    )]
-    NotBool { key: &'static str, value: String },
-    #[error("must specify a positive integer for log opt '{key}': {value}")]
-    NotPositive { key: &'static str, value: String },
+    /// An unknown key, or a value its declaration in [`OPTIONS`] refuses.
+    #[error(transparent)]
+    Opt(#[from] OptError),
     #[error(
         "you cannot configure log opt '{DATETIME_FORMAT}' and '{MULTILINE_PATTERN}' at the same time"
     )]
@@ -157,37 +151,64 @@ impl Endpoint {
     }
 }
 
+const POSITIVE: &str = "must specify a positive integer for log opt '{key}': {value}";
+
+/// The options awslogs takes (only `tag` of the host-rendered ones), the checked ones first
+/// in the order Docker's `ValidateLogOpt` checks them.
+pub const OPTIONS: &[Opt] = &[
+    Opt::text(GROUP)
+        .empty_is_unset()
+        .required("must specify a value for log opt '{key}'"),
+    Opt::bool(CREATE_GROUP)
+        .empty_is_unset()
+        .message("must specify valid value for log opt '{key}': {err}"),
+    Opt::bool(CREATE_STREAM)
+        .empty_is_unset()
+        .default("true")
+        .message("must specify valid value for log opt '{key}': {err}"),
+    Opt::int(FORCE_FLUSH_INTERVAL)
+        .empty_is_unset()
+        .default("5")
+        .message(POSITIVE)
+        .at_least(1, POSITIVE),
+    Opt::int(MAX_BUFFERED_EVENTS)
+        .empty_is_unset()
+        .default("4096")
+        .message(POSITIVE)
+        .at_least(1, POSITIVE),
+    Opt::text(REGION),
+    Opt::text(ENDPOINT),
+    Opt::text(STREAM),
+    Opt::text(DATETIME_FORMAT),
+    Opt::text(MULTILINE_PATTERN),
+    Opt::text(CREDENTIALS_ENDPOINT),
+    Opt::text(FORMAT),
+    Opt::host(TAG),
+];
+
 /// Checks `opts` as Docker's `ValidateLogOpt` does, then goes further where Docker fails
 /// only at start (the multiline pattern, the endpoint URL).
 pub fn parse(opts: &[(String, String)]) -> Result<Options, OptionError> {
-    let get = |key: &str| {
-        opts.iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let kvs: Vec<Kv> = opts
+        .iter()
+        .map(|(key, value)| Kv {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    from_options(&log_opts::Options::parse("awslogs", OPTIONS, &kvs)?)
+}
+
+/// The configuration from options that passed their declarations.
+pub fn from_options(o: &log_opts::Options) -> Result<Options, OptionError> {
+    let get = |key: &str| o.raw(key);
     let nonempty = |key: &str| get(key).filter(|v| !v.is_empty());
-    for (key, _) in opts {
-        match key.as_str() {
-            REGION | ENDPOINT | GROUP | STREAM | CREATE_GROUP | CREATE_STREAM | DATETIME_FORMAT
-            | MULTILINE_PATTERN | CREDENTIALS_ENDPOINT | FORCE_FLUSH_INTERVAL
-            | MAX_BUFFERED_EVENTS | FORMAT | TAG => {}
-            _ => return Err(OptionError::Unknown(key.clone())),
-        }
-    }
-    let group = nonempty(GROUP)
-        .ok_or(OptionError::MissingGroup)?
-        .to_string();
-    let create_group = parse_bool(CREATE_GROUP, nonempty(CREATE_GROUP))?.unwrap_or(false);
-    let create_stream = parse_bool(CREATE_STREAM, nonempty(CREATE_STREAM))?.unwrap_or(true);
-    let flush_interval = match positive(FORCE_FLUSH_INTERVAL, nonempty(FORCE_FLUSH_INTERVAL))? {
-        Some(secs) => Duration::from_secs(secs),
-        None => DEFAULT_FLUSH_INTERVAL,
-    };
-    let max_buffered_events = match positive(MAX_BUFFERED_EVENTS, nonempty(MAX_BUFFERED_EVENTS))? {
-        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
-        None => DEFAULT_MAX_BUFFERED_EVENTS,
-    };
+    let group = o.text(GROUP).unwrap_or_default().to_string();
+    let create_group = o.flag(CREATE_GROUP);
+    let create_stream = o.flag(CREATE_STREAM);
+    let positive = |key: &str| u64::try_from(o.int(key).unwrap_or(1)).unwrap_or(1);
+    let flush_interval = Duration::from_secs(positive(FORCE_FLUSH_INTERVAL));
+    let max_buffered_events = u32::try_from(positive(MAX_BUFFERED_EVENTS)).unwrap_or(u32::MAX);
     let datetime = get(DATETIME_FORMAT);
     let pattern = get(MULTILINE_PATTERN);
     if datetime.is_some() && pattern.is_some() {
@@ -236,32 +257,6 @@ pub fn parse(opts: &[(String, String)]) -> Result<Options, OptionError> {
         max_buffered_events,
         format,
     })
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(key: &'static str, value: Option<&str>) -> Result<Option<bool>, OptionError> {
-    match value {
-        None => Ok(None),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
-        Some(v) => Err(OptionError::NotBool {
-            key,
-            value: v.to_string(),
-        }),
-    }
-}
-
-/// Go's `strconv.Atoi` followed by `> 0`.
-fn positive(key: &'static str, value: Option<&str>) -> Result<Option<u64>, OptionError> {
-    let Some(v) = value else { return Ok(None) };
-    let digits = v.strip_prefix('+').unwrap_or(v);
-    match digits.parse::<u64>() {
-        Ok(n) if n > 0 && !digits.starts_with('+') => Ok(Some(n)),
-        _ => Err(OptionError::NotPositive {
-            key,
-            value: v.to_string(),
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 
 use std::time::Duration;
 
+/// The whole error chain on one line, as the user reads it.
+pub use burrow_plugin_sdk::log::chain;
+
 use crate::api::{ALREADY_EXISTS, ApiError, Client, Clock, RESOURCE_NOT_FOUND, Transport};
 use crate::batcher::Batcher;
 use crate::multiline::Multiline;
@@ -104,18 +107,6 @@ pub struct Shipper<T: Transport, C: Clock> {
     batcher: Batcher,
     last_tick_ms: i64,
     notices: Vec<Notice>,
-}
-
-/// The whole error chain on one line, as the user reads it.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 impl<T: Transport, C: Clock> Shipper<T, C> {

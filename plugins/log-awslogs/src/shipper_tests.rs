@@ -274,7 +274,7 @@ fn a_failed_send_keeps_the_events_and_refuses_new_ones_until_it_succeeds() {
     let (mut s, server, clock) = open_with(cfg());
     s.write(vec![line("kept", 1_000_000)]).unwrap();
     clock.set(1_005_000);
-    server.reply(Err(TransportError("connection refused".into())));
+    server.reply(Err(TransportError::new("connection refused")));
     let err = s.flush().unwrap_err();
     assert!(matches!(err, ShipError::Put { events: 1, .. }), "{err:?}");
     assert!(
@@ -377,7 +377,7 @@ fn a_multiline_event_is_sent_when_it_ages() {
 fn close_reports_what_it_could_not_send() {
     let (mut s, server, _) = open_with(cfg());
     s.write(vec![line("x", 1_000_000)]).unwrap();
-    server.reply(Err(TransportError("refused".into())));
+    server.reply(Err(TransportError::new("refused")));
     assert!(s.close().is_err());
     assert!(matches!(&s.take_notices()[..], [Notice::Error(m)] if m.starts_with("1 log events")));
 }

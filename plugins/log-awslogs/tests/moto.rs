@@ -34,7 +34,7 @@ impl Transport for Ureq {
         }
         let mut resp = b
             .send(&req.body[..])
-            .map_err(|e| TransportError(e.to_string()))?;
+            .map_err(|e| TransportError::new(e.to_string()))?;
         let headers = resp
             .headers()
             .iter()
@@ -46,7 +46,7 @@ impl Transport for Ureq {
             body: resp
                 .body_mut()
                 .read_to_vec()
-                .map_err(|e| TransportError(e.to_string()))?,
+                .map_err(|e| TransportError::new(e.to_string()))?,
         })
     }
 }

@@ -47,22 +47,20 @@
 #![deny(unsafe_code)]
 
 pub mod buffer;
-pub mod goparse;
 pub mod msgpack;
 pub mod options;
 pub mod retry;
 pub mod sender;
 
-use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use burrow_plugin_sdk::log::endpoints::{Conn, TlsConfig};
-use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
-    diag,
-};
+use burrow_plugin_sdk::log::driver::{LogDriver, Needs, Spec};
+use burrow_plugin_sdk::log::endpoints::TlsConfig;
+use burrow_plugin_sdk::log::host::{self, Conn};
+use burrow_plugin_sdk::log::opts::Options;
+use burrow_plugin_sdk::log::{Container, Entry, Error, line};
 
 use msgpack::Encoder;
 use options::{Config, DEFAULT_ADDRESS};
@@ -75,23 +73,10 @@ const CONNECT_TIMEOUT_MS: u32 = 3000;
 /// hold a wait, a reconnect and a second wait.
 const MAX_ACK_WAIT: Duration = Duration::from_secs(2);
 
-pub struct FluentdDriver;
-
-fn config(opts: &[Kv]) -> Result<Config, Error> {
-    let pairs: Vec<(String, String)> = opts
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect();
-    options::parse(&pairs).map_err(|e| Error::InvalidConfig(e.to_string()))
-}
-
 /// Docker's record fields for this container; the tag defaults to the short id.
 pub fn encoder(c: &Container, cfg: &Config) -> Encoder {
     Encoder {
-        tag: c
-            .tag
-            .clone()
-            .unwrap_or_else(|| c.id.chars().take(12).collect()),
+        tag: line::tag_or_short_id(c),
         container_id: c.id.clone(),
         container_name: format!("/{}", c.name),
         attrs: c
@@ -146,84 +131,24 @@ fn random_chunk_id() -> Box<dyn FnMut() -> [u8; 16]> {
     })
 }
 
-impl Guest for FluentdDriver {
-    type Logger = FluentdLogger;
-    type Reader = NoReader;
+/// The driver: one sender per container.
+pub struct FluentdDriver(Sender<HostConnector>);
 
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "fluentd".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "sends container output to fluentd (forward protocol, Docker's records)"
-                .into(),
-            needs: Capabilities {
-                log_dir: false,
-                network: true,
-                default_addresses: vec![DEFAULT_ADDRESS.into()],
-                http_patterns: vec![],
-                http: false,
-                secrets: vec![],
-            },
-        }
-    }
-
-    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-        config(&opts).map(|_| ())
-    }
-
-    fn can_read() -> bool {
-        false
-    }
-}
-
-struct HostConnector {
-    address: String,
-    tls: Option<TlsConfig>,
-}
-
-struct HostConn(Conn);
-
-fn transport_error(e: Error) -> TransportError {
-    let message = match e {
-        Error::InvalidConfig(m)
-        | Error::Unsupported(m)
-        | Error::Unavailable(m)
-        | Error::Denied(m)
-        | Error::Internal(m) => m,
+impl LogDriver for FluentdDriver {
+    const SPEC: Spec = Spec {
+        name: "fluentd",
+        description: "sends container output to fluentd (forward protocol, Docker's records)",
+        needs: Needs::network(&[DEFAULT_ADDRESS]),
+        options: options::OPTIONS,
     };
-    TransportError { message }
-}
 
-impl Transport for HostConn {
-    fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
-        self.0.send(data).map_err(transport_error)
+    type Config = Config;
+
+    fn config(opts: &Options) -> Result<Config, Error> {
+        options::from_options(opts).map_err(|e| Error::InvalidConfig(e.to_string()))
     }
-    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, TransportError> {
-        let ms = u32::try_from(timeout.as_millis())
-            .unwrap_or(u32::MAX)
-            .max(1);
-        self.0
-            .recv(u32::try_from(max).unwrap_or(u32::MAX), ms)
-            .map_err(transport_error)
-    }
-}
 
-impl Connector for HostConnector {
-    type Conn = HostConn;
-    fn connect(&mut self) -> Result<HostConn, TransportError> {
-        Conn::open(&self.address, self.tls.as_ref(), CONNECT_TIMEOUT_MS)
-            .map(HostConn)
-            .map_err(transport_error)
-    }
-}
-
-pub struct FluentdLogger {
-    sender: RefCell<Sender<HostConnector>>,
-}
-
-impl GuestLogger for FluentdLogger {
-    fn open(c: Container, opts: Vec<Kv>) -> Result<Logger, Error> {
-        let cfg = config(&opts)?;
+    fn open(c: &Container, cfg: Config) -> Result<Self, Error> {
         // Docker's tls:// verifies against the system roots and has no options of its own.
         let tls = cfg.tls.then_some(TlsConfig {
             ca_file: None,
@@ -237,7 +162,7 @@ impl GuestLogger for FluentdLogger {
                 tls,
             },
             cfg.endpoint.clone(),
-            encoder(&c, &cfg),
+            encoder(c, &cfg),
             ack_timeout(&cfg),
             random_chunk_id(),
         )
@@ -247,44 +172,68 @@ impl GuestLogger for FluentdLogger {
         } else {
             sender.connect().map_err(|e| {
                 let source = match &e {
-                    sender::SendError::Connect { source, .. } => source.message.clone(),
+                    SendError::Connect { source, .. } => source.message.clone(),
                     other => other.to_string(),
                 };
                 Error::Unavailable(format!("failed to initialize logging driver: {source}"))
             })?;
         }
-        Ok(Logger::new(FluentdLogger {
-            sender: RefCell::new(sender),
-        }))
+        Ok(FluentdDriver(sender))
     }
 
-    fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-        self.sender
-            .borrow_mut()
-            .write(&batch)
-            .map_err(|e| wit_error(&e))
+    fn write(&mut self, batch: Vec<Entry>) -> Result<(), Error> {
+        self.0.write(&batch).map_err(|e| wit_error(&e))
     }
 
     /// Sends what fluentd-async buffered. The host only notes a failed flush, so a buffer
     /// dropped here is reported through `diag` too.
-    fn flush(&self) -> Result<(), Error> {
-        self.sender.borrow_mut().flush().map_err(|e| {
+    fn flush(&mut self) -> Result<(), Error> {
+        self.0.flush().map_err(|e| {
             if let SendError::GaveUp { dropped: 1.., .. } = e {
-                diag::log(diag::Level::Warn, &chain(&e));
+                host::warn(&chain(&e));
             }
             wit_error(&e)
         })
     }
 }
 
-// Native builds (unit and integration tests) carry no component exports.
-#[cfg(target_arch = "wasm32")]
-burrow_plugin_sdk::log::export_log_driver!(FluentdDriver);
+/// The host's connections to the configured address.
+pub struct HostConnector {
+    address: String,
+    tls: Option<TlsConfig>,
+}
+
+pub struct HostConn(Conn);
+
+impl Transport for HostConn {
+    fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
+        Ok(self.0.send(data)?)
+    }
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let ms = u32::try_from(timeout.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        Ok(self.0.recv(u32::try_from(max).unwrap_or(u32::MAX), ms)?)
+    }
+}
+
+impl Connector for HostConnector {
+    type Conn = HostConn;
+    fn connect(&mut self) -> Result<HostConn, TransportError> {
+        Ok(HostConn(Conn::open(
+            &self.address,
+            self.tls.as_ref(),
+            CONNECT_TIMEOUT_MS,
+        )?))
+    }
+}
+
+burrow_plugin_sdk::log_driver!(FluentdDriver);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burrow_plugin_sdk::log::HostInfo;
+    use burrow_plugin_sdk::log::{Guest, HostInfo, Kv};
 
     fn kv(k: &str, v: &str) -> Kv {
         Kv {
@@ -427,5 +376,34 @@ mod tests {
         let (a, b) = (next(), next());
         assert_ne!(a, b);
         assert_ne!(a, [0; 16]);
+    }
+
+    #[test]
+    fn a_refused_start_fails_and_async_buffers_until_the_server_is_back() {
+        use burrow_plugin_sdk::testing::{self, FakeHost};
+        let host = FakeHost::new();
+        let addr = "tcp://127.0.0.1:24224";
+        host.refuse(addr);
+        let e = host.open::<FluentdDriver>(&[]).err().unwrap();
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m == "failed to initialize logging driver: dial tcp://127.0.0.1:24224: connect: connection refused"),
+            "{e:?}"
+        );
+        let opts = [("fluentd-async", "true"), ("fluentd-retry-wait", "1ms")];
+        let mut d: FluentdDriver = host.open(&opts).unwrap();
+        d.write(testing::lines(&["a"])).unwrap();
+        assert!(host.sent(addr).is_empty(), "buffered while refused");
+        host.accept(addr);
+        std::thread::sleep(Duration::from_millis(5));
+        d.flush().unwrap();
+        let sent = host.sent(addr);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let has = |needle: &[u8]| sent[0].windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"\xa3log\xa1a"), "the line as the record's log");
+        assert!(has(b"\xace41187040f57"), "tagged with the short id");
+        assert!(
+            has(b"\xaecontainer_name\xa4/web"),
+            "Docker's container_name"
+        );
     }
 }

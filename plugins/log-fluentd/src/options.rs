@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use burrow_plugin_sdk::go::{self as goparse, GoError};
+use burrow_plugin_sdk::log::Kv;
+use burrow_plugin_sdk::log::opts::{self, Opt, OptError, Options};
 use thiserror::Error;
-
-use crate::goparse::{self, GoError};
 
 pub const DEFAULT_ADDRESS: &str = "tcp://127.0.0.1:24224";
 /// moby's defaultBufferLimit.
@@ -47,8 +48,9 @@ pub struct Config {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OptionError {
-    #[error("unknown log opt '{key}' for fluentd log driver")]
-    Unknown { key: String },
+    /// An unknown key ("unknown log opt 'x' for fluentd log driver").
+    #[error(transparent)]
+    Opt(#[from] OptError),
     #[error("invalid fluentd-address ({address}): {reason}")]
     Address { address: String, reason: String },
     #[error("invalid fluentd-max-retries: value out of range")]
@@ -69,37 +71,43 @@ pub enum OptionError {
     Value { key: &'static str, source: GoError },
 }
 
-const KNOWN: [&str; 16] = [
-    "env",
-    "env-regex",
-    "labels",
-    "labels-regex",
-    "tag",
-    "fluentd-address",
-    "fluentd-async",
-    "fluentd-async-connect",
-    "fluentd-async-reconnect-interval",
-    "fluentd-buffer-limit",
-    "fluentd-max-retries",
-    "fluentd-request-ack",
-    "fluentd-retry-wait",
-    "fluentd-sub-second-precision",
-    "fluentd-write-timeout",
-    "fluentd-read-timeout",
+/// The options fluentd takes, in moby's list; their values are checked by
+/// [`from_options`] in moby's order.
+pub const OPTIONS: &[Opt] = &[
+    opts::ENV,
+    opts::ENV_REGEX,
+    opts::LABELS,
+    opts::LABELS_REGEX,
+    opts::TAG,
+    Opt::text("fluentd-address"),
+    Opt::text("fluentd-async"),
+    Opt::text("fluentd-async-connect"),
+    Opt::text("fluentd-async-reconnect-interval"),
+    Opt::text("fluentd-buffer-limit"),
+    Opt::text("fluentd-max-retries"),
+    Opt::text("fluentd-request-ack"),
+    Opt::text("fluentd-retry-wait"),
+    Opt::text("fluentd-sub-second-precision"),
+    Opt::text("fluentd-write-timeout"),
+    Opt::text("fluentd-read-timeout"),
 ];
 
 /// Checks every option, in moby's order, and builds the configuration.
 pub fn parse(opts: &[(String, String)]) -> Result<Config, OptionError> {
-    if let Some((key, _)) = opts.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
-        return Err(OptionError::Unknown { key: key.clone() });
-    }
-    let get = |key: &str| {
-        opts.iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let kvs: Vec<Kv> = opts
+        .iter()
+        .map(|(key, value)| Kv {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    from_options(&Options::parse("fluentd", OPTIONS, &kvs)?)
+}
+
+/// The configuration from options whose keys passed [`OPTIONS`]; an empty value counts as
+/// absent, as in moby.
+pub fn from_options(o: &Options) -> Result<Config, OptionError> {
+    let get = |key: &str| o.raw(key).unwrap_or("");
     let address = get("fluentd-address");
     let (endpoint, tls) = parse_address(address).map_err(|reason| OptionError::Address {
         address: address.to_string(),

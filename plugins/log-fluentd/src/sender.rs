@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use burrow_plugin_sdk::go as goparse;
 use burrow_plugin_sdk::log::Entry;
 use burrow_plugin_sdk::log::resume::Resume;
 use thiserror::Error;
 
 use crate::buffer::{Pending, Record};
-use crate::goparse;
 use crate::msgpack::{self, AckError, Encoder};
 use crate::retry::{Backoff, Clock, Next, RetryPolicy, SystemClock};
 
@@ -19,11 +19,9 @@ use crate::retry::{Backoff, Clock, Next, RetryPolicy, SystemClock};
 pub const DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 /// A connection's failure as the host (or the OS) words it.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("{message}")]
-pub struct TransportError {
-    pub message: String,
-}
+pub use burrow_plugin_sdk::log::TransportError;
+/// The error and its sources, joined with ": ", as the user reads it.
+pub use burrow_plugin_sdk::log::chain;
 
 pub trait Transport {
     fn send(&mut self, data: &[u8]) -> Result<(), TransportError>;
@@ -120,18 +118,6 @@ fn dropped_note(dropped: usize) -> String {
         0 => String::new(),
         n => format!(" (dropped {n} buffered events)"),
     }
-}
-
-/// The error and its sources, joined with ": ", as the user reads it.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 pub struct Sender<C: Connector> {

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 
-use crate::encode::format_time;
+use burrow_plugin_sdk::time::rfc3339_nano;
 
 /// The gzip FEXTRA payload moby writes: `json.Marshal(rotateFileMetadata{LastTime})`, raw
 /// (no RFC 1952 subfield framing). A zero Go time marshals as year 1.
 pub fn last_time_extra(last_time_ns: Option<u64>) -> Vec<u8> {
     let t = match last_time_ns {
-        Some(ns) => format_time(ns),
+        Some(ns) => rfc3339_nano(ns),
         None => "0001-01-01T00:00:00Z".to_owned(),
     };
     format!("{{\"lastTime\":\"{t}\"}}").into_bytes()

@@ -3,8 +3,7 @@
 //! the same as ours).
 
 use burrow_plugin_sdk::log::{Kv, Source};
-
-use crate::encode::days_from_civil;
+use burrow_plugin_sdk::time::days_from_civil;
 
 #[derive(Debug, Clone)]
 pub struct Line {

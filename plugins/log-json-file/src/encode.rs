@@ -6,6 +6,7 @@
 //! serde_json matches neither, so both escapers are written out here.
 
 use burrow_plugin_sdk::log::{Entry, Kv, Source};
+use burrow_plugin_sdk::time::Rfc3339Nano;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -13,7 +14,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// of the last second seen, so a line costs no allocation.
 pub struct Encoder {
     attrs: Vec<u8>,
-    time: TimeCache,
+    time: Rfc3339Nano,
 }
 
 impl Encoder {
@@ -22,7 +23,7 @@ impl Encoder {
     pub fn new(attrs: &[Kv]) -> Self {
         Self {
             attrs: encode_attrs(attrs),
-            time: TimeCache::default(),
+            time: Rfc3339Nano::default(),
         }
     }
 
@@ -190,98 +191,6 @@ fn utf8_width(s: &[u8]) -> usize {
     }
 }
 
-/// Formats Unix nanoseconds as Go's `time.RFC3339Nano` in UTC (fraction with trailing zeros
-/// trimmed, no dot when it is zero), caching the `YYYY-MM-DDTHH:MM:SS` part of the last second.
-#[derive(Default)]
-pub struct TimeCache {
-    secs: Option<u64>,
-    date: [u8; 19],
-}
-
-impl TimeCache {
-    pub fn write(&mut self, ns: u64, out: &mut Vec<u8>) {
-        let secs = ns / 1_000_000_000;
-        let frac = (ns % 1_000_000_000) as u32;
-        if self.secs != Some(secs) {
-            self.date = format_date(secs);
-            self.secs = Some(secs);
-        }
-        out.extend_from_slice(&self.date);
-        push_frac(frac, out);
-        out.push(b'Z');
-    }
-}
-
-/// The whole timestamp as a string (the gzip `lastTime` header, tests).
-pub fn format_time(ns: u64) -> String {
-    let mut out = Vec::with_capacity(30);
-    TimeCache::default().write(ns, &mut out);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-fn push_frac(frac: u32, out: &mut Vec<u8>) {
-    if frac == 0 {
-        return;
-    }
-    let mut digits = [0u8; 9];
-    let mut f = frac;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
-    let mut len = 9;
-    while digits[len - 1] == b'0' {
-        len -= 1;
-    }
-    out.push(b'.');
-    out.extend_from_slice(&digits[..len]);
-}
-
-fn format_date(secs: u64) -> [u8; 19] {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let mut b = *b"0000-00-00T00:00:00";
-    put2(&mut b[0..2], (y / 100) as u32);
-    put2(&mut b[2..4], (y % 100) as u32);
-    put2(&mut b[5..7], m);
-    put2(&mut b[8..10], d);
-    put2(&mut b[11..13], (rem / 3600) as u32);
-    put2(&mut b[14..16], (rem / 60 % 60) as u32);
-    put2(&mut b[17..19], (rem % 60) as u32);
-    b
-}
-
-fn put2(dst: &mut [u8], v: u32) {
-    dst[0] = b'0' + (v / 10) as u8;
-    dst[1] = b'0' + (v % 10) as u8;
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// The inverse of [`civil_from_days`].
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,34 +314,5 @@ mod tests {
         );
         let e = entry(b"", Source::Stdout, t, None);
         assert!(enc(&e, &[]).starts_with("{\"log\":\"\\n\",\"stream\""));
-    }
-
-    #[test]
-    fn time_trims_trailing_zeros_like_rfc3339nano() {
-        let s = T0 / 1_000_000_000 * 1_000_000_000;
-        assert_eq!(format_time(s), "2026-11-22T07:48:58Z");
-        assert_eq!(format_time(s + 900_000_000), "2026-11-22T07:48:58.9Z");
-        assert_eq!(format_time(s + 10), "2026-11-22T07:48:58.00000001Z");
-        assert_eq!(format_time(T0), "2026-11-22T07:48:58.969041395Z");
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
-        // The cache must not leak one second's date into the next.
-        let mut c = TimeCache::default();
-        let mut out = Vec::new();
-        c.write(s + 999_999_999, &mut out);
-        c.write(s + 1_000_000_000, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2026-11-22T07:48:58.999999999Z2026-11-22T07:48:59Z"
-        );
-    }
-
-    #[test]
-    fn civil_round_trip() {
-        for days in [-800_000i64, -1, 0, 1, 10_957, 20_779, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
     }
 }

@@ -3,7 +3,7 @@
 //! `max-size` / `max-file` / `compress` rotation, and a reader for `burrow logs`.
 //!
 //! The work is done by plain modules that take a directory path (so unit tests run natively
-//! on temp dirs); this file only adapts them to the WIT resources.
+//! on temp dirs); this file only binds them to the SDK's driver trait and the WIT reader.
 
 #![deny(unsafe_code)]
 
@@ -15,133 +15,86 @@ pub mod read;
 pub mod rotate;
 
 use std::cell::RefCell;
-use std::path::Path;
 
+use burrow_plugin_sdk::log::driver::{self, LogDriver, Needs, Spec};
+use burrow_plugin_sdk::log::opts::Options;
 use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, GuestReader, Kv, Logger, PluginInfo,
-    ReadOpts, Reader,
+    Container, Entry, Error, GuestReader, Kv, ReadOpts, Reader, chain, host,
 };
 
 use options::Config;
 use read::LogReader;
 use rotate::LogWriter;
 
-/// Where the host preopens the container's log directory.
-const LOG_DIR: &str = "/logs";
+/// The driver: one writer per container, exported as the component's `logging` interface.
+pub struct JsonFile(LogWriter);
 
-/// The driver, exported as the component's `logging` interface on wasm32.
-pub struct JsonFile;
+impl LogDriver for JsonFile {
+    const SPEC: Spec = Spec {
+        name: "json-file",
+        description: "writes JSON lines to files in the container's log directory (Docker's default)",
+        needs: Needs::LOG_DIR,
+        options: options::OPTIONS,
+    };
 
-impl Guest for JsonFile {
-    type Logger = JsonLogger;
-    type Reader = JsonReader;
+    type Config = Config;
 
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "json-file".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description:
-                "writes JSON lines to files in the container's log directory (Docker's default)"
-                    .into(),
-            needs: Capabilities {
-                log_dir: true,
-                network: false,
-                default_addresses: vec![],
-                http_patterns: vec![],
-                http: false,
-                secrets: vec![],
-            },
-        }
+    fn config(opts: &Options) -> Result<Config, Error> {
+        Ok(Config::from_options(opts)?)
     }
 
-    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-        Config::parse(&opts).map(drop).map_err(invalid)
+    fn open(c: &Container, cfg: Config) -> Result<Self, Error> {
+        let w = LogWriter::open(&host::log_dir(), &c.id, cfg, &c.attrs).map_err(internal)?;
+        Ok(JsonFile(w))
     }
 
-    fn can_read() -> bool {
-        true
-    }
-}
-
-fn invalid(e: options::OptionError) -> Error {
-    Error::InvalidConfig(e.to_string())
-}
-
-/// The message with its causes, for the host to show (the WIT error carries one string).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        cur = s.source();
-    }
-    msg
-}
-
-pub struct JsonLogger(RefCell<LogWriter>);
-
-impl GuestLogger for JsonLogger {
-    fn open(c: Container, opts: Vec<Kv>) -> Result<Logger, Error> {
-        let cfg = Config::parse(&opts).map_err(invalid)?;
-        let w = LogWriter::open(Path::new(LOG_DIR), &c.id, cfg, &c.attrs)
-            .map_err(|e| Error::Internal(chain(&e)))?;
-        Ok(Logger::new(JsonLogger(RefCell::new(w))))
-    }
-
-    fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-        let mut w = self.0.borrow_mut();
-        let res = w.write(&batch).map_err(|e| Error::Internal(chain(&e)));
-        report(w.take_warnings());
+    fn write(&mut self, batch: Vec<Entry>) -> Result<(), Error> {
+        let res = self.0.write(&batch).map_err(internal);
+        report(self.0.take_warnings());
         res
     }
 
-    fn flush(&self) -> Result<(), Error> {
+    fn flush(&mut self) -> Result<(), Error> {
         // Every `write` already ends with the bytes in the file. A pending gzip of `.1`
         // advances here too; one left unfinished is resumed when the next logger opens.
-        let mut w = self.0.borrow_mut();
-        w.step_gz(rotate::GZ_BUDGET_PER_FLUSH);
-        report(w.take_warnings());
+        self.0.step_gz(rotate::GZ_BUDGET_PER_FLUSH);
+        report(self.0.take_warnings());
         Ok(())
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-fn report(warnings: Vec<String>) {
-    use burrow_plugin_sdk::log::diag;
-    for w in warnings {
-        diag::log(diag::Level::Warn, &w);
-    }
+/// The message with its causes, for the host to show (the WIT error carries one string).
+fn internal(e: impl std::error::Error) -> Error {
+    Error::Internal(chain(&e))
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-fn report(_warnings: Vec<String>) {}
+fn report(warnings: Vec<String>) {
+    for w in warnings {
+        host::warn(&w);
+    }
+}
 
 pub struct JsonReader(RefCell<LogReader>);
 
 impl GuestReader for JsonReader {
     fn open(c: Container, opts: Vec<Kv>, ro: ReadOpts) -> Result<Reader, Error> {
-        let cfg = Config::parse(&opts).map_err(invalid)?;
-        let r = LogReader::open(Path::new(LOG_DIR), &c.id, cfg, &ro)
-            .map_err(|e| Error::Internal(chain(&e)))?;
+        let cfg = driver::config::<JsonFile>(&opts)?;
+        let r = LogReader::open(&host::log_dir(), &c.id, cfg, &ro).map_err(internal)?;
         Ok(Reader::new(JsonReader(RefCell::new(r))))
     }
 
     fn next(&self, max: u32) -> Result<Vec<Entry>, Error> {
-        self.0
-            .borrow_mut()
-            .next(max as usize)
-            .map_err(|e| Error::Internal(chain(&e)))
+        self.0.borrow_mut().next(max as usize).map_err(internal)
     }
 }
 
-// Native builds (unit tests) carry no component exports: their names do not link there.
-#[cfg(target_arch = "wasm32")]
-burrow_plugin_sdk::log::export_log_driver!(JsonFile);
+burrow_plugin_sdk::log_driver!(JsonFile, reader = JsonReader);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_plugin_sdk::log::Guest;
+    use burrow_plugin_sdk::testing::{self, FakeHost};
 
     #[test]
     fn describes_itself_as_json_file_needing_a_log_dir() {
@@ -174,5 +127,30 @@ mod tests {
             chain(&e),
             "cannot open log file /logs/x-json.log: check that the log directory is writable: permission denied"
         );
+    }
+
+    #[test]
+    fn a_container_s_lines_land_in_its_json_log() {
+        let host = FakeHost::new();
+        let mut c = testing::container();
+        c.attrs = vec![Kv {
+            key: "tag".into(),
+            value: "web".into(),
+        }];
+        let mut d: JsonFile = host.open_for(&c, &[("tag", "{{.Name}}")]).unwrap();
+        d.write(vec![testing::stdout("hello"), testing::stderr("oops\t<b>")])
+            .unwrap();
+        d.flush().unwrap();
+        assert_eq!(
+            host.text(&format!("{}-json.log", c.id)),
+            "{\"log\":\"hello\\n\",\"stream\":\"stdout\",\"attrs\":{\"tag\":\"web\"},\"time\":\"2026-11-22T07:48:58.969041395Z\"}\n\
+             {\"log\":\"oops\\u0009\\u003cb\\u003e\\n\",\"stream\":\"stderr\",\"attrs\":{\"tag\":\"web\"},\"time\":\"2026-11-22T07:48:58.969041395Z\"}\n"
+        );
+        let e = host.open::<JsonFile>(&[("max-file", "0")]).err().unwrap();
+        assert!(
+            matches!(&e, Error::InvalidConfig(m) if m == "max-file cannot be less than 1"),
+            "{e:?}"
+        );
+        burrow_plugin_sdk::testing::check_spec::<JsonFile>();
     }
 }

@@ -1,62 +1,42 @@
 //! The `none` log driver: `burrow logs` has nothing to show, and nothing is kept.
-// Native builds (unit tests) have no exports, so nothing would use the driver there.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
-};
+use burrow_plugin_sdk::log::driver::{LogDriver, Needs, Spec};
+use burrow_plugin_sdk::log::opts::Options;
+use burrow_plugin_sdk::log::{Container, Entry, Error};
 
-struct NoneDriver;
+pub struct NoneDriver;
 
-impl Guest for NoneDriver {
-    type Logger = Discard;
-    type Reader = NoReader;
+impl LogDriver for NoneDriver {
+    const SPEC: Spec = Spec {
+        name: "none",
+        description: "discards container output",
+        needs: Needs::NOTHING,
+        // Takes no options at all, not even `tag`: any is refused with Docker's message.
+        options: &[],
+    };
 
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "none".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "discards container output".into(),
-            needs: Capabilities::none(),
-        }
-    }
+    type Config = ();
 
-    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-        match opts.first() {
-            Some(kv) => Err(Error::InvalidConfig(format!(
-                "unknown log opt '{}' for none log driver",
-                kv.key
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn can_read() -> bool {
-        false
-    }
-}
-
-struct Discard;
-
-impl GuestLogger for Discard {
-    fn open(_c: Container, _opts: Vec<Kv>) -> Result<Logger, Error> {
-        Ok(Logger::new(Discard))
-    }
-    fn write(&self, _batch: Vec<Entry>) -> Result<(), Error> {
+    fn config(_opts: &Options) -> Result<(), Error> {
         Ok(())
     }
-    fn flush(&self) -> Result<(), Error> {
+
+    fn open(_c: &Container, _cfg: ()) -> Result<Self, Error> {
+        Ok(NoneDriver)
+    }
+
+    fn write(&mut self, _batch: Vec<Entry>) -> Result<(), Error> {
         Ok(())
     }
 }
 
-// Native builds (unit tests) carry no component exports: their names do not link there.
-#[cfg(target_arch = "wasm32")]
-burrow_plugin_sdk::log::export_log_driver!(NoneDriver);
+burrow_plugin_sdk::log_driver!(NoneDriver);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_plugin_sdk::log::{Guest, Kv};
+    use burrow_plugin_sdk::testing::{self, FakeHost};
 
     #[test]
     fn refuses_any_option_with_dockers_message() {
@@ -70,5 +50,20 @@ mod tests {
             "{err:?}"
         );
         assert!(NoneDriver::validate(vec![]).is_ok());
+    }
+
+    #[test]
+    fn describes_itself_and_keeps_nothing() {
+        let info = NoneDriver::describe();
+        assert_eq!(info.name, "none");
+        assert_eq!(info.description, "discards container output");
+        let n = info.needs;
+        assert!(!n.log_dir && !n.network && !n.http && n.secrets.is_empty());
+        assert!(!NoneDriver::can_read());
+        let host = FakeHost::new();
+        let mut d: NoneDriver = host.open(&[]).unwrap();
+        d.write(testing::lines(&["a", "b"])).unwrap();
+        d.flush().unwrap();
+        assert_eq!(std::fs::read_dir(host.log_dir()).unwrap().count(), 0);
     }
 }

@@ -1,6 +1,8 @@
 //! Docker's syslog message bytes (moby's formatters plus RackSec/srslog's), and their
 //! framing on the wire.
 
+use burrow_plugin_sdk::time::{DateTime, Frac};
+
 use crate::options::Format;
 
 /// What every message of one container shares.
@@ -20,93 +22,16 @@ pub struct Header {
 pub const SEVERITY_INFO: u8 = 6;
 pub const SEVERITY_ERR: u8 = 3;
 
-/// A broken-down local time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalTime {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub nanos: u32,
-    pub offset_secs: i32,
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-impl LocalTime {
-    pub fn from_unix_ns(time_ns: u64, offset_secs: i32) -> Self {
-        let secs = (time_ns / 1_000_000_000) as i64 + i64::from(offset_secs);
-        let nanos = (time_ns % 1_000_000_000) as u32;
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
-        LocalTime {
-            year,
-            month,
-            day,
-            hour: sod / 3600,
-            minute: sod / 60 % 60,
-            second: sod % 60,
-            nanos,
-            offset_secs,
-        }
-    }
-
-    /// Go's `time.Stamp`, "Jan _2 15:04:05".
-    fn stamp(&self) -> String {
-        format!(
-            "{} {:>2} {:02}:{:02}:{:02}",
-            MONTHS[self.month as usize - 1],
-            self.day,
-            self.hour,
-            self.minute,
-            self.second
-        )
-    }
-
-    /// Go's RFC 3339 (`Z07:00`), with six fractional digits (truncated) when `micro`.
-    fn rfc3339(&self, micro: bool) -> String {
-        let mut s = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        );
-        if micro {
-            s.push_str(&format!(".{:06}", self.nanos / 1000));
-        }
-        if self.offset_secs == 0 {
-            s.push('Z');
-        } else {
-            let sign = if self.offset_secs < 0 { '-' } else { '+' };
-            let abs = self.offset_secs.unsigned_abs();
-            s.push_str(&format!("{sign}{:02}:{:02}", abs / 3600, abs / 60 % 60));
-        }
-        s
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 impl Header {
     /// One message, newline included (srslog appends `\n` unless the text ends in one).
     pub fn render(&self, severity: u8, time_ns: u64, line: &[u8]) -> Vec<u8> {
         let pri = u32::from(self.facility) * 8 + u32::from(severity);
-        let t = LocalTime::from_unix_ns(time_ns, self.utc_offset_secs);
+        let t = DateTime::from_unix_ns(time_ns, self.utc_offset_secs);
+        // Go's "2006-01-02T15:04:05.000000Z07:00" for rfc5424micro: six digits, truncated.
+        let frac = match self.format {
+            Format::Rfc5424Micro => Frac::Fixed(6),
+            _ => Frac::None,
+        };
         let head = match self.format {
             Format::Unix => format!("<{pri}>{} {}[{}]: ", t.stamp(), self.tag, self.pid),
             Format::Rfc3164 => format!(
@@ -118,7 +43,7 @@ impl Header {
             ),
             Format::Rfc5424 | Format::Rfc5424Micro => format!(
                 "<{pri}>1 {} {} {} {} {} - ",
-                t.rfc3339(self.format == Format::Rfc5424Micro),
+                t.rfc3339(frac),
                 self.hostname,
                 self.tag,
                 self.pid,
@@ -270,14 +195,6 @@ mod tests {
         );
         h.format = Format::Unix;
         assert!(text(h.render(SEVERITY_INFO, t, b"x")).starts_with("<14>Mar  5 18:00:00 t["));
-    }
-
-    #[test]
-    fn civil_dates_across_leap_years() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `syslog` log driver: Docker's four syslog formats, byte for byte, over udp, tcp,
 //! tcp+tls, unix and unixgram. The formatting, framing and reconnect logic live in plain
-//! modules; this file only binds them to the WIT world.
+//! modules; this file only binds them to the SDK's driver trait.
 
 #![deny(unsafe_code)]
 
@@ -8,12 +8,11 @@ pub mod format;
 pub mod options;
 pub mod sender;
 
-use std::cell::RefCell;
-
-use burrow_plugin_sdk::log::endpoints::{Conn, TlsConfig};
-use burrow_plugin_sdk::log::{
-    Capabilities, Container, Entry, Error, Guest, GuestLogger, Kv, Logger, NoReader, PluginInfo,
-};
+use burrow_plugin_sdk::log::driver::{LogDriver, Needs, Spec};
+use burrow_plugin_sdk::log::endpoints::TlsConfig;
+use burrow_plugin_sdk::log::host::Conn;
+use burrow_plugin_sdk::log::opts::Options;
+use burrow_plugin_sdk::log::{Container, Entry, Error, line};
 
 use format::{Framing, Header};
 use options::{Address, Config, LOCAL_ADDRESSES};
@@ -22,24 +21,8 @@ use sender::{Connector, SendError, Sender, Transport, TransportError};
 /// Docker has no connect timeout; the host's per-call deadline (5 s) needs one shorter.
 const CONNECT_TIMEOUT_MS: u32 = 3000;
 
-pub struct SyslogDriver;
-
-fn pairs(opts: &[Kv]) -> Vec<(String, String)> {
-    opts.iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect()
-}
-
-fn config(opts: &[Kv]) -> Result<Config, Error> {
-    options::parse(&pairs(opts)).map_err(|e| Error::InvalidConfig(e.to_string()))
-}
-
 /// The header every message of this container carries; the tag defaults to the short id.
 pub fn header(c: &Container, cfg: &Config) -> Header {
-    let tag = c
-        .tag
-        .clone()
-        .unwrap_or_else(|| c.id.chars().take(12).collect());
     let hostname = if c.host.hostname.is_empty() {
         "localhost".to_string()
     } else {
@@ -49,81 +32,30 @@ pub fn header(c: &Container, cfg: &Config) -> Header {
         facility: cfg.facility,
         format: cfg.format,
         hostname,
-        tag,
+        tag: line::tag_or_short_id(c),
         pid: c.host.pid,
         utc_offset_secs: c.host.utc_offset_secs,
     }
 }
 
-impl Guest for SyslogDriver {
-    type Logger = SyslogLogger;
-    type Reader = NoReader;
+/// The driver: one sender per container.
+pub struct SyslogDriver(Sender<HostConnector>);
 
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "syslog".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "sends container output to a syslog server (Docker's formats)".into(),
-            needs: Capabilities {
-                log_dir: false,
-                network: true,
-                default_addresses: LOCAL_ADDRESSES.iter().map(|a| a.to_string()).collect(),
-                http_patterns: vec![],
-                http: false,
-                secrets: vec![],
-            },
-        }
-    }
-
-    fn validate(opts: Vec<Kv>) -> Result<(), Error> {
-        config(&opts).map(|_| ())
-    }
-
-    fn can_read() -> bool {
-        false
-    }
-}
-
-/// `endpoints` connections, wrapped in TLS for tcp+tls.
-struct HostConnector {
-    tls: Option<TlsConfig>,
-}
-
-struct HostConn(Conn);
-
-impl Transport for HostConn {
-    fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
-        self.0.send(data).map_err(transport_error)
-    }
-}
-
-impl Connector for HostConnector {
-    type Conn = HostConn;
-    fn connect(&mut self, address: &str) -> Result<HostConn, TransportError> {
-        Conn::open(address, self.tls.as_ref(), CONNECT_TIMEOUT_MS)
-            .map(HostConn)
-            .map_err(transport_error)
-    }
-}
-
-fn transport_error(e: Error) -> TransportError {
-    let message = match e {
-        Error::InvalidConfig(m)
-        | Error::Unsupported(m)
-        | Error::Unavailable(m)
-        | Error::Denied(m)
-        | Error::Internal(m) => m,
+impl LogDriver for SyslogDriver {
+    const SPEC: Spec = Spec {
+        name: "syslog",
+        description: "sends container output to a syslog server (Docker's formats)",
+        needs: Needs::network(&LOCAL_ADDRESSES),
+        options: options::OPTIONS,
     };
-    TransportError { message }
-}
 
-pub struct SyslogLogger {
-    sender: RefCell<Sender<HostConnector>>,
-}
+    type Config = Config;
 
-impl GuestLogger for SyslogLogger {
-    fn open(c: Container, opts: Vec<Kv>) -> Result<Logger, Error> {
-        let cfg = config(&opts)?;
+    fn config(opts: &Options) -> Result<Config, Error> {
+        options::from_options(opts).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+
+    fn open(c: &Container, cfg: Config) -> Result<Self, Error> {
         let tls = match &cfg.address {
             Address::TcpTls(_) => Some(TlsConfig {
                 ca_file: cfg.tls.ca_file.clone(),
@@ -136,7 +68,7 @@ impl GuestLogger for SyslogLogger {
         let mut sender = Sender::new(
             HostConnector { tls },
             cfg.address.endpoints(),
-            header(&c, &cfg),
+            header(c, &cfg),
             Framing::for_config(cfg.format, cfg.address.is_tls()),
             cfg.address.is_datagram(),
         );
@@ -147,20 +79,37 @@ impl GuestLogger for SyslogLogger {
                 docker_text(&e)
             ))
         })?;
-        Ok(Logger::new(SyslogLogger {
-            sender: RefCell::new(sender),
-        }))
+        Ok(SyslogDriver(sender))
     }
 
-    fn write(&self, batch: Vec<Entry>) -> Result<(), Error> {
-        self.sender
-            .borrow_mut()
+    fn write(&mut self, batch: Vec<Entry>) -> Result<(), Error> {
+        self.0
             .write(&batch)
             .map_err(|e| Error::Unavailable(format!("{e}: {}", e.transport())))
     }
+}
 
-    fn flush(&self) -> Result<(), Error> {
-        Ok(())
+/// The host's connections, wrapped in TLS for tcp+tls.
+pub struct HostConnector {
+    tls: Option<TlsConfig>,
+}
+
+pub struct HostConn(Conn);
+
+impl Transport for HostConn {
+    fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
+        Ok(self.0.send(data)?)
+    }
+}
+
+impl Connector for HostConnector {
+    type Conn = HostConn;
+    fn connect(&mut self, address: &str) -> Result<HostConn, TransportError> {
+        Ok(HostConn(Conn::open(
+            address,
+            self.tls.as_ref(),
+            CONNECT_TIMEOUT_MS,
+        )?))
     }
 }
 
@@ -172,14 +121,13 @@ fn docker_text(e: &SendError) -> String {
     }
 }
 
-// Native builds (unit and integration tests) carry no component exports.
-#[cfg(target_arch = "wasm32")]
-burrow_plugin_sdk::log::export_log_driver!(SyslogDriver);
+burrow_plugin_sdk::log_driver!(SyslogDriver);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burrow_plugin_sdk::log::HostInfo;
+    use burrow_plugin_sdk::log::{Guest, HostInfo, Kv};
+    use burrow_plugin_sdk::testing::{self, FakeHost};
 
     fn kv(k: &str, v: &str) -> Kv {
         Kv {
@@ -242,6 +190,53 @@ mod tests {
         assert_eq!(
             header(&container(Some("local/bb:1/c1")), &cfg).tag,
             "local/bb:1/c1"
+        );
+    }
+
+    #[test]
+    fn lines_reach_the_server_as_docker_frames_them() {
+        let host = FakeHost::new();
+        let mut c = testing::container();
+        c.tag = Some("web".into());
+        let opts = [
+            ("syslog-address", "tcp+tls://127.0.0.1:6514"),
+            ("syslog-format", "rfc5424micro"),
+            ("syslog-tls-skip-verify", "false"),
+        ];
+        let mut d: SyslogDriver = host.open_for(&c, &opts).unwrap();
+        d.write(vec![testing::stdout("a"), testing::stderr("bb")])
+            .unwrap();
+        // Octet-counted rfc5424micro over tls, in one write (a stream), at T0.
+        assert_eq!(
+            host.sent("tcp://127.0.0.1:6514"),
+            [
+                b"60 <30>1 2026-11-22T07:48:58.969041Z testhost web 4242 web - a\n\
+                61 <27>1 2026-11-22T07:48:58.969041Z testhost web 4242 web - bb\n"
+                    .to_vec()
+            ]
+        );
+        let tls = host.tls("tcp://127.0.0.1:6514");
+        assert!(tls.len() == 1 && tls[0].as_ref().is_some_and(|t| t.skip_verify));
+    }
+
+    #[test]
+    fn a_refused_dial_fails_the_start_and_a_broken_one_is_redialled() {
+        let host = FakeHost::new();
+        host.refuse("unixgram:///dev/log");
+        host.refuse("unix:///dev/log");
+        let e = host.open::<SyslogDriver>(&[]).err().unwrap();
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m == "failed to initialize logging driver: Unix syslog delivery error"),
+            "{e:?}"
+        );
+        let addr = "udp://127.0.0.1:514";
+        let mut d: SyslogDriver = host.open(&[("syslog-address", "udp://127.0.0.1")]).unwrap();
+        host.break_connections(addr);
+        d.write(vec![testing::stdout("x")]).unwrap();
+        assert_eq!(host.connections(addr), 2, "one reconnect, as srslog");
+        assert_eq!(
+            host.sent(addr),
+            [b"<30>Nov 22 07:48:58 e41187040f57[4242]: x\n".to_vec()]
         );
     }
 }

@@ -1,6 +1,8 @@
 //! The syslog driver's options, parsed and checked the way moby's `daemon/logger/syslog`
 //! does, with its error messages.
 
+use burrow_plugin_sdk::log::Kv;
+use burrow_plugin_sdk::log::opts::{self, Opt, OptError, Options};
 use thiserror::Error;
 
 /// Where the messages go.
@@ -76,8 +78,9 @@ pub struct Config {
 /// Messages are Docker's, verbatim, so scripts that match on them keep working.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OptionError {
-    #[error("unknown log opt '{key}' for syslog log driver")]
-    Unknown { key: String },
+    /// An unknown key ("unknown log opt 'x' for syslog log driver").
+    #[error(transparent)]
+    Opt(#[from] OptError),
     #[error("invalid syslog facility")]
     Facility { value: String },
     #[error("Invalid syslog format")]
@@ -95,19 +98,21 @@ pub enum OptionError {
     EmptyPath { path: String },
 }
 
-const KNOWN: [&str; 12] = [
-    "env",
-    "env-regex",
-    "labels",
-    "labels-regex",
-    "syslog-address",
-    "syslog-facility",
-    "syslog-tls-ca-cert",
-    "syslog-tls-cert",
-    "syslog-tls-key",
-    "syslog-tls-skip-verify",
-    "tag",
-    "syslog-format",
+/// The options syslog takes, in moby's list; their values are checked by [`from_options`] in
+/// Docker's order (address, facility, format).
+pub const OPTIONS: &[Opt] = &[
+    opts::ENV,
+    opts::ENV_REGEX,
+    opts::LABELS,
+    opts::LABELS_REGEX,
+    Opt::text("syslog-address"),
+    Opt::text("syslog-facility"),
+    Opt::text("syslog-tls-ca-cert"),
+    Opt::text("syslog-tls-cert"),
+    Opt::text("syslog-tls-key"),
+    Opt::text("syslog-tls-skip-verify"),
+    opts::TAG,
+    Opt::text("syslog-format"),
 ];
 
 const FACILITIES: [(&str, u8); 20] = [
@@ -136,15 +141,19 @@ const FACILITIES: [(&str, u8); 20] = [
 /// Checks every option and builds the configuration, in Docker's order: unknown keys,
 /// then the address, the facility and the format.
 pub fn parse(opts: &[(String, String)]) -> Result<Config, OptionError> {
-    if let Some((key, _)) = opts.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
-        return Err(OptionError::Unknown { key: key.clone() });
-    }
-    let get = |key: &str| {
-        opts.iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let kvs: Vec<Kv> = opts
+        .iter()
+        .map(|(key, value)| Kv {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    from_options(&Options::parse("syslog", OPTIONS, &kvs)?)
+}
+
+/// The configuration from options whose keys passed [`OPTIONS`].
+pub fn from_options(o: &Options) -> Result<Config, OptionError> {
+    let get = |key: &str| o.raw(key);
     let address = parse_address(get("syslog-address").unwrap_or(""))?;
     let facility = parse_facility(get("syslog-facility").unwrap_or(""))?;
     let format = parse_format(get("syslog-format").unwrap_or(""))?;

@@ -9,11 +9,7 @@ use crate::format::{Framing, Header, SEVERITY_ERR, SEVERITY_INFO};
 
 /// A connection's failure as the host (or the OS) words it, e.g.
 /// "dial tcp 127.0.0.1:5514: connect: connection refused".
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("{message}")]
-pub struct TransportError {
-    pub message: String,
-}
+pub use burrow_plugin_sdk::log::TransportError;
 
 /// An open connection to the syslog server.
 pub trait Transport {
@@ -106,14 +102,8 @@ impl<C: Connector> Sender<C> {
                 Err(source) => last = Some((address.clone(), source)),
             }
         }
-        let (address, source) = last.unwrap_or_else(|| {
-            (
-                String::new(),
-                TransportError {
-                    message: "no syslog address".into(),
-                },
-            )
-        });
+        let (address, source) =
+            last.unwrap_or_else(|| (String::new(), TransportError::new("no syslog address")));
         if self.endpoints.len() > 1 {
             Err(SendError::NoLocalSyslog { source })
         } else {

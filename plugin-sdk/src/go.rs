@@ -1,37 +1,87 @@
-//! The Go parsers behind Docker's fluentd options (`strconv.ParseBool`,
-//! `strconv.ParseUint`, `time.ParseDuration`, go-units' `RAMInBytes`), with their
-//! error texts, so that a bad option reads exactly as Docker's.
+//! Go's parsers behind Docker's log options, with Go's error texts, so that a bad option reads
+//! exactly as Docker's: `strconv.ParseBool`, `strconv.Atoi`, `strconv.ParseUint`,
+//! `time.ParseDuration` (and `Duration.String`), go-units' `FromHumanSize` (decimal: 1k =
+//! 1000) and `RAMInBytes` (binary: 1k = 1024).
+//!
+//! No crate parses these the Go way (Go's duration units include `µs`, its sizes truncate a
+//! float, its messages quote with `strconv.Quote`), so they are written out here once for
+//! every driver.
+
+use std::fmt;
 
 use thiserror::Error;
 
+/// A value Go refused, worded as Go words it (the value quoted as `strconv.Quote` does).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum GoError {
-    #[error("strconv.ParseBool: parsing \"{0}\": invalid syntax")]
+    #[error("strconv.ParseBool: parsing {}: invalid syntax", Quoted(.0))]
     Bool(String),
-    #[error("strconv.ParseUint: parsing \"{0}\": invalid syntax")]
+    #[error("strconv.Atoi: parsing {}: invalid syntax", Quoted(.0))]
+    IntSyntax(String),
+    #[error("strconv.Atoi: parsing {}: value out of range", Quoted(.0))]
+    IntRange(String),
+    #[error("strconv.ParseUint: parsing {}: invalid syntax", Quoted(.0))]
     UintSyntax(String),
-    #[error("strconv.ParseUint: parsing \"{0}\": value out of range")]
+    #[error("strconv.ParseUint: parsing {}: value out of range", Quoted(.0))]
     UintRange(String),
-    #[error("time: invalid duration \"{0}\"")]
+    #[error("time: invalid duration {}", Quoted(.0))]
     Duration(String),
-    #[error("time: missing unit in duration \"{0}\"")]
+    #[error("time: missing unit in duration {}", Quoted(.0))]
     DurationUnitMissing(String),
-    #[error("time: unknown unit \"{unit}\" in duration \"{value}\"")]
+    #[error("time: unknown unit {} in duration {}", Quoted(unit), Quoted(value))]
     DurationUnit { unit: String, value: String },
     #[error("invalid size: '{0}'")]
     Size(String),
     #[error("invalid suffix: '{0}'")]
     SizeSuffix(String),
-    #[error("strconv.ParseFloat: parsing \"{0}\": invalid syntax")]
+    #[error("strconv.ParseFloat: parsing {}: invalid syntax", Quoted(.0))]
     Float(String),
 }
 
+/// A string as Go's `strconv.Quote` writes it: in double quotes, with `"` and `\` escaped,
+/// control characters as `\n`, `\t`, `\x01` and the like, the rest as is.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\u{7}' => f.write_str("\\a")?,
+                '\u{8}' => f.write_str("\\b")?,
+                '\u{c}' => f.write_str("\\f")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\u{b}' => f.write_str("\\v")?,
+                c if (c as u32) < 0x20 || c == '\u{7f}' => write!(f, "\\x{:02x}", c as u32)?,
+                c if c.is_control() => write!(f, "\\u{:04x}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+/// `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Result<bool, GoError> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
         _ => Err(GoError::Bool(s.to_string())),
     }
+}
+
+/// `strconv.Atoi` on a 64-bit platform: an optional sign, then decimal digits.
+pub fn atoi(s: &str) -> Result<i64, GoError> {
+    use std::num::IntErrorKind;
+    s.parse::<i64>().map_err(|e| match e.kind() {
+        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => GoError::IntRange(s.to_string()),
+        _ => GoError::IntSyntax(s.to_string()),
+    })
 }
 
 /// `strconv.ParseUint(s, 10, bits)`.
@@ -227,6 +277,70 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, GoError> {
     Ok((size * mul) as i64)
 }
 
+/// go-units' `FromHumanSize` as vendored by dockerd 20.10 (decimal multiples: 1k = 1000):
+/// the string must match `(?i)^(\d+(\.\d+)*) ?([kmgtp])?i?b?$`; the number is parsed as a
+/// float, multiplied by the unit and truncated to an integer.
+pub fn from_human_size(s: &str) -> Result<i64, GoError> {
+    let invalid = || GoError::Size(s.to_owned());
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return Err(invalid());
+    }
+    while i < b.len() && b[i] == b'.' {
+        let mut j = i + 1;
+        if !digits(&mut j) {
+            break;
+        }
+        i = j;
+    }
+    let number = &s[..i];
+    let mut rest = &b[i..];
+    if let [b' ', tail @ ..] = rest {
+        rest = tail;
+    }
+    let mut mul = 1i64;
+    if let [u, tail @ ..] = rest {
+        let unit = match u.to_ascii_lowercase() {
+            b'k' => Some(1_000),
+            b'm' => Some(1_000_000),
+            b'g' => Some(1_000_000_000),
+            b't' => Some(1_000_000_000_000),
+            b'p' => Some(1_000_000_000_000_000),
+            _ => None,
+        };
+        if let Some(m) = unit {
+            mul = m;
+            rest = tail;
+        }
+    }
+    if let [b'i' | b'I', tail @ ..] = rest {
+        rest = tail;
+    }
+    if let [b'b' | b'B', tail @ ..] = rest {
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(invalid());
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| GoError::Float(number.to_owned()))?;
+    let size = value * mul as f64;
+    // Go's float-to-int64 conversion on amd64 yields MinInt64 when out of range.
+    if size >= i64::MAX as f64 {
+        return Ok(i64::MIN);
+    }
+    Ok(size as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +424,54 @@ mod tests {
         assert_eq!(
             ram_in_bytes("1kx").unwrap_err().to_string(),
             "invalid suffix: 'kx'"
+        );
+    }
+
+    #[test]
+    fn atoi_as_go() {
+        assert_eq!(atoi("+5").unwrap(), 5);
+        assert_eq!(atoi("-2").unwrap(), -2);
+        assert_eq!(
+            atoi("x").unwrap_err().to_string(),
+            "strconv.Atoi: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            atoi("99999999999999999999").unwrap_err().to_string(),
+            "strconv.Atoi: parsing \"99999999999999999999\": value out of range"
+        );
+    }
+
+    #[test]
+    fn human_sizes_follow_go_units() {
+        let ok = |s: &str| from_human_size(s).unwrap();
+        assert_eq!(ok("100"), 100);
+        assert_eq!(ok("10m"), 10_000_000);
+        assert_eq!(ok("10M"), 10_000_000);
+        assert_eq!(ok("1.5m"), 1_500_000);
+        assert_eq!(ok("1.1k"), 1100);
+        assert_eq!(ok("2 kB"), 2000);
+        assert_eq!(ok("3KiB"), 3000); // FromHumanSize is decimal even with "i"
+        assert_eq!(ok("7b"), 7);
+        assert_eq!(ok("1g"), 1_000_000_000);
+        assert_eq!(ok("99999999999p"), i64::MIN, "Go's out-of-range conversion");
+        for bad in ["", "k", "-1", "1x", "1  k", " 1", "1kbb", "1.", ".5"] {
+            assert_eq!(
+                from_human_size(bad),
+                Err(GoError::Size(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            from_human_size("1.2.3k").unwrap_err().to_string(),
+            "strconv.ParseFloat: parsing \"1.2.3\": invalid syntax"
+        );
+    }
+
+    #[test]
+    fn values_are_quoted_as_go_quotes_them() {
+        assert_eq!(
+            parse_bool("a\"b\\\t\u{1}\u{7f}é").unwrap_err().to_string(),
+            "strconv.ParseBool: parsing \"a\\\"b\\\\\\t\\x01\\x7fé\": invalid syntax"
         );
     }
 }
