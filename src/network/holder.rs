@@ -543,7 +543,7 @@ pub fn serve(upstream_fd: Option<i32>, dir: Option<&Path>) -> i32 {
             return 1;
         }
     };
-    super::relay::allow_many_connections();
+    super::tcp_relay::allow_many_connections();
     let control = Holder::control(dir);
     let _ = std::fs::remove_file(&control);
     match std::os::unix::net::UnixListener::bind(&control) {

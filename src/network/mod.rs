@@ -10,8 +10,8 @@ pub mod nfqueue;
 pub mod pasta;
 pub mod ports;
 pub mod proxy;
-pub mod relay;
 pub mod slirp;
+pub mod tcp_relay;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;

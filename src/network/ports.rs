@@ -432,7 +432,7 @@ fn relay(client: TcpStream, from: SocketAddr, target: SocketAddr) {
     let Ok(upstream) = upstream else {
         return;
     };
-    super::relay::both_ways(client, upstream);
+    super::tcp_relay::both_ways(client, upstream);
 }
 
 impl std::fmt::Display for Published {

@@ -3,7 +3,7 @@
 //! connection to a transparent listener ([`listen`], nftables `tproxy`), which keeps the
 //! address the container asked for, and `burrow __egress` ([`serve`]) connects there from
 //! the host's network namespace, as the user, and copies both ways in the kernel
-//! (`relay.rs`). The far end sees the host's address, as it does through slirp.
+//! (`tcp_relay.rs`). The far end sees the host's address, as it does through slirp.
 //!
 //! The container's SYN is held first (nfnetlink_queue, [`QUEUE`]) until the far end answered
 //! our own connect: then it goes on to the listener, and the connection it opens is joined to
@@ -188,7 +188,7 @@ fn forward(conn: TcpStream, ready: &Ready) {
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match upstream {
-        Ok(upstream) => super::relay::both_ways(conn, upstream),
+        Ok(upstream) => super::tcp_relay::both_ways(conn, upstream),
         Err(_) => {
             let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
         }

@@ -303,7 +303,7 @@ pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
             queue,
         }) => {
             if let Some(listener) = listener {
-                super::relay::allow_many_connections();
+                super::tcp_relay::allow_many_connections();
                 let listener = std::net::TcpListener::from(listener);
                 let queue = queue.map(|fd| super::nfqueue::Queue::from_fd(fd, super::proxy::QUEUE));
                 let _ = std::thread::Builder::new()

@@ -15,7 +15,8 @@ use super::mounts::{self, MountOptions};
 use super::sys::{Nix, clone_mount};
 use super::user::{self, ExecUser};
 use super::{
-    ContainerSpec, IdMapping, NetworkMode, RuntimeError, command, net, privileges, seccomp, tty,
+    ContainerSpec, IdMapping, NetworkMode, RuntimeError, command, loopback, privileges, seccomp,
+    tty,
 };
 
 fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
@@ -208,7 +209,7 @@ pub(crate) fn prepare(
             path: PathBuf::from(&spec.hostname),
             source: e.into(),
         })?;
-        net::loopback_up()?;
+        loopback::loopback_up()?;
     }
     if !spec.tty && !spec.stdin {
         dev_null_onto(&[0])?;

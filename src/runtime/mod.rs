@@ -11,11 +11,12 @@ mod clock;
 mod command;
 mod container;
 mod exec;
-mod holder;
+mod holder_namespaces;
 mod idmap;
 mod init;
+mod jobs;
+mod loopback;
 mod mounts;
-mod net;
 mod privileges;
 mod process;
 mod procfs;
@@ -26,9 +27,10 @@ mod user;
 
 pub use clock::utc_offset_secs;
 pub use exec::exec;
-pub use holder::{in_forked_job, in_joined_userns, start_holder};
+pub use holder_namespaces::start_holder;
 pub use idmap::find_program;
-pub use process::{in_userns, run_observed};
+pub use jobs::{in_forked_job, in_joined_userns, in_userns};
+pub use process::run_observed;
 pub use procfs::{container_processes, namespace_anchor};
 pub use tty::{RawMode, Signals, recv_fd, send_fd, terminal_size};
 

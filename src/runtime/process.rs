@@ -81,7 +81,10 @@ pub(super) fn scrub_after_fork(keep: &[RawFd]) {
 
 /// Closes every descriptor from 3 up that is not in `keep`.
 pub(super) fn close_fds_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
     keep.retain(|&fd| fd > 2);
     keep.sort_unstable();
     keep.dedup();
@@ -462,80 +465,5 @@ fn kill_children() {
     for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
         tracing::debug!(pid, "killing a rootfs daemon that outlived its mount");
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
-
-/// The child's end of a job: runs `f` (a panic is an error), sends its JSON result, exits.
-pub(super) fn finish_job<T: serde::Serialize>(
-    f: impl FnOnce() -> Result<T, String>,
-    to_parent: &File,
-) -> ! {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("the job panicked".to_string()))
-        .and_then(|v| {
-            serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
-        });
-    let sent = channel::send(to_parent, &ToParent::JobDone(outcome));
-    exit_now(if sent.is_ok() { 0 } else { 125 })
-}
-
-/// The parent's end of a job: the result the child sent, or why there is none.
-pub(super) fn job_result<T: serde::de::DeserializeOwned>(
-    child: Pid,
-    from_child: &File,
-) -> Result<T, RuntimeError> {
-    match channel::recv::<ToParent>(from_child).map_err(channel_err("the job's result"))? {
-        Some(ToParent::JobDone(Ok(v))) => {
-            serde_json::from_value(v).map_err(|e| RuntimeError::Job {
-                message: format!("cannot decode the result: {e}"),
-            })
-        }
-        Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
-        Some(ToParent::Failed(f)) => Err(f.into()),
-        _ => Err(RuntimeError::ChildVanished {
-            pid: child.as_raw(),
-            stage: "finishing the job",
-        }),
-    }
-}
-
-/// Runs `f` in a forked child inside a new user and mount namespace with `map` applied, as
-/// uid 0 / gid 0; its result comes back as JSON. Call only while the process has no other
-/// threads.
-pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
-    map: &IdMapping,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T, RuntimeError> {
-    let (from_child, to_parent) = channel::pipe()?;
-    let (from_parent, to_child) = channel::pipe()?;
-    let parent = nix::unistd::getpid();
-    let setgroups = map.setgroups_allowed();
-    match fork()? {
-        ForkResult::Child => {
-            drop((from_child, to_child));
-            if !die_with_parent(parent) {
-                exit_now(125);
-            }
-            if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
-                fail(&to_parent, e);
-            }
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
-                fail(&to_parent, process_err("create a mount namespace")(e));
-            }
-            let none: Option<&str> = None;
-            let slave = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE;
-            if let Err(e) = nix::mount::mount(none, "/", none, slave, none) {
-                fail(&to_parent, process_err("make / a slave mount")(e));
-            }
-            finish_job(f, &to_parent)
-        }
-        ForkResult::Parent { child } => {
-            drop((to_parent, from_parent));
-            let result = map_child(child, map, &from_child, &to_child)
-                .and_then(|()| job_result(child, &from_child));
-            let code = wait_code(child)?;
-            tracing::debug!(pid = child.as_raw(), code, "user namespace job finished");
-            result
-        }
     }
 }
