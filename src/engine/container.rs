@@ -279,7 +279,7 @@ impl Engine {
         tracing::warn!(container = %c.id, "the container's monitor is gone; marking it exited");
         if let Some(pid) = c
             .pid
-            .filter(|p| crate::monitor::is_same_process(*p, c.pid_start))
+            .filter(|p| crate::runtime::proc::is_same_process(*p, c.pid_start))
         {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -455,7 +455,7 @@ impl Engine {
         let state = &mut self.state;
         let outcome = crate::runtime::run_observed(&spec, &self.idmap, &mut on_netns, &mut |pid| {
             c.pid = Some(pid);
-            c.pid_start = crate::monitor::process_start_time(pid);
+            c.pid_start = crate::runtime::proc::process_start_time(pid);
             let attrs = std::collections::BTreeMap::from([
                 ("name".to_string(), c.name.clone()),
                 ("image".to_string(), c.image_name.clone()),

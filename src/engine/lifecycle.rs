@@ -15,6 +15,7 @@ use super::container::{EXITED, RUNNING};
 use super::lock::FileLock;
 use super::{Engine, EngineError, Result};
 use crate::monitor::{self, Backoff, Ready};
+use crate::runtime::proc;
 use crate::state::{self, ContainerRecord};
 
 /// How the monitor runs (`burrow __monitor ID [--hold] [--tty-size ROWSxCOLS]`).
@@ -426,7 +427,7 @@ impl Engine {
     /// Sends `signal` to the container's pid 1, if it is still the process we started.
     fn signal_container(&self, c: &ContainerRecord, signal: Signal) -> Result<bool> {
         let Some(pid) = c.pid else { return Ok(false) };
-        if !monitor::is_same_process(pid, c.pid_start) {
+        if !proc::is_same_process(pid, c.pid_start) {
             return Ok(false);
         }
         match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
@@ -625,7 +626,7 @@ impl Engine {
     fn running_pid(&mut self, key: &str) -> Result<(ContainerRecord, i32)> {
         let c = self.find_container(key)?;
         match c.pid {
-            Some(pid) if c.status == RUNNING && monitor::is_same_process(pid, c.pid_start) => {
+            Some(pid) if c.status == RUNNING && proc::is_same_process(pid, c.pid_start) => {
                 Ok((c, pid))
             }
             _ => Err(EngineError::NotRunning(c.name)),

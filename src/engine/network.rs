@@ -476,7 +476,7 @@ impl Engine {
             let c = &s.record;
             let Some(pid) = c.pid.filter(|p| {
                 c.status == super::container::RUNNING
-                    && crate::monitor::is_same_process(*p, c.pid_start)
+                    && crate::runtime::proc::is_same_process(*p, c.pid_start)
             }) else {
                 continue;
             };
@@ -505,7 +505,7 @@ impl Engine {
         let c = self.repair(c)?;
         Ok(c.pid.filter(|p| {
             c.status == super::container::RUNNING
-                && crate::monitor::is_same_process(*p, c.pid_start)
+                && crate::runtime::proc::is_same_process(*p, c.pid_start)
         }))
     }
 

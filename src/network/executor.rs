@@ -496,7 +496,7 @@ pub(crate) fn in_netns<R: Send>(
     let ns: OwnedFd = ns.try_clone_to_owned()?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            crate::monitor::block_all_signals();
+            crate::runtime::proc::block_all_signals();
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
             f()
         })

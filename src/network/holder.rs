@@ -154,7 +154,7 @@ impl Holder {
 
     /// Whether this holder still runs (same pid, same start time, the holder's command).
     pub fn alive(&self) -> bool {
-        crate::monitor::is_same_process(self.pid, Some(self.start))
+        crate::runtime::proc::is_same_process(self.pid, Some(self.start))
             && std::fs::read(format!("/proc/{}/cmdline", self.pid))
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == HOLDER_COMMAND.as_bytes()))
     }
@@ -236,7 +236,7 @@ fn start(map: &IdMapping, dir: &Path, way: Egress) -> Result<Holder, HolderError
     drop((upstream, exit_w));
     let holder = Holder {
         pid,
-        start: crate::monitor::process_start_time(pid).unwrap_or_default(),
+        start: crate::runtime::proc::process_start_time(pid).unwrap_or_default(),
     };
     let netns = holder.netns();
     let set_up = crate::runtime::in_joined_userns(&holder.userns(), move || {

@@ -37,9 +37,8 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::container::{self, Ready};
-use super::process::{
-    channel_err, die_with_parent, exit_now, fail, fork, process_err, scrub_after_fork, wait_code,
-};
+use super::proc::scrub_after_fork;
+use super::process::{channel_err, die_with_parent, exit_now, fail, fork, process_err, wait_code};
 use super::tty::{self, RawMode, Signals};
 use super::user::{self, ExecUser};
 use super::{ExecSpec, IdMapping, RuntimeError, procfs};

@@ -18,6 +18,7 @@ mod jobs;
 mod loopback;
 mod mounts;
 mod privileges;
+pub mod proc;
 mod process;
 mod procfs;
 mod seccomp;

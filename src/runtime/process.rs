@@ -26,7 +26,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -35,6 +35,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, ChildFailure, ToChild, ToParent};
+use super::proc::scrub_after_fork;
 use super::sys::Nix;
 use super::tty::{self, RawMode, Signals};
 use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, init, mounts};
@@ -61,64 +62,6 @@ pub(super) fn fork() -> Result<ForkResult, RuntimeError> {
 pub(super) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
     unsafe { libc::_exit(code) }
-}
-
-/// What a child that the container can see does first, right after the fork: closes every
-/// descriptor above 2 but `keep` (close-on-exec is not enough for a process that may never
-/// exec, like `--init`'s pid 1, or that the container can look at before it does), forgets
-/// burrow's environment, and becomes non-dumpable, so that the container's root can neither
-/// open its /proc files (fd, environ, mem) nor ptrace it. The container's command is
-/// dumpable again once exec'd: execve resets the flag.
-pub(super) fn scrub_after_fork(keep: &[RawFd]) {
-    let _ = nix::sys::prctl::set_dumpable(false);
-    close_fds_except(keep);
-    for (key, _) in std::env::vars_os() {
-        // SAFETY: the forked child is single-threaded: nothing reads the environment
-        // concurrently.
-        unsafe { std::env::remove_var(key) };
-    }
-}
-
-/// Closes every descriptor from 3 up that is not in `keep`.
-pub(super) fn close_fds_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter_map(|&fd| u32::try_from(fd).ok())
-        .collect();
-    keep.retain(|&fd| fd > 2);
-    keep.sort_unstable();
-    keep.dedup();
-    let mut from = 3u32;
-    for bound in keep.iter().copied().chain([u32::MAX]) {
-        if bound > from && !close_range(from, bound - 1) {
-            close_by_listing(&keep);
-            return;
-        }
-        from = bound.saturating_add(1);
-    }
-}
-
-/// close_range(2) without flags; false where the kernel lacks it (before 5.9).
-fn close_range(first: u32, last: u32) -> bool {
-    // SAFETY: close_range takes no pointers; it closes descriptors this process owns.
-    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
-}
-
-fn close_by_listing(keep: &[u32]) {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds {
-        if fd > 2 && !keep.contains(&(fd as u32)) {
-            // SAFETY: closing a descriptor number; the listing's own is closed by its drop
-            // (EBADF at worst).
-            unsafe { libc::close(fd) };
-        }
-    }
 }
 
 /// Dies with the parent; returns false when the parent is already gone.
