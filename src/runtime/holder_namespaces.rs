@@ -24,7 +24,8 @@ use super::channel::{self, ToParent};
 use super::process::{
     channel_err, enter_userns, exit_now, fail, fork, map_child, process_err, wait_code,
 };
-use super::{IdMapping, RuntimeError, container, loopback};
+use super::sys::{Nix, Syscall};
+use super::{IdMapping, RuntimeError, container};
 
 /// Starts the holder: a process in a new user namespace (ids mapped with `map`) and a new
 /// network namespace, running `exe args` there. Returns its pid. Call only while the process
@@ -61,13 +62,11 @@ pub fn start_holder(
             if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
                 fail(&to_parent, e);
             }
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
-                fail(
-                    &to_parent,
-                    process_err("create the holder's network namespace")(e),
-                );
+            if let Err(source) = Nix.unshare(CloneFlags::CLONE_NEWNET) {
+                let step = "create the holder's network namespace".into();
+                fail(&to_parent, RuntimeError::Process { step, source });
             }
-            if let Err(e) = loopback::loopback_up() {
+            if let Err(e) = Nix.loopback_up() {
                 fail(&to_parent, e);
             }
             if let Err(e) = container::dev_null_onto(&[0, 1, 2]) {

@@ -15,9 +15,9 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::process::{
-    channel_err, die_with_parent, enter_userns, exit_now, fail, fork, map_child, process_err,
-    wait_code,
+    channel_err, die_with_parent, enter_userns, exit_now, fail, fork, join, map_child, wait_code,
 };
+use super::sys::{Nix, Syscall};
 use super::{IdMapping, RuntimeError};
 
 /// Runs `f` in a forked child that joined the user namespace at `userns` (as its root, with
@@ -45,15 +45,14 @@ pub fn in_forked_job<T: serde::Serialize + serde::de::DeserializeOwned>(
                 exit_now(125);
             }
             if let Some(userns) = userns {
-                let joined = std::fs::File::open(userns)
-                    .map_err(|source| RuntimeError::Process {
-                        step: format!("open the user namespace {}", userns.display()),
-                        source,
-                    })
-                    .and_then(|ns| {
-                        nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
-                            .map_err(process_err("join the network holder's user namespace"))
-                    });
+                let joining = "join the network holder's user namespace";
+                let joined = join(
+                    &Nix,
+                    userns,
+                    CloneFlags::CLONE_NEWUSER,
+                    "the user namespace ",
+                    joining,
+                );
                 if let Err(e) = joined {
                     fail(&to_parent, e);
                 }
@@ -120,13 +119,14 @@ pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
             if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
                 fail(&to_parent, e);
             }
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
-                fail(&to_parent, process_err("create a mount namespace")(e));
+            if let Err(source) = Nix.unshare(CloneFlags::CLONE_NEWNS) {
+                let step = "create a mount namespace".into();
+                fail(&to_parent, RuntimeError::Process { step, source });
             }
-            let none: Option<&str> = None;
             let slave = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE;
-            if let Err(e) = nix::mount::mount(none, "/", none, slave, none) {
-                fail(&to_parent, process_err("make / a slave mount")(e));
+            if let Err(source) = Nix.mount(None, Path::new("/"), None, slave, None) {
+                let step = "make / a slave mount".into();
+                fail(&to_parent, RuntimeError::Process { step, source });
             }
             finish_job(f, &to_parent)
         }

@@ -17,6 +17,8 @@ mod init;
 mod jobs;
 mod loopback;
 mod mounts;
+#[cfg(test)]
+mod namespace_tests;
 mod privileges;
 pub mod proc;
 mod process;

@@ -26,7 +26,8 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -36,7 +37,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, ChildFailure, ToChild, ToParent};
 use super::proc::scrub_after_fork;
-use super::sys::Nix;
+use super::sys::{Nix, Syscall};
 use super::tty::{self, RawMode, Signals};
 use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, init, mounts};
 
@@ -78,28 +79,42 @@ pub(super) fn enter_userns(
     to_parent: &File,
     from_parent: &File,
 ) -> Result<(), RuntimeError> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-        .map_err(process_err("create a user namespace"))?;
-    channel::send(to_parent, &ToParent::UserNsReady)
-        .map_err(channel_err("the user namespace handshake"))?;
-    match channel::recv::<ToChild>(from_parent) {
-        Ok(Some(ToChild::MapsWritten)) => {}
-        // The parent failed to map ids and reports that itself.
-        _ => exit_now(125),
-    }
+    Nix.unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(io_step("create a user namespace"))?;
+    wait_for_maps(to_parent, from_parent)?;
     become_root(setgroups)
 }
 
-/// Joins an existing user namespace (the network holder's), whose maps are written: the
-/// owner gets every capability there, and becomes root in it as after `enter_userns`.
-pub(super) fn join_userns(path: &std::path::Path, setgroups: bool) -> Result<(), RuntimeError> {
+/// Tells the parent the new user namespace exists and waits until it wrote the id maps.
+fn wait_for_maps(to_parent: &File, from_parent: &File) -> Result<(), RuntimeError> {
+    channel::send(to_parent, &ToParent::UserNsReady)
+        .map_err(channel_err("the user namespace handshake"))?;
+    match channel::recv::<ToChild>(from_parent) {
+        Ok(Some(ToChild::MapsWritten)) => Ok(()),
+        // The parent failed to map ids and reports that itself.
+        _ => exit_now(125),
+    }
+}
+
+fn io_step(step: &str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let step = step.to_string();
+    move |source| RuntimeError::Process { step, source }
+}
+
+/// Opens the namespace file at `path` (`opening` names it in the error, before its path)
+/// and joins it: `flag` says its type, `joining` names the step.
+pub(super) fn join(
+    sys: &dyn Syscall,
+    path: &Path,
+    flag: CloneFlags,
+    opening: &str,
+    joining: &str,
+) -> Result<(), RuntimeError> {
     let ns = File::open(path).map_err(|source| RuntimeError::Process {
-        step: format!("open the user namespace {}", path.display()),
+        step: format!("open {opening}{}", path.display()),
         source,
     })?;
-    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
-        .map_err(process_err("join the network holder's user namespace"))?;
-    become_root(setgroups)
+    sys.setns(ns.as_fd(), flag).map_err(io_step(joining))
 }
 
 fn become_root(setgroups: bool) -> Result<(), RuntimeError> {
@@ -267,6 +282,72 @@ fn start(
     }
 }
 
+/// Why C stopped before forking G.
+#[derive(Debug)]
+pub(super) enum Stopped {
+    /// A step failed; `release`: the rootfs is mounted already and must be released.
+    Failed { err: RuntimeError, release: bool },
+    /// The parent is gone: exit quietly.
+    ParentGone,
+}
+
+impl From<RuntimeError> for Stopped {
+    fn from(err: RuntimeError) -> Self {
+        Stopped::Failed {
+            err,
+            release: false,
+        }
+    }
+}
+
+/// C's namespace steps, in this order: the user namespace (joined, or new, with `mapped`
+/// waiting for the parent's id maps), `settle` (credentials and what they reset), the mount
+/// namespace, the rootfs mounted in it, the other namespaces, and the network namespace
+/// to join (`--network container:NAME`).
+pub(super) fn namespaces(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    mapped: impl FnOnce() -> Result<(), RuntimeError>,
+    settle: impl FnOnce() -> Result<(), Stopped>,
+) -> Result<(), Stopped> {
+    match &spec.userns {
+        Some(path) => join(
+            sys,
+            path,
+            CloneFlags::CLONE_NEWUSER,
+            "the user namespace ",
+            "join the network holder's user namespace",
+        )?,
+        None => {
+            sys.unshare(CloneFlags::CLONE_NEWUSER)
+                .map_err(io_step("create a user namespace"))?;
+            mapped()?;
+        }
+    }
+    settle()?;
+    // The rootfs is mounted here, before the pid namespace, so fuse-overlayfs runs outside
+    // the container (not in its `ps`, not killed with it) and keeps this namespace's root.
+    sys.unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(io_step("create a mount namespace"))?;
+    let mounted = |err| Stopped::Failed { err, release: true };
+    mounts::mount_root(sys, spec).map_err(mounted)?;
+    let mut flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    if matches!(spec.network, NetworkMode::None | NetworkMode::Attached) {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    sys.unshare(flags)
+        .map_err(io_step("create the container's namespaces"))
+        .map_err(mounted)?;
+    if let NetworkMode::Joined(netns) = &spec.network {
+        let step = "join the other container's network namespace";
+        join(sys, netns, CloneFlags::CLONE_NEWNET, "", step).map_err(mounted)?;
+    }
+    Ok(())
+}
+
 /// C: user namespace, a mount namespace holding the rootfs, the other namespaces, then fork
 /// G and relay its status; afterwards release the rootfs so its daemon (if any) exits.
 fn middle(
@@ -281,57 +362,26 @@ fn middle(
     if !die_with_parent(parent) {
         return 125;
     }
-    let entered = match &spec.userns {
-        Some(path) => join_userns(path, setgroups),
-        None => enter_userns(setgroups, &to_parent, from_parent),
+    let settle = || {
+        become_root(setgroups)?;
+        // Changing credentials cleared the parent-death signal.
+        if !die_with_parent(parent) {
+            return Err(Stopped::ParentGone);
+        }
+        // fuse-overlayfs daemonises; as a subreaper C inherits the daemon and can wait for
+        // it.
+        nix::sys::prctl::set_child_subreaper(true).map_err(process_err("become a subreaper"))?;
+        Ok(())
     };
-    if let Err(e) = entered {
-        fail(&to_parent, e);
-    }
-    // Changing credentials cleared the parent-death signal.
-    if !die_with_parent(parent) {
-        return 125;
-    }
-    // fuse-overlayfs daemonises; as a subreaper C inherits the daemon and can wait for it.
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        fail(&to_parent, process_err("become a subreaper")(e));
-    }
-    // The rootfs is mounted here, before the pid namespace, so fuse-overlayfs runs outside
-    // the container (not in its `ps`, not killed with it) and keeps this namespace's root.
-    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
-        fail(&to_parent, process_err("create a mount namespace")(e));
-    }
-    if let Err(e) = mounts::mount_root(&Nix, spec) {
-        release(spec);
-        fail(&to_parent, e);
-    }
-    let mut flags = CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWCGROUP;
-    if matches!(spec.network, NetworkMode::None | NetworkMode::Attached) {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    if let Err(e) = nix::sched::unshare(flags) {
-        release(spec);
-        fail(
-            &to_parent,
-            process_err("create the container's namespaces")(e),
-        );
-    }
-    if let NetworkMode::Joined(netns) = &spec.network {
-        let joined = std::fs::File::open(netns)
-            .map_err(|source| RuntimeError::Process {
-                step: format!("open {}", netns.display()),
-                source,
-            })
-            .and_then(|ns| {
-                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
-                    .map_err(process_err("join the other container's network namespace"))
-            });
-        if let Err(e) = joined {
-            release(spec);
-            fail(&to_parent, e);
+    let mapped = || wait_for_maps(&to_parent, from_parent);
+    match namespaces(&Nix, spec, mapped, settle) {
+        Ok(()) => {}
+        Err(Stopped::ParentGone) => return 125,
+        Err(Stopped::Failed { err, release: r }) => {
+            if r {
+                release(spec);
+            }
+            fail(&to_parent, err);
         }
     }
     if spec.network == NetworkMode::Attached {
