@@ -230,9 +230,9 @@ impl Engine {
             Ok(sizes)
         })
         .map_err(|e| match e {
-            crate::runtime::RuntimeError::Job { message } => EngineError::Unpack {
+            crate::runtime::RuntimeError::Job(job) => EngineError::Unpack {
                 image: image.to_string(),
-                message,
+                message: job.to_string(),
             },
             other => EngineError::Runtime(other),
         })?;
@@ -506,7 +506,7 @@ impl Engine {
                 for chain in &to_remove {
                     storage.remove_layer(chain).map_err(|e| error_chain(&e))?;
                 }
-                Ok(())
+                Ok::<_, String>(())
             })?;
         }
         for digest in self.blobs.list()? {

@@ -254,7 +254,7 @@ impl Engine {
                     let scratch = self.paths.data.join("tmp");
                     self.idmap_used();
                     let name = crate::runtime::in_userns(&self.idmap, || {
-                        Ok(crate::storage::detect_driver(&scratch).to_string())
+                        Ok::<_, String>(crate::storage::detect_driver(&scratch).to_string())
                     })?;
                     let kind = name
                         .parse::<DriverKind>()

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::dns;
-use crate::runtime::{IdMapping, RuntimeError, find_program};
+use crate::runtime::{IdMapping, JobError, RuntimeError, find_program};
 
 /// The hidden subcommand the holder runs.
 pub const HOLDER_COMMAND: &str = "__network-holder";
@@ -126,8 +126,70 @@ pub enum HolderError {
     },
     #[error("cannot start the network holder")]
     Start(#[source] RuntimeError),
-    #[error("cannot set up the network holder's namespace: {0}")]
-    Setup(String),
+    #[error("cannot set up the network holder's namespace")]
+    Setup(#[source] SetupError),
+}
+
+/// Why the holder's namespace got no ruleset or no way out.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The job that loads the ruleset failed (its chain).
+    #[error(transparent)]
+    Ruleset(JobError),
+    /// The job could not run.
+    #[error(transparent)]
+    Job(RuntimeError),
+    #[error(
+        "pasta is not installed: install the passt package, or remove rootless_network_cmd = \"pasta\" from burrow.toml"
+    )]
+    NoPasta,
+    #[error("cannot find burrow itself")]
+    Exe(#[source] std::io::Error),
+    /// The way-out helper (libslirp's `__egress`, slirp4netns, pasta) did not say ready.
+    #[error("{helper} did not configure the holder's network")]
+    Helper {
+        helper: &'static str,
+        #[source]
+        source: HelperError,
+    },
+}
+
+/// How a way-out helper failed to start (see [`start_helper`]).
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("cannot make a pipe")]
+    Pipe(#[source] std::io::Error),
+    #[error("cannot create {}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {}", program.display())]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited without saying ready; `said` is the last line of its log.
+    #[error("{status}: {said}")]
+    Exited {
+        status: std::process::ExitStatus,
+        said: String,
+    },
+    /// It did not say ready in time (and was killed).
+    #[error("{said}")]
+    NoAnswer { said: String },
+}
+
+impl HelperError {
+    /// The helper's exit code, when it exited.
+    fn code(&self) -> Option<i32> {
+        match self {
+            HelperError::Exited { status, .. } => status.code(),
+            _ => None,
+        }
+    }
 }
 
 /// A running holder.
@@ -239,13 +301,12 @@ fn start(map: &IdMapping, dir: &Path, way: Egress) -> Result<Holder, HolderError
         start: crate::runtime::proc::process_start_time(pid).unwrap_or_default(),
     };
     let netns = holder.netns();
-    let set_up = crate::runtime::in_joined_userns(&holder.userns(), move || {
-        install_ruleset(&netns).map_err(|e| e.to_string())
-    });
+    let set_up =
+        crate::runtime::in_joined_userns(&holder.userns(), move || install_ruleset(&netns));
     let set_up = set_up
         .map_err(|e| match e {
-            RuntimeError::Job { message } => message,
-            e => e.to_string(),
+            RuntimeError::Job(job) => SetupError::Ruleset(job),
+            e => SetupError::Job(e),
         })
         .and_then(|()| egress(&holder, exit_r, dir, way));
     if let Err(e) = set_up {
@@ -267,10 +328,11 @@ const SLIRP_READY: Duration = Duration::from_secs(10);
 /// installed); without any the networks work among themselves, with no way out (warned).
 /// The helper ends when `exit` reads end-of-file, that is when the holder is gone; its
 /// messages go to `dir/slirp.log`, `dir/slirp4netns.log` or `dir/pasta.log`.
-fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(), String> {
+fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(), SetupError> {
     let exit_fd = exit.as_raw_fd().to_string();
     let pid = holder.pid.to_string();
-    let exe = || std::env::current_exe().map_err(|e| format!("cannot find burrow itself: {e}"));
+    let exe = || std::env::current_exe().map_err(SetupError::Exe);
+    let failed = |helper| move |source| SetupError::Helper { helper, source };
     let egress_args = |ready: &str, more: &[String]| -> Vec<String> {
         let args = ["--holder", &pid, "--exit-fd", &exit_fd, "--ready-fd", ready];
         std::iter::once(EGRESS_COMMAND)
@@ -281,9 +343,7 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(),
     };
     match way {
         Egress::Pasta => {
-            let pasta = find_program("pasta").ok_or(
-                "pasta is not installed: install the passt package, or remove rootless_network_cmd = \"pasta\" from burrow.toml",
-            )?;
+            let pasta = find_program("pasta").ok_or(SetupError::NoPasta)?;
             let more = [
                 "--pasta".to_string(),
                 pasta.display().to_string(),
@@ -293,9 +353,7 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(),
             return start_helper(&exe()?, &exit, &dir.join("pasta.log"), |ready| {
                 egress_args(ready, &more)
             })
-            .map_err(|(_, message)| {
-                format!("pasta did not configure the holder's network: {message}")
-            });
+            .map_err(failed("pasta"));
         }
         Egress::Libslirp => {
             let started = start_helper(&exe()?, &exit, &dir.join("slirp.log"), |ready| {
@@ -303,16 +361,12 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(),
             });
             match started {
                 Ok(()) => return Ok(()),
-                Err((Some(code), _)) if code == super::slirp::NO_LIBRARY => {
+                Err(e) if e.code() == Some(super::slirp::NO_LIBRARY) => {
                     tracing::info!(
                         "libslirp0 is not installed: the network holder uses slirp4netns"
                     )
                 }
-                Err((_, message)) => {
-                    return Err(format!(
-                        "libslirp did not configure the holder's network: {message}"
-                    ));
-                }
+                Err(e) => return Err(failed("libslirp")(e)),
             }
         }
         Egress::Slirp4netns => {}
@@ -337,25 +391,23 @@ fn egress(holder: &Holder, exit: OwnedFd, dir: &Path, way: Egress) -> Result<(),
             super::slirp::TAP.into(),
         ]
     })
-    .map_err(|(_, message)| {
-        format!("slirp4netns did not configure the holder's network: {message}")
-    })
+    .map_err(failed("slirp4netns"))
 }
 
 /// Starts `program` in its own session with `args(ready fd)`, `exit` and a ready pipe
 /// inherited, stderr to `log`, and waits up to [`SLIRP_READY`] for it to write `1` there.
-/// On failure it is killed; the error is its exit code (if it exited) and what it said last.
+/// On failure it is killed; the error is its exit status (if it exited) and what it said last.
 fn start_helper(
     program: &Path,
     exit: &OwnedFd,
     log: &Path,
     args: impl FnOnce(&str) -> Vec<String>,
-) -> Result<(), (Option<i32>, String)> {
-    let fail = |e: String| (None, e);
-    let (ready_r, ready_w) =
-        nix::unistd::pipe().map_err(|e| fail(format!("cannot make a pipe: {e}")))?;
-    let log_file =
-        File::create(log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
+) -> Result<(), HelperError> {
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| HelperError::Pipe(e.into()))?;
+    let log_file = File::create(log).map_err(|source| HelperError::Log {
+        path: log.to_path_buf(),
+        source,
+    })?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args(&ready_w.as_raw_fd().to_string()))
         .stdin(std::process::Stdio::null())
@@ -374,9 +426,10 @@ fn start_helper(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| fail(format!("cannot start {}: {e}", program.display())))?;
+    let mut child = cmd.spawn().map_err(|source| HelperError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    })?;
     drop(ready_w);
     // No thread: the caller forks next.
     let mut fds = [nix::poll::PollFd::new(
@@ -407,14 +460,11 @@ fn start_helper(
         status = child.wait().ok();
     }
     let said = std::fs::read_to_string(log).unwrap_or_default();
-    let last = said.lines().last().unwrap_or("no message");
-    Err((
-        status.and_then(|s| s.code()),
-        match status {
-            Some(s) => format!("{s}: {last}"),
-            None => last.to_string(),
-        },
-    ))
+    let said = said.lines().last().unwrap_or("no message").to_string();
+    Err(match status {
+        Some(status) => HelperError::Exited { status, said },
+        None => HelperError::NoAnswer { said },
+    })
 }
 
 /// Loads the isolation ruleset with `nft` from a thread in the holder's network namespace.

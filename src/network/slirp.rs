@@ -23,6 +23,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
+use super::NetworkError;
+
 /// The file name libslirp is loaded from (the soname of libslirp0).
 const SONAME: &str = "libslirp.so.0";
 
@@ -58,7 +60,7 @@ const FRAMES_PER_TURN: usize = 256;
 pub enum SlirpError {
     /// libslirp.so.0 is not installed (or not loadable).
     #[error("cannot load {SONAME} ({0}); install the libslirp0 package")]
-    Load(String),
+    Load(libloading::Error),
     /// The installed libslirp lacks a function burrow calls.
     #[error("libslirp {version} lacks {symbol}; install libslirp0 4.3 or later")]
     Symbol {
@@ -66,14 +68,14 @@ pub enum SlirpError {
         symbol: &'static str,
     },
     /// The installed libslirp predates the configuration burrow passes.
-    #[error("libslirp {0} is too old; install libslirp0 4.3 or later")]
-    TooOld(String),
+    #[error("libslirp {version} is too old; install libslirp0 4.3 or later")]
+    TooOld { version: String },
     /// The MTU is out of the range libslirp accepts.
     #[error("MTU {0} is out of libslirp's range (68 to 65521)")]
     Mtu(u32),
     /// slirp_new refused the configuration (libslirp printed why on stderr).
-    #[error("libslirp {0} refused the network configuration (its message precedes this one)")]
-    Config(String),
+    #[error("libslirp {version} refused the network configuration (its message precedes this one)")]
+    Config { version: String },
     /// The tap device failed: typically its network namespace is gone.
     #[error("the tap device failed ({0}); its network namespace may be gone")]
     Tap(#[source] io::Error),
@@ -121,8 +123,7 @@ impl Library {
     fn load_from(soname: &str) -> Result<Library, SlirpError> {
         // SAFETY: libslirp's initialisers (and glib's, which it links) only set up their own
         // globals; loading it has no other effect on the process.
-        let lib = unsafe { libloading::Library::new(soname) }
-            .map_err(|e| SlirpError::Load(e.to_string()))?;
+        let lib = unsafe { libloading::Library::new(soname) }.map_err(SlirpError::Load)?;
         // SAFETY: the type is slirp_version_string's in libslirp.h.
         let version_string: unsafe extern "C" fn() -> *const c_char =
             unsafe { symbol(&lib, "unknown", "slirp_version_string")? };
@@ -146,7 +147,7 @@ impl Library {
         let config_version = match parse_version(v) {
             Some(n) if n >= (4, 7) => 4,
             Some(n) if n >= (4, 3) => 3,
-            Some(_) => return Err(SlirpError::TooOld(version)),
+            Some(_) => return Err(SlirpError::TooOld { version }),
             // An unknown scheme is taken for a newer libslirp; slirp_new says if not.
             None => 4,
         };
@@ -268,7 +269,9 @@ pub fn run(
     if slirp.is_null() {
         // SAFETY: state came from Box::into_raw above and libslirp holds no copy of it.
         drop(unsafe { Box::from_raw(state) });
-        return Err(SlirpError::Config(lib.version.clone()));
+        return Err(SlirpError::Config {
+            version: lib.version.clone(),
+        });
     }
     let instance = Instance {
         api: &lib.api,
@@ -350,15 +353,19 @@ pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
 /// via the gateway; and the TCP proxy's transparent listener and SYN queue (`proxy.rs`). The
 /// job passes the descriptors back over a socket pair; the proxy's are None where they could
 /// not be made (without a listener TCP goes through libslirp too).
-fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
+fn holder_ends(holder: i32) -> Result<HolderEnds, HolderEndsError> {
     use crate::plugin::{Addr, Op, Plan, Route, Side};
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(HolderEndsError::SocketPair)?;
     let userns = PathBuf::from(format!("/proc/{holder}/ns/user"));
     let netns = PathBuf::from(format!("/proc/{holder}/ns/net"));
     crate::runtime::in_joined_userns(&userns, move || {
-        let ns = File::open(&netns).map_err(|e| format!("cannot open {}: {e}", netns.display()))?;
+        let ns = File::open(&netns).map_err(|source| NetworkError::Open {
+            path: netns.clone(),
+            source,
+        })?;
         let tap = super::executor::in_netns(ns.as_fd(), || open_tap(TAP, MTU))
-            .map_err(|e| e.to_string())?;
+            .map_err(TapError::Create)?;
         // The holder's namespace is the guest of this link: its side of the plan.
         let guest = |ifname: &str| (Side::Container, ifname.to_string());
         let plan = Plan {
@@ -382,8 +389,9 @@ fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
             search: vec![],
         };
         super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
-            .map_err(|e| crate::cli::render_chain(&e))?;
-        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
+            .map_err(NetworkError::Plan)?;
+        let pass = |what| move |source| TapError::Pass { what, source };
+        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(pass("the tap"))?;
         // Each of the proxy's ends, or a byte without one: it goes without.
         let send = |made: std::io::Result<OwnedFd>, what: &str| match made {
             Ok(fd) => crate::runtime::send_fd(theirs.as_fd(), fd.as_fd()),
@@ -396,7 +404,7 @@ fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
             super::executor::in_netns(ns.as_fd(), || super::proxy::listen().map(OwnedFd::from));
         let held = listener.is_ok();
         send(listener, "TCP proxy listener (TCP goes through libslirp)")
-            .map_err(|e| e.to_string())?;
+            .map_err(pass("the TCP proxy's listener"))?;
         let queue = if held {
             // A duplicate goes on to __egress; the job's own closes with the job.
             super::executor::in_netns(ns.as_fd(), || {
@@ -410,19 +418,56 @@ fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
             queue,
             "SYN queue (the proxy connects after the container's handshake)",
         )
-        .map_err(|e| e.to_string())
+        .map_err(pass("the SYN queue"))
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(HolderEndsError::Job)?;
+    let receive = |what| move |source| HolderEndsError::Receive { what, source };
     let tap = crate::runtime::recv_fd(ours.as_fd())
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the job sent no tap".to_string())?;
-    let listener = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
-    let queue = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
+        .map_err(receive("the tap"))?
+        .ok_or(HolderEndsError::NoTap)?;
+    let listener =
+        crate::runtime::recv_fd(ours.as_fd()).map_err(receive("the TCP proxy's listener"))?;
+    let queue = crate::runtime::recv_fd(ours.as_fd()).map_err(receive("the SYN queue"))?;
     Ok(HolderEnds {
         tap,
         listener,
         queue,
     })
+}
+
+/// What the job that makes `tap0` in the holder's namespace fails with (in its child).
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error("cannot create the tap device")]
+    Create(#[source] io::Error),
+    #[error("cannot pass {what} to burrow __egress")]
+    Pass {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl crate::runtime::JobFailure for TapError {}
+
+/// Why `__egress` got no tap (or no proxy ends) from the holder's namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum HolderEndsError {
+    #[error("cannot make a socket pair")]
+    SocketPair(#[source] io::Error),
+    /// The job failed (its chain), or could not run.
+    #[error(transparent)]
+    Job(crate::runtime::RuntimeError),
+    #[error("cannot receive {what} from the job")]
+    Receive {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the job sent no tap")]
+    NoTap,
 }
 
 /// What `__egress` gets from the holder's namespace: the tap, and the TCP proxy's listener

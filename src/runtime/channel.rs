@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use nix::fcntl::OFlag;
 
 use super::RuntimeError;
+use super::job_error::JobError;
 
 /// Child → parent.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -21,8 +22,8 @@ pub(crate) enum ToParent {
     NetnsReady,
     /// The container's pid 1, as seen from burrow's pid namespace.
     ContainerPid(i32),
-    /// The job run by `in_userns` finished (its JSON value or its error).
-    JobDone(Result<serde_json::Value, String>),
+    /// A job (`jobs.rs`) finished: its JSON value or its error.
+    JobDone(Result<serde_json::Value, JobError>),
     Failed(ChildFailure),
 }
 

@@ -14,6 +14,7 @@ mod exec;
 mod holder_namespaces;
 mod idmap;
 mod init;
+mod job_error;
 mod jobs;
 mod loopback;
 mod mounts;
@@ -32,6 +33,7 @@ pub use clock::utc_offset_secs;
 pub use exec::exec;
 pub use holder_namespaces::start_holder;
 pub use idmap::find_program;
+pub use job_error::{JobError, JobFailure};
 pub use jobs::{in_forked_job, in_joined_userns, in_userns};
 pub use process::run_observed;
 pub use procfs::{container_processes, namespace_anchor};
@@ -262,8 +264,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the job in the user namespace failed: {message}")]
-    Job { message: String },
+    /// A job (`jobs.rs`) failed; its chain is inline too, for callers that print `{}`.
+    #[error("the job in the user namespace failed: {0}")]
+    Job(#[source] JobError),
     #[error("cannot set up the terminal")]
     Terminal {
         #[source]
@@ -290,8 +293,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot connect the container to its network: {message}")]
-    Network { message: String },
+    /// A network job failed (`network::connect` and friends); its chain is inline too.
+    #[error("cannot connect the container to its network: {0}")]
+    Network(#[source] JobError),
     #[error("cannot read {}", path.display())]
     ReadProc {
         path: PathBuf,
