@@ -412,10 +412,11 @@ impl Engine {
                     .first()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-                let bound = ports::bind(&config.ports).map_err(EngineError::NetworkConfig)?;
+                let bound = ports::bind(&config.ports)
+                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
                 let control = Holder::control(&self.paths.runtime.join("network"));
                 let stream = ports::hand_over(&control, &bound, target)
-                    .map_err(EngineError::NetworkConfig)?;
+                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
                 let published: Vec<ports::Published> = bound.into_iter().map(|(p, _)| p).collect();
                 write_replace_unsynced(
                     &ports_file,
