@@ -198,7 +198,11 @@ pub fn main() -> i32 {
         config: cli.config.clone(),
     };
     if let Command::NetworkHolder { upstream_fd, dir } = &cli.command {
-        return crate::network::holder::serve(*upstream_fd, dir.as_deref());
+        let (upstream_fd, dir) = (*upstream_fd, dir.clone());
+        return crate::network::holder::main(crate::network::holder::HolderArgs {
+            upstream_fd,
+            dir,
+        });
     }
     if let Command::Egress {
         holder,
@@ -208,12 +212,13 @@ pub fn main() -> i32 {
         pid_file,
     } = &cli.command
     {
-        return match (pasta, pid_file) {
-            (Some(pasta), Some(pid_file)) => {
-                crate::network::pasta::serve(*holder, *exit_fd, *ready_fd, pasta, pid_file)
-            }
-            _ => crate::network::slirp::serve(*holder, *exit_fd, *ready_fd),
-        };
+        return crate::network::egress::main(crate::network::egress::EgressArgs {
+            holder: *holder,
+            exit_fd: *exit_fd,
+            ready_fd: *ready_fd,
+            pasta: pasta.clone(),
+            pid_file: pid_file.clone(),
+        });
     }
     if let Command::Monitor { id, hold, tty_size } = &cli.command {
         let args = crate::engine::MonitorArgs {

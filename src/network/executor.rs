@@ -166,7 +166,7 @@ fn pick<'a>(side: Side, host: BorrowedFd<'a>, container: BorrowedFd<'a>) -> Borr
 /// A name a network may give an interface on the holder's side: a valid name, and not one
 /// of the holder's own (its loopback, its way out).
 pub fn host_ifname_ok(name: &str) -> bool {
-    ifname_ok(name) && name != "lo" && name != super::slirp::TAP
+    ifname_ok(name) && name != "lo" && name != super::egress::slirp::TAP
 }
 
 fn ifname_ok(name: &str) -> bool {

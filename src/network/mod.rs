@@ -2,16 +2,14 @@
 //! executor that checks and applies driver plans over rtnetlink, and the per-user network
 //! holder whose namespaces hold the bridges.
 
+mod diagnostics;
 pub mod dns;
+pub mod egress;
 mod error;
 pub mod executor;
 pub mod holder;
 pub mod ipam;
-pub mod nfqueue;
-pub mod pasta;
 pub mod ports;
-pub mod proxy;
-pub mod slirp;
 pub mod tcp_relay;
 
 use std::net::Ipv4Addr;

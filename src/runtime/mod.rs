@@ -33,7 +33,7 @@ pub use clock::utc_offset_secs;
 pub use exec::exec;
 pub use holder_namespaces::start_holder;
 pub use idmap::find_program;
-pub use job_error::{JobError, JobFailure};
+pub use job_error::{JobError, JobErrorKind, JobFailure};
 pub use jobs::{in_forked_job, in_joined_userns, in_userns};
 pub use process::run_observed;
 pub use procfs::{container_processes, namespace_anchor};

@@ -1,7 +1,7 @@
 //! The network holder's way out, in-process (the default egress): libslirp, loaded at run
 //! time from `libslirp.so.0`, turns the Ethernet frames of the holder's `tap0` into ordinary
 //! sockets of the user's in the host's network namespace, as slirp4netns does, without a
-//! separate program. `burrow __egress` ([`serve`]) runs it; the holder's start spawns it.
+//! separate program. `burrow __egress` runs it (`egress/mod.rs`); the holder's start spawns it.
 //!
 //! The guest network is slirp4netns's: 10.0.2.0/24, the gateway 10.0.2.2 leads to the
 //! host's loopback (the holder's ruleset closes it but to networks that open it), 10.0.2.3
@@ -15,15 +15,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::fs::File;
 use std::io;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
-
-use super::NetworkError;
 
 /// The file name libslirp is loaded from (the soname of libslirp0).
 const SONAME: &str = "libslirp.so.0";
@@ -31,12 +26,12 @@ const SONAME: &str = "libslirp.so.0";
 /// The guest network, its gateway (the host) and its DNS forwarder.
 const NETWORK: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 0);
 const NETMASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+pub(super) const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const NAMESERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 /// Where libslirp's DHCP server would start leasing (it is disabled where libslirp allows).
 const DHCP_START: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 /// The holder's end of the link, on its `tap0`.
-const GUEST: &str = "10.0.2.100/24";
+pub(super) const GUEST: &str = "10.0.2.100/24";
 /// The holder's tap device (the ruleset masquerades what leaves through it).
 pub const TAP: &str = "tap0";
 /// The tap's MTU, as burrow runs slirp4netns (`--mtu=65520`): big frames, few turns.
@@ -82,6 +77,9 @@ pub enum SlirpError {
     /// poll(2) failed.
     #[error("cannot wait for network events: {0}")]
     Poll(#[source] io::Error),
+    /// The tap (or the proxy's ends) could not be had from the holder's namespace.
+    #[error("cannot make {TAP} in the network holder's namespace")]
+    HolderEnds(#[source] super::tap::HolderEndsError),
 }
 
 /// libslirp, loaded from libslirp.so.0; Err when it is not installed.
@@ -283,199 +281,6 @@ pub fn run(
     drop(instance);
     drop(tap);
     result
-}
-
-/// `burrow __egress`: gives the holder with pid `holder` its way out, until `exit_fd` reads
-/// end-of-file (the holder is gone). Runs in the host's network namespace, as the user; writes
-/// `1` to `ready_fd` once `tap0` is up in the holder's namespace and libslirp runs.
-/// Exits [`NO_LIBRARY`] when libslirp is not installed, 1 on any other failure (said on
-/// stderr, which the holder's start sends to `RUN/network/slirp.log`).
-pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
-    let (exit, mut ready) = inherited(exit_fd, ready_fd);
-    let lib = match Library::load() {
-        Ok(lib) => lib,
-        Err(e) => {
-            eprintln!("burrow __egress: {e}");
-            return NO_LIBRARY;
-        }
-    };
-    let tap = match holder_ends(holder) {
-        Ok(HolderEnds {
-            tap,
-            listener,
-            queue,
-        }) => {
-            if let Some(listener) = listener {
-                super::tcp_relay::allow_many_connections();
-                let listener = std::net::TcpListener::from(listener);
-                let queue = queue.map(|fd| super::nfqueue::Queue::from_fd(fd, super::proxy::QUEUE));
-                let _ = std::thread::Builder::new()
-                    .name("egress-tcp".into())
-                    .spawn(move || super::proxy::serve(listener, queue));
-            }
-            tap
-        }
-        Err(e) => {
-            eprintln!("burrow __egress: cannot make {TAP} in the network holder's namespace: {e}");
-            return 1;
-        }
-    };
-    eprintln!(
-        "burrow __egress: libslirp {} carries {TAP} of holder {holder}",
-        lib.version()
-    );
-    let ready = move || {
-        let _ = ready.write_all(b"1");
-    };
-    match run(&lib, tap, exit.as_fd(), MTU, ready) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("burrow __egress: {e}");
-            1
-        }
-    }
-}
-
-/// Takes the exit and ready pipes `burrow __egress` inherited, close-on-exec from here on
-/// (the jobs and programs it starts get neither).
-pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
-    // SAFETY: the starting burrow passed these descriptors, open, for this process to own.
-    let (exit, ready) = unsafe { (OwnedFd::from_raw_fd(exit_fd), File::from_raw_fd(ready_fd)) };
-    for fd in [exit.as_fd(), ready.as_fd()] {
-        let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
-        let _ = nix::fcntl::fcntl(fd, cloexec);
-    }
-    (exit, ready)
-}
-
-/// Makes `tap0` in the holder's network namespace, from a job in its user namespace: the
-/// device (MTU [`MTU`]), its address 10.0.2.100/24, up, and the default route through it
-/// via the gateway; and the TCP proxy's transparent listener and SYN queue (`proxy.rs`). The
-/// job passes the descriptors back over a socket pair; the proxy's are None where they could
-/// not be made (without a listener TCP goes through libslirp too).
-fn holder_ends(holder: i32) -> Result<HolderEnds, HolderEndsError> {
-    use crate::plugin::{Addr, Op, Plan, Route, Side};
-    let (ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(HolderEndsError::SocketPair)?;
-    let userns = PathBuf::from(format!("/proc/{holder}/ns/user"));
-    let netns = PathBuf::from(format!("/proc/{holder}/ns/net"));
-    crate::runtime::in_joined_userns(&userns, move || {
-        let ns = File::open(&netns).map_err(|source| NetworkError::Open {
-            path: netns.clone(),
-            source,
-        })?;
-        let tap = super::executor::in_netns(ns.as_fd(), || open_tap(TAP, MTU))
-            .map_err(TapError::Create)?;
-        // The holder's namespace is the guest of this link: its side of the plan.
-        let guest = |ifname: &str| (Side::Container, ifname.to_string());
-        let plan = Plan {
-            ops: vec![
-                Op::AddAddr(Addr {
-                    side: Side::Container,
-                    ifname: TAP.into(),
-                    cidr: GUEST.into(),
-                }),
-                Op::LinkUp(guest(TAP)),
-                Op::AddRoute(Route {
-                    side: Side::Container,
-                    dst: "default".into(),
-                    via: Some(GATEWAY.to_string()),
-                    ifname: Some(TAP.into()),
-                    metric: None,
-                }),
-            ],
-            ifaces: vec![],
-            dns_servers: vec![],
-            search: vec![],
-        };
-        super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
-            .map_err(NetworkError::Plan)?;
-        let pass = |what| move |source| TapError::Pass { what, source };
-        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(pass("the tap"))?;
-        // Each of the proxy's ends, or a byte without one: it goes without.
-        let send = |made: std::io::Result<OwnedFd>, what: &str| match made {
-            Ok(fd) => crate::runtime::send_fd(theirs.as_fd(), fd.as_fd()),
-            Err(e) => {
-                eprintln!("burrow __egress: no {what}: {e}");
-                (&theirs).write_all(b"n")
-            }
-        };
-        let listener =
-            super::executor::in_netns(ns.as_fd(), || super::proxy::listen().map(OwnedFd::from));
-        let held = listener.is_ok();
-        send(listener, "TCP proxy listener (TCP goes through libslirp)")
-            .map_err(pass("the TCP proxy's listener"))?;
-        let queue = if held {
-            // A duplicate goes on to __egress; the job's own closes with the job.
-            super::executor::in_netns(ns.as_fd(), || {
-                super::nfqueue::Queue::bind(super::proxy::QUEUE)
-                    .and_then(|q| q.as_fd().try_clone_to_owned())
-            })
-        } else {
-            Err(std::io::Error::other("no listener"))
-        };
-        send(
-            queue,
-            "SYN queue (the proxy connects after the container's handshake)",
-        )
-        .map_err(pass("the SYN queue"))
-    })
-    .map_err(HolderEndsError::Job)?;
-    let receive = |what| move |source| HolderEndsError::Receive { what, source };
-    let tap = crate::runtime::recv_fd(ours.as_fd())
-        .map_err(receive("the tap"))?
-        .ok_or(HolderEndsError::NoTap)?;
-    let listener =
-        crate::runtime::recv_fd(ours.as_fd()).map_err(receive("the TCP proxy's listener"))?;
-    let queue = crate::runtime::recv_fd(ours.as_fd()).map_err(receive("the SYN queue"))?;
-    Ok(HolderEnds {
-        tap,
-        listener,
-        queue,
-    })
-}
-
-/// What the job that makes `tap0` in the holder's namespace fails with (in its child).
-#[derive(Debug, thiserror::Error)]
-pub enum TapError {
-    #[error(transparent)]
-    Network(#[from] NetworkError),
-    #[error("cannot create the tap device")]
-    Create(#[source] io::Error),
-    #[error("cannot pass {what} to burrow __egress")]
-    Pass {
-        what: &'static str,
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl crate::runtime::JobFailure for TapError {}
-
-/// Why `__egress` got no tap (or no proxy ends) from the holder's namespace.
-#[derive(Debug, thiserror::Error)]
-pub enum HolderEndsError {
-    #[error("cannot make a socket pair")]
-    SocketPair(#[source] io::Error),
-    /// The job failed (its chain), or could not run.
-    #[error(transparent)]
-    Job(crate::runtime::RuntimeError),
-    #[error("cannot receive {what} from the job")]
-    Receive {
-        what: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the job sent no tap")]
-    NoTap,
-}
-
-/// What `__egress` gets from the holder's namespace: the tap, and the TCP proxy's listener
-/// and SYN queue where they could be made.
-struct HolderEnds {
-    tap: OwnedFd,
-    listener: Option<OwnedFd>,
-    queue: Option<OwnedFd>,
 }
 
 /// One slirp stack and the state its callbacks share; dropping it frees both.
@@ -830,7 +635,7 @@ extern "C" fn guest_error(msg: *const c_char, _opaque: *mut c_void) {
         if !msg.is_null() {
             // SAFETY: libslirp passes a NUL-terminated message, valid during the call.
             let msg = unsafe { CStr::from_ptr(msg) };
-            eprintln!("slirp: guest error: {}", msg.to_string_lossy());
+            tracing::warn!(said = %msg.to_string_lossy(), "libslirp: guest error");
         }
     })
 }
@@ -1040,7 +845,9 @@ struct SlirpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::mem::{offset_of, size_of};
+    use std::os::fd::AsFd;
 
     #[test]
     fn missing_library_says_what_to_install() {

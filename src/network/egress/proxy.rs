@@ -104,7 +104,10 @@ pub fn serve(listener: TcpListener, queue: Option<Queue>) {
             // Out of descriptors, say: the connection waits in the backlog meanwhile.
             Err(e) if is_per_connection(&e) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
-                eprintln!("burrow __egress: the TCP proxy stops: {e}");
+                tracing::error!(
+                    error = &e as &(dyn std::error::Error + 'static),
+                    "the TCP proxy stops"
+                );
                 return;
             }
         }
@@ -124,7 +127,10 @@ fn hold_syns(queue: Queue, ready: &Arc<Ready>) {
             // ENOBUFS: the kernel dropped messages it could not deliver; carry on.
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
             Err(e) => {
-                eprintln!("burrow __egress: SYNs pass unheld: {e}");
+                tracing::warn!(
+                    error = &e as &(dyn std::error::Error + 'static),
+                    "SYNs pass unheld"
+                );
                 return;
             }
         };
@@ -188,7 +194,7 @@ fn forward(conn: TcpStream, ready: &Ready) {
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match upstream {
-        Ok(upstream) => super::tcp_relay::both_ways(conn, upstream),
+        Ok(upstream) => crate::network::tcp_relay::both_ways(conn, upstream),
         Err(_) => {
             let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
         }
