@@ -296,6 +296,10 @@ pub enum RuntimeError {
     /// A network job failed (`network::connect` and friends); its chain is inline too.
     #[error("cannot connect the container to its network: {0}")]
     Network(#[source] JobError),
+    /// A failure in a forked child with no variant of its own on the channel (see
+    /// `channel.rs`): its message and causes as they were.
+    #[error(transparent)]
+    Child(JobError),
     #[error("cannot read {}", path.display())]
     ReadProc {
         path: PathBuf,
