@@ -50,9 +50,18 @@ pub enum Egress {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HolderError {
-    #[error("{}", path.display())]
+    /// `what` is the verb: "create", "lock", "write"...
+    #[error("cannot {what} {}", path.display())]
     Io {
+        what: &'static str,
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What the holder inherits could not be made (`what`: "make a pipe"...).
+    #[error("cannot {what} for the network holder")]
+    Make {
+        what: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -126,21 +135,21 @@ impl Holder {
     /// The running holder, started first if there is none. `dir` is `RUN/network`. Call only
     /// while the process has no other threads (it forks).
     pub fn ensure(dir: &Path, map: &IdMapping, way: Egress) -> Result<Holder, HolderError> {
-        let io = |path: &Path| {
+        let io = |what, path: &Path| {
             let path = path.to_path_buf();
-            move |source| HolderError::Io { path, source }
+            move |source| HolderError::Io { what, path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let lock_path = dir.join("holder.lock");
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(io(&lock_path))?;
+            .map_err(io("open", &lock_path))?;
         let lock = OwnedFd::from(lock);
         nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io(&lock_path)(e.into()))
+            .map_err(|(_, e)| io("lock", &lock_path)(e.into()))
             .and_then(|_guard| {
                 if let Some(h) = Holder::find(dir) {
                     return Ok(h);
@@ -148,10 +157,10 @@ impl Holder {
                 let h = start(map, dir, way)?;
                 let path = dir.join("holder.json");
                 let tmp = dir.join("holder.json.tmp");
-                let mut f = File::create(&tmp).map_err(io(&tmp))?;
+                let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
                 f.write_all(&serde_json::to_vec(&h).expect("holder serialises"))
-                    .map_err(io(&tmp))?;
-                std::fs::rename(&tmp, &path).map_err(io(&path))?;
+                    .map_err(io("write", &tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
                 Ok(h)
             })
     }
@@ -169,21 +178,18 @@ impl Holder {
 }
 
 fn start(map: &IdMapping, dir: &Path, way: Egress) -> Result<Holder, HolderError> {
+    let make = |what| move |source| HolderError::Make { what, source };
     let exe = std::env::current_exe().map_err(|source| HolderError::Io {
+        what: "find burrow itself at",
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
     // Made here, in the host's network namespace: the built-in DNS forwards through it to
     // the host's resolvers, which the holder's namespace cannot reach.
-    let upstream = UdpSocket::bind("0.0.0.0:0").map_err(|source| HolderError::Io {
-        path: PathBuf::from("udp socket"),
-        source,
-    })?;
+    let upstream = UdpSocket::bind("0.0.0.0:0").map_err(make("make the DNS forwarder's socket"))?;
     // The way out ends when the holder does: the holder keeps the write end of this pipe.
-    let (exit_r, exit_w) = nix::unistd::pipe().map_err(|e| HolderError::Io {
-        path: PathBuf::from("pipe"),
-        source: e.into(),
-    })?;
+    let (exit_r, exit_w) =
+        nix::unistd::pipe().map_err(|e| make("make the way out's exit pipe")(e.into()))?;
     let fd = upstream.as_raw_fd().to_string();
     let dir_arg = dir.display().to_string();
     let args = [HOLDER_COMMAND, "--upstream-fd", &fd, "--dir", &dir_arg];
@@ -229,4 +235,29 @@ pub fn wait_for_dns(gateway: Ipv4Addr) {
         }
     }
     tracing::warn!(%gateway, "the network holder does not answer DNS yet");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_dir_that_cannot_be_made_says_so_with_its_path() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("file"), "").unwrap();
+        let dir = t.path().join("file/network");
+        let map = IdMapping {
+            uids: vec![],
+            gids: vec![],
+            needs_helpers: false,
+        };
+        let err = Holder::ensure(&dir, &map, Egress::default()).unwrap_err();
+        assert_eq!(
+            crate::cli::render_chain(&err),
+            format!(
+                "cannot create {}: Not a directory (os error 20)",
+                dir.display()
+            )
+        );
+    }
 }

@@ -230,3 +230,49 @@ fn start_helper(
         None => HelperError::NoAnswer { said },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` with sh as a way-out helper: `$READY` is its ready pipe (written through
+    /// /proc/self/fd: dash takes only one-digit descriptors after `>&`).
+    fn helper(script: &str) -> (Result<(), HelperError>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let exit = OwnedFd::from(File::open("/dev/null").unwrap());
+        let log = dir.path().join(EGRESS_LOG);
+        let started = start_helper(Path::new("/bin/sh"), &exit, &log, |ready| {
+            vec!["-c".into(), format!("READY={ready}; {script}")]
+        });
+        (started, dir)
+    }
+
+    #[test]
+    fn a_helper_says_ready_or_why_not() {
+        let (ready, _dir) = helper("printf 1 >/proc/self/fd/$READY");
+        assert!(ready.is_ok(), "{ready:?}");
+
+        // burrow __egress: `0` and a JobError, then its exit status.
+        let reason = JobError::from(std::io::Error::from_raw_os_error(libc::ENODEV));
+        let json = serde_json::to_string(&reason).unwrap();
+        let (err, _dir) = helper(&format!(
+            "printf '0%s' '{json}' >/proc/self/fd/$READY; exit 3"
+        ));
+        let err = err.unwrap_err();
+        assert_eq!(err.code(), Some(3));
+        let failed = SetupError::Helper {
+            helper: "libslirp",
+            source: err,
+        };
+        assert_eq!(
+            crate::cli::render_chain(&failed),
+            "libslirp did not configure the holder's network: exit status: 3: No such device (os error 19)"
+        );
+
+        // slirp4netns: nothing on the pipe; its last words are in its log.
+        let (err, _dir) = helper("echo starting >&2; echo no tap here >&2; exit 1");
+        let err = err.unwrap_err();
+        assert!(matches!(err, HelperError::Exited { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "exit status: 1: no tap here");
+    }
+}
