@@ -18,6 +18,48 @@ fn main() {
     let root =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     build(&root);
+    seccomp_default(&root);
+}
+
+// The seccomp code that computes Docker's default filter, shared with the binary (see
+// src/runtime/seccomp/precompute.rs); its modules name each other as `super::`.
+#[allow(dead_code)]
+#[path = "src/runtime/seccomp/bpf.rs"]
+mod bpf;
+#[allow(dead_code)]
+#[path = "src/runtime/seccomp/model.rs"]
+mod model;
+#[allow(dead_code)]
+#[path = "src/runtime/seccomp/precompute.rs"]
+mod precompute;
+#[allow(dead_code)]
+#[path = "src/runtime/seccomp/profile.rs"]
+mod profile;
+use model::{Arch, KernelVersion, SeccompError};
+
+/// Writes OUT_DIR/seccomp_default.rs: the default profile's programs for the target.
+fn seccomp_default(root: &Path) {
+    let dir = root.join("src/runtime/seccomp");
+    for file in [
+        "default.json",
+        "bpf.rs",
+        "model.rs",
+        "precompute.rs",
+        "profile.rs",
+    ] {
+        println!("cargo::rerun-if-changed={}", dir.join(file).display());
+    }
+    let json = fs::read_to_string(dir.join("default.json")).expect("read default.json");
+    let arch = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("x86_64") => Some(Arch::X86_64),
+        Ok("aarch64") => Some(Arch::Aarch64),
+        Ok("riscv64") => Some(Arch::Riscv64),
+        _ => None,
+    };
+    let source = precompute::render(&json, arch)
+        .unwrap_or_else(|e| panic!("src/runtime/seccomp/default.json: {e}"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    write_if_changed(&out_dir.join("seccomp_default.rs"), source.as_bytes());
 }
 
 /// Variables a build script inherits from the outer cargo that must not reach the nested

@@ -1,8 +1,10 @@
 //! burrow: rootless, daemonless containers.
 #![deny(unsafe_code)]
 
+mod build;
 mod cli;
 mod engine;
+mod errors;
 mod image;
 mod monitor;
 mod network;

@@ -27,8 +27,14 @@ fn init_pid_1_holds_no_descriptor_or_environment_of_burrow() {
     let o = u.burrow(&["run", "--rm", "--init", &img, "sh", "-c", script]);
     let out = &o.ok().stdout;
     assert!(!out.contains("state.db"), "pid 1 holds the state: {o:#?}");
-    assert!(!out.contains(SECRET.1), "pid 1 shows the user's environment: {o:#?}");
-    assert!(!out.contains("HOME="), "pid 1 shows burrow's environment: {o:#?}");
+    assert!(
+        !out.contains(SECRET.1),
+        "pid 1 shows the user's environment: {o:#?}"
+    );
+    assert!(
+        !out.contains("HOME="),
+        "pid 1 shows burrow's environment: {o:#?}"
+    );
     // Nothing to list at all: the directory is closed to the container's root.
     assert_eq!(out.lines().last(), Some("0"), "{o:#?}");
 
@@ -37,8 +43,17 @@ fn init_pid_1_holds_no_descriptor_or_environment_of_burrow() {
         "run", "-d", "--init", "--name", "initd", &img, "sleep", "60",
     ])
     .ok();
-    assert_eq!(u.burrow(&["exec", "initd", "echo", "in"]).ok().stdout, "in\n");
-    let o = u.burrow(&["exec", "initd", "sh", "-c", "cat /proc/1/environ; echo rc=$?"]);
+    assert_eq!(
+        u.burrow(&["exec", "initd", "echo", "in"]).ok().stdout,
+        "in\n"
+    );
+    let o = u.burrow(&[
+        "exec",
+        "initd",
+        "sh",
+        "-c",
+        "cat /proc/1/environ; echo rc=$?",
+    ]);
     assert!(!o.stdout.contains(SECRET.1), "{o:#?}");
     let top = u.burrow(&["top", "initd"]);
     assert!(top.ok().stdout.contains("sleep 60"), "{top:#?}");
@@ -50,7 +65,10 @@ fn init_pid_1_holds_no_descriptor_or_environment_of_burrow() {
         &img,
         "hostname",
     ]);
-    assert_eq!(o.ok().stdout.trim(), u.field("initd", "{{.Config.Hostname}}"));
+    assert_eq!(
+        o.ok().stdout.trim(),
+        u.field("initd", "{{.Config.Hostname}}")
+    );
     u.burrow(&["rm", "-f", "initd"]).ok();
 }
 
@@ -69,7 +87,7 @@ fn an_exec_is_closed_to_the_container_before_its_command_runs() {
             done
             sleep 0.02
         done
-        { ls -l $p/fd/ 2>&1; tr '\0' '\n' < $p/environ 2>&1; } > /seen
+        { ls -ln $p/fd/ 2>&1; tr '\0' '\n' < $p/environ 2>&1; } > /seen
         cat /pw > /etc/passwd; rm /etc/passwd; cp /pw /etc/passwd
         echo released; sleep 60
     "#;
@@ -99,7 +117,22 @@ fn an_exec_is_closed_to_the_container_before_its_command_runs() {
     }
     let seen = u.burrow(&["exec", "window", "cat", "/seen"]);
     let seen = &seen.ok().stdout;
-    assert!(!seen.contains("state.db"), "the exec'd process held the state: {seen}");
+    // Before this change the process held burrow's descriptors (state.db, its WAL, the
+    // target's namespaces) until its execve: their numbers were listed here, and their
+    // targets readable once it had dropped to the container's capabilities.
+    let held: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|fd| fd.parse::<u32>().is_ok_and(|n| n > 2))
+        .collect();
+    assert!(
+        held.is_empty(),
+        "the exec'd process held descriptors {held:?}: {seen}"
+    );
+    assert!(
+        !seen.contains("state.db"),
+        "the exec'd process held the state: {seen}"
+    );
     assert!(
         !seen.contains(SECRET.1),
         "the exec'd process showed the user's environment: {seen}"
@@ -129,5 +162,9 @@ fn healthcheck_durations_below_a_millisecond_are_refused() {
     o.code(125)
         .one_line_error()
         .stderr_has("Interval in Healthcheck cannot be less than 1ms");
-    assert_eq!(u.burrow(&["ps", "-aq"]).ok().stdout, "", "a container was created");
+    assert_eq!(
+        u.burrow(&["ps", "-aq"]).ok().stdout,
+        "",
+        "a container was created"
+    );
 }

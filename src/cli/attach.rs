@@ -61,14 +61,14 @@ pub fn parse_keys(spec: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<i32> {
+pub fn attach(engine: &Engine, a: AttachArgs) -> Result<i32> {
     let session = Session {
         stdin: !a.no_stdin,
         stdin_once: false,
         detach_keys: parse_keys(&a.detach_keys)?,
         sig_proxy: a.sig_proxy,
     };
-    let (id, tty, sock) = engine.attach(&a.container)?;
+    let (id, tty, sock) = engine.containers().attach(&a.container)?;
     join(engine, &id, tty, sock, &session)
 }
 
@@ -79,7 +79,7 @@ fn send(sock: &mut UnixStream, kind: u8, payload: &[u8]) -> std::io::Result<()> 
 
 /// The client loop; returns the container's exit code (0 after a detach).
 pub fn join(
-    engine: &mut Engine,
+    engine: &Engine,
     id: &str,
     tty: bool,
     mut sock: UnixStream,
@@ -144,7 +144,7 @@ pub fn join(
                     }
                     Ok(sig) => {
                         // Docker's sig-proxy: the container gets what we got.
-                        if let Err(e) = engine.kill(id, sig.as_str()) {
+                        if let Err(e) = engine.containers().kill(id, sig.as_str()) {
                             tracing::debug!(%e, "cannot forward {sig}");
                         }
                     }
@@ -224,7 +224,7 @@ pub fn join(
     match outcome {
         Some(code) => Ok(code),
         // The relay went away without a word: its monitor died. The state says the rest.
-        None => match engine.wait(id) {
+        None => match engine.containers().wait(id) {
             Ok(code) => Ok(code),
             Err(EngineError::NoSuchContainer(_)) => {
                 bail!(

@@ -321,7 +321,7 @@ pub enum ContainerCommand {
     Top(TopArgs),
 }
 
-pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32> {
+pub fn container_command(engine: &Engine, c: ContainerCommand) -> Result<i32> {
     match c {
         ContainerCommand::Run(a) => run(engine, a),
         ContainerCommand::Create(a) => create(engine, a),
@@ -343,23 +343,23 @@ pub fn container_command(engine: &mut Engine, c: ContainerCommand) -> Result<i32
     }
 }
 
-fn create_container(engine: &mut Engine, flags: &CreateFlags) -> Result<String> {
+fn create_container(engine: &Engine, flags: &CreateFlags) -> Result<String> {
     let reporter = Reporter::new(false);
     let opts = flags.options()?;
     if matches!(
-        engine.resolve_image(&opts.image),
+        engine.images().resolve(&opts.image),
         Err(EngineError::NoSuchImage(_))
     ) {
         reporter.line(&format!("Unable to find image '{}' locally", opts.image));
     }
-    Ok(engine.create(&opts, &reporter)?)
+    Ok(engine.containers().create(&opts, &reporter)?)
 }
 
-pub fn run(engine: &mut Engine, a: RunArgs) -> Result<i32> {
+pub fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     let id = create_container(engine, &a.flags)?;
     print_warnings(engine);
     if a.detach {
-        engine.start_detached(&id)?;
+        engine.containers().start(&id)?;
         out(&format!("{id}\n"));
         return Ok(0);
     }
@@ -373,8 +373,8 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<i32> {
 }
 
 /// Starts the container under its monitor with the output held for us, and attaches.
-fn foreground(engine: &mut Engine, key: &str, session: &attach::Session) -> Result<i32> {
-    let (id, tty) = engine.container_tty(key)?;
+fn foreground(engine: &Engine, key: &str, session: &attach::Session) -> Result<i32> {
+    let (id, tty) = engine.containers().tty(key)?;
     let args = MonitorArgs {
         hold: true,
         tty_size: if tty {
@@ -383,19 +383,19 @@ fn foreground(engine: &mut Engine, key: &str, session: &attach::Session) -> Resu
             None
         },
     };
-    engine.start_monitored(&id, &args)?;
+    engine.containers().start_monitored(&id, &args)?;
     print_warnings(engine);
-    let sock = engine.connect_relay(&id)?;
+    let sock = engine.containers().connect_relay(&id)?;
     attach::join(engine, &id, tty, sock, session)
 }
 
-pub fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
+pub fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
     let id = create_container(engine, &a.flags)?;
     out(&format!("{id}\n"));
     Ok(0)
 }
 
-pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
+pub fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
@@ -410,15 +410,15 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<i32> {
         return foreground(engine, &a.containers[0], &session);
     }
     each(&a.containers, |key| {
-        engine.start_detached(key)?;
+        engine.containers().start(key)?;
         Ok(())
     })
 }
 
-pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
+pub fn rm(engine: &Engine, a: RmArgs) -> Result<i32> {
     let force = a.force;
     each(&a.containers, |key| {
-        match engine.remove_container(key, RemoveOptions { force }) {
+        match engine.containers().remove(key, RemoveOptions { force }) {
             // Docker: rm -f of a missing container is not an error.
             Err(EngineError::NoSuchContainer(_)) if force => Ok(()),
             other => other.map(|_| ()),
@@ -426,20 +426,22 @@ pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<i32> {
     })
 }
 
-pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<i32> {
+pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<i32> {
     let mut docs = Vec::new();
     let mut code = 0;
     for key in &a.names {
         let found = match a.kind.as_deref() {
             Some("container") => inspect_container(engine, key),
             Some("image") => engine
-                .resolve_image(key)
-                .and_then(|i| engine.inspect_image(&i)),
+                .images()
+                .resolve(key)
+                .and_then(|i| engine.images().inspect(&i)),
             Some(other) => bail!("unknown --type {other:?}: use container or image"),
             None => match inspect_container(engine, key) {
                 Err(EngineError::NoSuchContainer(_)) => engine
-                    .resolve_image(key)
-                    .and_then(|i| engine.inspect_image(&i))
+                    .images()
+                    .resolve(key)
+                    .and_then(|i| engine.images().inspect(&i))
                     .map_err(|e| match e {
                         EngineError::NoSuchImage(k) => EngineError::NoSuchObject(k),
                         other => other,
@@ -459,9 +461,9 @@ pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn inspect_container(engine: &mut Engine, key: &str) -> Result<serde_json::Value, EngineError> {
-    let c = engine.find_container(key)?;
-    engine.inspect_container(&c)
+fn inspect_container(engine: &Engine, key: &str) -> Result<serde_json::Value, EngineError> {
+    let c = engine.containers().find(key)?;
+    engine.containers().inspect(&c)
 }
 
 /// The health part of Docker's STATUS column: "healthy", "health: starting"...
@@ -534,7 +536,7 @@ fn ps_filter(s: &ContainerSummary, filter: &str) -> Result<bool> {
     })
 }
 
-pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
+pub fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
     // Docker: a status or exited filter looks at stopped containers too; others do not.
     let all = a.all
         || a.last.is_some()
@@ -542,7 +544,7 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
         || a.filter
             .iter()
             .any(|f| f.starts_with("status=") || f.starts_with("exited="));
-    let mut rows = engine.list_containers(all)?;
+    let mut rows = engine.containers().list(all)?;
     for f in &a.filter {
         let mut kept = Vec::new();
         for r in rows {
@@ -552,7 +554,7 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
         }
         rows = kept;
     }
-    let lost = engine.lost_networks(&rows)?;
+    let lost = engine.networks().lost_networks(&rows)?;
     if !lost.is_empty() {
         eprintln!(
             "burrow: warning: {} lost {} network when the network holder ended; restart {}: burrow restart {}",
@@ -588,7 +590,7 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
             // Walking the writable layer costs, so only with -s or a format that asks.
             let wants_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
             let size = if wants_size {
-                let (rw, virt) = engine.container_size(r);
+                let (rw, virt) = engine.containers().size(r);
                 format!("{} (virtual {})", human_size(rw), human_size(virt))
             } else {
                 String::new()
@@ -597,9 +599,10 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<i32> {
                 "ID": if a.no_trunc { r.id.clone() } else { short_id(&r.id) },
                 "Image": r.image_name,
                 "Command": command_text(s, a.no_trunc),
-                "CreatedAt": crate::engine::inspect::rfc3339(Some(r.created)),
+                "CreatedAt": crate::engine::rfc3339(Some(r.created)),
                 "RunningFor": format!("{} ago", human_duration(now - r.created)),
                 "Ports": engine
+                    .containers()
                     .published_ports(r)
                     .iter()
                     .map(ToString::to_string)

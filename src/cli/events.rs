@@ -90,7 +90,7 @@ fn render(e: &EventRecord, format: &Option<Format>) -> Result<String> {
     }
 }
 
-pub fn events(engine: &mut Engine, a: EventsArgs) -> Result<i32> {
+pub fn events(engine: &Engine, a: EventsArgs) -> Result<i32> {
     let now = SystemTime::now();
     let since = a.since.as_deref().map(|s| parse_time(s, now)).transpose()?;
     let until = a.until.as_deref().map(|s| parse_time(s, now)).transpose()?;
@@ -103,10 +103,10 @@ pub fn events(engine: &mut Engine, a: EventsArgs) -> Result<i32> {
     let mut seq = if since.is_some() {
         0
     } else {
-        engine.last_event_seq()?
+        engine.events().last_seq()?
     };
     loop {
-        let batch = engine.events_after(seq)?;
+        let batch = engine.events().after(seq)?;
         let mut text = String::new();
         for e in &batch {
             seq = e.seq;

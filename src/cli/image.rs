@@ -120,7 +120,7 @@ pub enum ImageCommand {
     Prune(PruneArgs),
 }
 
-pub fn image_command(engine: &mut Engine, c: ImageCommand) -> Result<i32> {
+pub fn image_command(engine: &Engine, c: ImageCommand) -> Result<i32> {
     match c {
         ImageCommand::Ls(a) => images(engine, a),
         ImageCommand::Pull(a) => pull(engine, a),
@@ -131,7 +131,7 @@ pub fn image_command(engine: &mut Engine, c: ImageCommand) -> Result<i32> {
     }
 }
 
-pub fn pull(engine: &mut Engine, a: PullArgs) -> Result<i32> {
+pub fn pull(engine: &Engine, a: PullArgs) -> Result<i32> {
     let reporter = Reporter::new(a.quiet);
     let opts = PullOptions {
         tls_verify: a.tls_verify,
@@ -142,6 +142,7 @@ pub fn pull(engine: &mut Engine, a: PullArgs) -> Result<i32> {
         reporter.line("Using default tag: latest");
     }
     let id = engine
+        .images()
         .pull(&a.image, &opts, &reporter)
         .with_context(|| format!("cannot pull {}", a.image))?;
     if a.quiet {
@@ -153,8 +154,8 @@ pub fn pull(engine: &mut Engine, a: PullArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn images(engine: &mut Engine, a: ImagesArgs) -> Result<i32> {
-    let mut rows = engine.list_images()?;
+pub fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
+    let mut rows = engine.images().list()?;
     for f in &a.filter {
         match f.split_once('=') {
             Some(("dangling", v)) => {
@@ -268,12 +269,12 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-pub fn inspect_images(engine: &mut Engine, keys: &[String], format: Option<&str>) -> Result<i32> {
+pub fn inspect_images(engine: &Engine, keys: &[String], format: Option<&str>) -> Result<i32> {
     let mut docs = Vec::new();
     let mut missing = None;
     for key in keys {
-        match engine.resolve_image(key) {
-            Ok(image) => docs.push(engine.inspect_image(&image)?),
+        match engine.images().resolve(key) {
+            Ok(image) => docs.push(engine.images().inspect(&image)?),
             Err(e) => {
                 eprintln!("burrow: {e}");
                 missing = Some(1);
@@ -300,15 +301,15 @@ pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> Result
     Ok(())
 }
 
-pub fn tag(engine: &mut Engine, a: TagArgs) -> Result<i32> {
-    engine.tag(&a.source, &a.target)?;
+pub fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
+    engine.images().tag(&a.source, &a.target)?;
     Ok(0)
 }
 
-pub fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<i32> {
+pub fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
     let mut code = 0;
     for key in &a.images {
-        match engine.remove_image(key, a.force) {
+        match engine.images().remove(key, a.force) {
             Ok(removed) => {
                 let mut text = String::new();
                 for u in &removed.untagged {
@@ -328,8 +329,8 @@ pub fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<i32> {
     Ok(code)
 }
 
-pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<i32> {
-    let (deleted, reclaimed) = engine.prune_images(a.all)?;
+pub fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
+    let (deleted, reclaimed) = engine.images().prune(a.all)?;
     let mut text = String::new();
     if !deleted.is_empty() {
         text.push_str("Deleted Images:\n");
@@ -346,7 +347,7 @@ pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn login(engine: &mut Engine, a: LoginArgs) -> Result<i32> {
+pub fn login(engine: &Engine, a: LoginArgs) -> Result<i32> {
     let Some(user) = a.username else {
         bail!(
             "login needs --username (burrow never prompts; use --password-stdin for the password)"
@@ -368,14 +369,15 @@ pub fn login(engine: &mut Engine, a: LoginArgs) -> Result<i32> {
         }
     };
     engine
+        .images()
         .login(&a.server, &user, &password, a.tls_verify)
         .with_context(|| format!("cannot log in to {}", a.server))?;
     out("Login Succeeded\n");
     Ok(0)
 }
 
-pub fn logout(engine: &mut Engine, a: LogoutArgs) -> Result<i32> {
-    if engine.logout(&a.server)? {
+pub fn logout(engine: &Engine, a: LogoutArgs) -> Result<i32> {
+    if engine.images().logout(&a.server)? {
         out(&format!("Removing login credentials for {}\n", a.server));
         Ok(0)
     } else {

@@ -94,22 +94,28 @@ pub(super) fn each(
     Ok(code)
 }
 
-pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.stop(key, a.time).map(|_| ()))
+pub fn stop(engine: &Engine, a: StopArgs) -> Result<i32> {
+    each(&a.containers, |key| {
+        engine.containers().stop(key, a.time).map(|_| ())
+    })
 }
 
-pub fn restart(engine: &mut Engine, a: StopArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.restart(key, a.time).map(|_| ()))
+pub fn restart(engine: &Engine, a: StopArgs) -> Result<i32> {
+    each(&a.containers, |key| {
+        engine.containers().restart(key, a.time).map(|_| ())
+    })
 }
 
-pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<i32> {
-    each(&a.containers, |key| engine.kill(key, &a.signal).map(|_| ()))
+pub fn kill(engine: &Engine, a: KillArgs) -> Result<i32> {
+    each(&a.containers, |key| {
+        engine.containers().kill(key, &a.signal).map(|_| ())
+    })
 }
 
-pub fn wait(engine: &mut Engine, a: WaitArgs) -> Result<i32> {
+pub fn wait(engine: &Engine, a: WaitArgs) -> Result<i32> {
     let mut code = 0;
     for key in &a.containers {
-        match engine.wait(key) {
+        match engine.containers().wait(key) {
             Ok(status) => out(&format!("{status}\n")),
             Err(e) => {
                 eprintln!("burrow: {e}");
@@ -120,7 +126,7 @@ pub fn wait(engine: &mut Engine, a: WaitArgs) -> Result<i32> {
     Ok(code)
 }
 
-pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<i32> {
+pub fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
     let opts = crate::engine::ExecOptions {
         command: a.command,
         env: a.env,
@@ -130,12 +136,12 @@ pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<i32> {
         interactive: a.interactive,
         detach: a.detach,
     };
-    Ok(engine.exec(&a.container, &opts)?)
+    Ok(engine.containers().exec(&a.container, &opts)?)
 }
 
 /// Docker's `top` columns (ps -ef): UID PID PPID C STIME TTY TIME CMD.
-pub fn top(engine: &mut Engine, a: TopArgs) -> Result<i32> {
-    let procs = engine.top(&a.container)?;
+pub fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
+    let procs = engine.containers().top(&a.container)?;
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -188,13 +194,13 @@ fn clock_time(unix: u64) -> String {
     format!("{:02}:{:02}", unix / 3600 % 24, unix / 60 % 60)
 }
 
-pub fn rename(engine: &mut Engine, a: RenameArgs) -> Result<i32> {
-    engine.rename(&a.container, &a.new_name)?;
+pub fn rename(engine: &Engine, a: RenameArgs) -> Result<i32> {
+    engine.containers().rename(&a.container, &a.new_name)?;
     Ok(0)
 }
 
-pub fn prune(engine: &mut Engine) -> Result<i32> {
-    let removed = engine.prune_containers()?;
+pub fn prune(engine: &Engine) -> Result<i32> {
+    let removed = engine.containers().prune()?;
     let mut text = String::new();
     if !removed.is_empty() {
         text.push_str("Deleted Containers:\n");
@@ -216,9 +222,9 @@ pub struct PortArgs {
 }
 
 /// `port CONTAINER [PRIVATE[/PROTO]]`: the published ports, as Docker prints them.
-pub fn port(engine: &mut Engine, a: PortArgs) -> Result<i32> {
-    let c = engine.find_container(&a.container)?;
-    let ports = engine.published_ports(&c);
+pub fn port(engine: &Engine, a: PortArgs) -> Result<i32> {
+    let c = engine.containers().find(&a.container)?;
+    let ports = engine.containers().published_ports(&c);
     let want = a.private.as_deref().map(|p| {
         if p.contains('/') {
             p.to_string()

@@ -87,7 +87,7 @@ fn prefix(line: &LogLine, timestamps: bool, details: bool) -> String {
     p
 }
 
-pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<i32> {
+pub fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
     let now = SystemTime::now();
     let tail =
         match a.tail.as_str() {
@@ -113,7 +113,7 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    engine.logs(&a.container, &opts, &mut |line| {
+    engine.containers().logs(&a.container, &opts, &mut |line| {
         let p = prefix(&line, a.timestamps, a.details);
         if line.stderr {
             out.flush()?;

@@ -235,24 +235,10 @@ pub fn main() -> i32 {
                 .chain()
                 .find_map(|e| e.downcast_ref::<EngineError>())
                 .map_or(125, EngineError::exit_code);
-            eprintln!("burrow: {}", render_chain(err.as_ref()));
+            eprintln!("burrow: {}", crate::errors::render_chain(err.as_ref()));
             code
         }
     }
-}
-
-/// "what failed: why: root cause" on one line, skipping repeats of the same text.
-pub fn render_chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = e.source();
-    }
-    parts.join(": ")
 }
 
 fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
@@ -284,7 +270,7 @@ fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Opti
             return 125;
         }
     };
-    let mut engine = match Engine::open(global) {
+    let engine = match Engine::open(global) {
         Ok(engine) => engine,
         Err(e) => {
             crate::engine::report_monitor_failure(&mut ready, &e);
@@ -303,7 +289,7 @@ fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Opti
             .with_ansi(false)
             .try_init();
     }
-    match engine.monitor(id, args, &mut ready) {
+    match engine.containers().monitor(id, args, &mut ready) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(%e, "monitor failed");
@@ -344,47 +330,52 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
         println!("burrow version {}", env!("CARGO_PKG_VERSION"));
         return Ok(0);
     }
-    let mut engine = Engine::open(global)?;
+    let engine = Engine::open(global)?;
     let _span = tracing::info_span!("command").entered();
     let result = match command {
-        Command::Pull(a) => image::pull(&mut engine, a),
-        Command::Images(a) => image::images(&mut engine, a),
-        Command::Tag(a) => image::tag(&mut engine, a),
-        Command::Rmi(a) => image::rmi(&mut engine, a),
-        Command::Login(a) => image::login(&mut engine, a),
-        Command::Logout(a) => image::logout(&mut engine, a),
-        Command::Image(c) => image::image_command(&mut engine, c),
-        Command::Run(a) => container::run(&mut engine, a),
-        Command::Create(a) => container::create(&mut engine, a),
-        Command::Start(a) => container::start(&mut engine, a),
-        Command::Ps(a) => container::ps(&mut engine, a),
-        Command::Rm(a) => container::rm(&mut engine, a),
-        Command::Inspect(a) => container::inspect(&mut engine, a),
-        Command::Container(c) => container::container_command(&mut engine, c),
-        Command::Stop(a) => lifecycle::stop(&mut engine, a),
-        Command::Kill(a) => lifecycle::kill(&mut engine, a),
-        Command::Restart(a) => lifecycle::restart(&mut engine, a),
-        Command::Wait(a) => lifecycle::wait(&mut engine, a),
-        Command::Rename(a) => lifecycle::rename(&mut engine, a),
-        Command::Attach(a) => attach::attach(&mut engine, a),
-        Command::Logs(a) => logs::logs(&mut engine, a),
-        Command::Plugin(c) => plugin::plugin(&mut engine, c),
-        Command::Network(c) => network::network(&mut engine, c),
-        Command::Events(a) => events::events(&mut engine, a),
+        Command::Pull(a) => image::pull(&engine, a),
+        Command::Images(a) => image::images(&engine, a),
+        Command::Tag(a) => image::tag(&engine, a),
+        Command::Rmi(a) => image::rmi(&engine, a),
+        Command::Login(a) => image::login(&engine, a),
+        Command::Logout(a) => image::logout(&engine, a),
+        Command::Image(c) => image::image_command(&engine, c),
+        Command::Run(a) => container::run(&engine, a),
+        Command::Create(a) => container::create(&engine, a),
+        Command::Start(a) => container::start(&engine, a),
+        Command::Ps(a) => container::ps(&engine, a),
+        Command::Rm(a) => container::rm(&engine, a),
+        Command::Inspect(a) => container::inspect(&engine, a),
+        Command::Container(c) => container::container_command(&engine, c),
+        Command::Stop(a) => lifecycle::stop(&engine, a),
+        Command::Kill(a) => lifecycle::kill(&engine, a),
+        Command::Restart(a) => lifecycle::restart(&engine, a),
+        Command::Wait(a) => lifecycle::wait(&engine, a),
+        Command::Rename(a) => lifecycle::rename(&engine, a),
+        Command::Attach(a) => attach::attach(&engine, a),
+        Command::Logs(a) => logs::logs(&engine, a),
+        Command::Plugin(c) => plugin::plugin(&engine, c),
+        Command::Network(c) => network::network(&engine, c),
+        Command::Events(a) => events::events(&engine, a),
         Command::Relay {
             id,
             hold,
             stderr_fd,
         } => engine
+            .containers()
             .relay(&id, &RelayArgs { hold, stderr_fd }, &mut relay_ready)
             .map(|()| 0)
             .map_err(Into::into),
-        Command::Exec(a) => lifecycle::exec(&mut engine, a),
-        Command::Top(a) => lifecycle::top(&mut engine, a),
-        Command::Port(a) => lifecycle::port(&mut engine, a),
-        Command::System(SystemCommand::Restore) => system_restore(&mut engine),
+        Command::Exec(a) => lifecycle::exec(&engine, a),
+        Command::Top(a) => lifecycle::top(&engine, a),
+        Command::Port(a) => lifecycle::port(&engine, a),
+        Command::System(SystemCommand::Restore) => system_restore(&engine),
         Command::System(SystemCommand::Unit) => system_unit(&engine),
-        Command::Health { id } => engine.health_loop(&id).map(|()| 0).map_err(Into::into),
+        Command::Health { id } => engine
+            .containers()
+            .probe_health(&id)
+            .map(|()| 0)
+            .map_err(Into::into),
         Command::Version
         | Command::Monitor { .. }
         | Command::NetworkHolder { .. }
@@ -392,13 +383,13 @@ fn dispatch(command: Command, global: GlobalOptions) -> anyhow::Result<i32> {
             unreachable!("handled above")
         }
     };
-    print_warnings(&mut engine);
+    print_warnings(&engine);
     result
 }
 
-fn system_restore(engine: &mut Engine) -> anyhow::Result<i32> {
+fn system_restore(engine: &Engine) -> anyhow::Result<i32> {
     let mut code = 0;
-    for (name, outcome) in engine.restore()? {
+    for (name, outcome) in engine.containers().restore()? {
         match outcome {
             Ok(_) => out(&format!("{name}\n")),
             Err(e) => {
@@ -434,7 +425,7 @@ fn system_unit(engine: &Engine) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub(super) fn print_warnings(engine: &mut Engine) {
+pub(super) fn print_warnings(engine: &Engine) {
     let mut err = std::io::stderr().lock();
     for w in engine.take_warnings() {
         let _ = writeln!(err, "burrow: warning: {w}");

@@ -10,7 +10,7 @@ use super::format::short_id;
 use super::image::{print_inspect, print_records};
 use super::out;
 use crate::engine::Engine;
-use crate::engine::network::{ConnectOptions, NetworkCreate, NetworkInfo};
+use crate::engine::networks::{ConnectOptions, NetworkCreate, NetworkInfo};
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
@@ -116,7 +116,7 @@ fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
+pub fn network(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
     match cmd {
         NetworkCommand::Create(a) => create(engine, a),
         NetworkCommand::Ls(a) => ls(engine, a),
@@ -124,7 +124,7 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
             let mut docs = Vec::new();
             let mut code = 0;
             for key in &networks {
-                match engine.find_network(key) {
+                match engine.networks().find(key) {
                     Ok(n) => docs.push(n.inspect()),
                     Err(e) => {
                         eprintln!("burrow: {e}");
@@ -138,7 +138,7 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm { networks } => {
             let mut code = 0;
             for key in &networks {
-                match engine.remove_network(key) {
+                match engine.networks().remove(key) {
                     Ok(_) => out(&format!("{key}\n")),
                     Err(e) => {
                         eprintln!("burrow: {e}");
@@ -155,7 +155,7 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
             container,
         } => {
             let opts = ConnectOptions { aliases, ip };
-            engine.connect_network(&network, &container, opts)?;
+            engine.networks().connect(&network, &container, opts)?;
             Ok(0)
         }
         NetworkCommand::Disconnect {
@@ -163,11 +163,11 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            engine.disconnect_network(&network, &container)?;
+            engine.networks().disconnect(&network, &container)?;
             Ok(0)
         }
         NetworkCommand::Prune { force: _ } => {
-            let removed = engine.prune_networks()?;
+            let removed = engine.networks().prune()?;
             if !removed.is_empty() {
                 let names: String = removed.iter().map(|n| format!("{n}\n")).collect();
                 out(&format!("Deleted Networks:\n{names}"));
@@ -177,7 +177,7 @@ pub fn network(engine: &mut Engine, cmd: NetworkCommand) -> Result<i32> {
     }
 }
 
-fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
+fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
     if a.ipv6 {
         bail!("--ipv6 is not available yet: burrow networks are IPv4 only; leave it out");
     }
@@ -191,7 +191,7 @@ fn create(engine: &mut Engine, a: CreateArgs) -> Result<i32> {
         options: key_values(&a.opt, "--opt")?,
         labels: key_values(&a.label, "--label")?.into_iter().collect(),
     };
-    let id = engine.create_network(req)?;
+    let id = engine.networks().create(req)?;
     out(&format!("{id}\n"));
     Ok(0)
 }
@@ -212,7 +212,7 @@ fn matches(n: &NetworkInfo, filters: &BTreeMap<String, Vec<String>>) -> bool {
     })
 }
 
-fn ls(engine: &mut Engine, a: LsArgs) -> Result<i32> {
+fn ls(engine: &Engine, a: LsArgs) -> Result<i32> {
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &a.filter {
         let Some((k, v)) = f.split_once('=') else {
@@ -224,7 +224,8 @@ fn ls(engine: &mut Engine, a: LsArgs) -> Result<i32> {
         filters.entry(k.into()).or_default().push(v.into());
     }
     let networks: Vec<NetworkInfo> = engine
-        .networks()?
+        .networks()
+        .list()?
         .into_iter()
         .filter(|n| matches(n, &filters))
         .collect();
@@ -253,7 +254,7 @@ fn ls(engine: &mut Engine, a: LsArgs) -> Result<i32> {
                 "IPv6": false,
                 "Internal": n.config.internal,
                 "Labels": n.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                "CreatedAt": crate::engine::inspect::rfc3339(Some(n.record.created)),
+                "CreatedAt": crate::engine::rfc3339(Some(n.record.created)),
             })
         })
         .collect();

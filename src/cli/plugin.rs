@@ -89,11 +89,11 @@ fn describe_asks(p: &InstalledPlugin) -> Vec<String> {
     lines
 }
 
-pub fn plugin(engine: &mut Engine, cmd: PluginCommand) -> Result<i32> {
+pub fn plugin(engine: &Engine, cmd: PluginCommand) -> Result<i32> {
     match cmd {
         PluginCommand::Install(a) => install(engine, a),
         PluginCommand::Ls(a) => {
-            let plugins = engine.plugins()?;
+            let plugins = engine.plugins().list()?;
             if a.quiet {
                 for p in plugins {
                     out(&format!("{}\n", p.name));
@@ -117,28 +117,28 @@ pub fn plugin(engine: &mut Engine, cmd: PluginCommand) -> Result<i32> {
         PluginCommand::Inspect { names } => {
             let mut all = Vec::new();
             for n in &names {
-                all.push(serde_json::to_value(engine.plugin_inspect(n)?)?);
+                all.push(serde_json::to_value(engine.plugins().inspect(n)?)?);
             }
             out(&format!("{}\n", serde_json::to_string_pretty(&all)?));
             Ok(0)
         }
         PluginCommand::Rm { force, names } => {
             for n in &names {
-                engine.plugin_remove(n, force)?;
+                engine.plugins().remove(n, force)?;
                 out(&format!("{n}\n"));
             }
             Ok(0)
         }
         PluginCommand::Enable { name } => {
-            engine.plugin_set_enabled(&name, true)?;
+            engine.plugins().set_enabled(&name, true)?;
             out(&format!("{name}\n"));
             Ok(0)
         }
         PluginCommand::Disable { force, name } => {
             if force {
-                engine.plugin_set_enabled_forced(&name, false)?;
+                engine.plugins().set_enabled_forced(&name, false)?;
             } else {
-                engine.plugin_set_enabled(&name, false)?;
+                engine.plugins().set_enabled(&name, false)?;
             }
             out(&format!("{name}\n"));
             Ok(0)
@@ -146,7 +146,7 @@ pub fn plugin(engine: &mut Engine, cmd: PluginCommand) -> Result<i32> {
     }
 }
 
-fn install(engine: &mut Engine, a: InstallArgs) -> Result<i32> {
+fn install(engine: &Engine, a: InstallArgs) -> Result<i32> {
     for g in &a.grant {
         if !CAPABILITIES.contains(&g.as_str()) {
             bail!(
@@ -155,7 +155,7 @@ fn install(engine: &mut Engine, a: InstallArgs) -> Result<i32> {
             );
         }
     }
-    let candidate = engine.plugin_candidate(&a.path, a.alias.as_deref())?;
+    let candidate = engine.plugins().candidate(&a.path, a.alias.as_deref())?;
     let p = &candidate.plugin;
     let asks = describe_asks(p);
     let asked = p.asks.names();
@@ -195,9 +195,9 @@ fn install(engine: &mut Engine, a: InstallArgs) -> Result<i32> {
         );
     };
     let disable = a.disable;
-    let mut installed = engine.plugin_install(candidate, granted)?;
+    let mut installed = engine.plugins().install(candidate, granted)?;
     if disable {
-        engine.plugin_set_enabled(&installed.name, false)?;
+        engine.plugins().set_enabled(&installed.name, false)?;
         installed.enabled = false;
     }
     out(&format!("Installed plugin {}\n", installed.name));

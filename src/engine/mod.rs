@@ -1,20 +1,17 @@
 //! The operations behind the commands: the one API the CLI (and later the REST service)
 //! calls. The engine owns the order of steps; the modules below it own the mechanics.
 
-mod attach;
 pub mod config;
-mod container;
+pub mod containers;
 mod events;
-mod health;
-mod image;
-pub mod inspect;
-mod lifecycle;
+mod handles;
+pub mod images;
 mod lock;
 pub mod logconfig;
-mod logs;
 mod names;
-pub mod network;
+pub mod networks;
 pub mod plugins;
+mod records;
 pub mod spec;
 pub mod template;
 
@@ -23,15 +20,20 @@ use std::path::PathBuf;
 use crate::image::blobs::BlobStore;
 use crate::runtime::{IdMapping, RuntimeError};
 use crate::state::{State, StateError};
-use crate::storage::{DriverKind, Storage};
 
+pub use crate::monitor::stdio::{READY as RELAY_READY, frame};
 pub use crate::state::EventRecord;
-pub use attach::{RELAY_READY, RelayArgs, frame};
 pub use config::{GlobalOptions, Paths};
-pub use container::{ContainerSummary, RemoveOptions};
-pub use image::PullOptions;
-pub use lifecycle::{ExecOptions, MonitorArgs, RESTARTING, report_monitor_failure};
-pub use logs::{LogLine, LogsOptions};
+pub use containers::{
+    ContainerSummary, Containers, ExecOptions, LogLine, LogsOptions, MonitorArgs, RelayArgs,
+    RemoveOptions, report_monitor_failure,
+};
+pub use events::Events;
+pub use handles::{Ids, PluginSlot, StorageSlot, Warnings};
+pub use images::{Images, PullOptions};
+pub use networks::Networks;
+pub use plugins::Plugins;
+pub use records::Records;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -177,21 +179,20 @@ impl EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// An open engine: paths, the state store, the blob store, the id mapping.
+/// An open engine: the handles every command shares (paths, the state store, the blob
+/// store, the id mapping, the storage driver and plugin host made on first use). It hands
+/// out the services the CLI (and later the REST API) calls; each service holds only the
+/// handles it needs, and the services it calls are built from those.
 pub struct Engine {
     pub paths: Paths,
     file: config::FileConfig,
     global: GlobalOptions,
     state: State,
     blobs: BlobStore,
-    idmap: IdMapping,
-    idmap_warning: Option<String>,
-    storage: Option<Storage>,
-    warnings: Vec<String>,
-    /// The size a container's terminal starts with (`__monitor --tty-size`).
-    tty_size: Option<(u16, u16)>,
-    /// The WebAssembly plugin host, started on first use.
-    plugins: Option<crate::plugin::PluginHost>,
+    ids: Ids,
+    storage: StorageSlot,
+    plugins: PluginSlot,
+    warnings: Warnings,
 }
 
 impl Engine {
@@ -203,70 +204,83 @@ impl Engine {
         let state = State::open(&paths.state_db())?;
         let blobs = BlobStore::new(paths.data.join("blobs"));
         let (idmap, idmap_warning) = IdMapping::for_current_user()?;
+        let wanted_driver = global
+            .storage_driver
+            .clone()
+            .or_else(|| file.storage_driver.clone());
         Ok(Engine {
+            storage: StorageSlot::new(&paths.data, wanted_driver),
+            plugins: PluginSlot::new(&paths.data),
             paths,
             file,
             global,
             state,
             blobs,
-            idmap,
-            idmap_warning,
-            tty_size: None,
-            plugins: None,
-            storage: None,
-            warnings: Vec::new(),
+            ids: Ids::new(idmap, idmap_warning),
+            warnings: Warnings::default(),
         })
     }
 
     /// Warnings gathered so far, for the CLI to print once.
-    pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings.take()
     }
 
-    /// Notes the id-mapping warning the first time something needs the user namespace.
-    pub(super) fn idmap_used(&mut self) {
-        if let Some(w) = self.idmap_warning.take() {
-            self.warnings.push(w);
+    pub fn images(&self) -> Images<'_> {
+        Images {
+            paths: &self.paths,
+            file: &self.file,
+            state: &self.state,
+            blobs: &self.blobs,
+            storage: &self.storage,
+            ids: &self.ids,
+            warnings: &self.warnings,
         }
     }
 
-    /// The storage driver: the flag, else the config file, else what was detected before
-    /// (recorded in the data directory), else detected now inside the user namespace.
-    fn storage(&mut self) -> Result<&Storage> {
-        if self.storage.is_none() {
-            let recorded_path = self.paths.data.join("storage-driver");
-            let recorded = std::fs::read_to_string(&recorded_path)
-                .ok()
-                .map(|s| s.trim().to_string());
-            let wanted = self
-                .global
-                .storage_driver
-                .clone()
-                .or_else(|| self.file.storage_driver.clone());
-            let kind = match (wanted, recorded) {
-                (Some(w), _) => w
-                    .parse::<DriverKind>()
-                    .map_err(|_| EngineError::BadStorageDriver(w.clone()))?,
-                (None, Some(r)) => r
-                    .parse::<DriverKind>()
-                    .map_err(|_| EngineError::BadStorageDriver(r.clone()))?,
-                (None, None) => {
-                    let scratch = self.paths.data.join("tmp");
-                    self.idmap_used();
-                    let name = crate::runtime::in_userns(&self.idmap, || {
-                        Ok::<_, String>(crate::storage::detect_driver(&scratch).to_string())
-                    })?;
-                    let kind = name
-                        .parse::<DriverKind>()
-                        .map_err(|_| EngineError::BadStorageDriver(name.clone()))?;
-                    lock::write_atomic(&recorded_path, format!("{kind}\n").as_bytes())?;
-                    kind
-                }
-            };
-            tracing::debug!(driver = %kind, "storage driver");
-            self.storage = Some(Storage::new(&self.paths.data, kind));
+    pub fn plugins(&self) -> Plugins<'_> {
+        Plugins {
+            paths: &self.paths,
+            state: &self.state,
+            slot: &self.plugins,
         }
-        Ok(self.storage.as_ref().expect("set above"))
+    }
+
+    pub fn networks(&self) -> Networks<'_> {
+        Networks {
+            paths: &self.paths,
+            file: &self.file,
+            state: &self.state,
+            ids: &self.ids,
+            records: self.records(),
+            plugins: self.plugins(),
+        }
+    }
+
+    pub fn containers(&self) -> Containers<'_> {
+        Containers {
+            paths: &self.paths,
+            global: &self.global,
+            state: &self.state,
+            storage: &self.storage,
+            ids: &self.ids,
+            warnings: &self.warnings,
+            records: self.records(),
+            images: self.images(),
+            networks: self.networks(),
+            plugins: self.plugins(),
+        }
+    }
+
+    pub fn events(&self) -> Events<'_> {
+        Events { state: &self.state }
+    }
+
+    fn records(&self) -> Records<'_> {
+        Records {
+            paths: &self.paths,
+            state: &self.state,
+        }
     }
 }
 
@@ -286,4 +300,15 @@ fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// RFC 3339 in UTC with nanoseconds, as Docker prints times; Docker's zero time when unset.
+pub fn rfc3339(unix: Option<i64>) -> String {
+    match unix {
+        Some(secs) if secs > 0 => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+            humantime::format_rfc3339_nanos(t).to_string()
+        }
+        _ => "0001-01-01T00:00:00Z".into(),
+    }
 }

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Engine, EngineError, Result};
-use crate::plugin::{Capabilities, Grants, PluginError};
+use super::logconfig::LogConfig;
+use super::{EngineError, Paths, PluginSlot, Result};
+use crate::plugin::{Capabilities, Grants, LogDriver, PluginError};
+use crate::state::State;
 
 /// The capabilities of the WIT `capabilities` record, as users grant them.
 pub const CAPABILITIES: [&str; 4] = ["log-dir", "network", "http", "secrets"];
@@ -108,12 +110,20 @@ pub struct Candidate {
     wasm: Vec<u8>,
 }
 
-impl Engine {
+/// Installed plugins, and the drivers containers and networks use (installed or built in).
+#[derive(Clone, Copy)]
+pub struct Plugins<'e> {
+    pub(super) paths: &'e Paths,
+    pub(super) state: &'e State,
+    pub(super) slot: &'e PluginSlot,
+}
+
+impl Plugins<'_> {
     fn plugins_dir(&self) -> PathBuf {
         self.paths.data.join("plugins")
     }
 
-    pub(super) fn plugin_wasm(&self, name: &str) -> PathBuf {
+    pub(super) fn wasm_path(&self, name: &str) -> PathBuf {
         self.plugins_dir().join(name).join("plugin.wasm")
     }
 
@@ -122,7 +132,7 @@ impl Engine {
     }
 
     /// The installed plugin `name`, if there is one.
-    pub(super) fn installed_plugin(&self, name: &str) -> Result<Option<InstalledPlugin>> {
+    pub(super) fn installed(&self, name: &str) -> Result<Option<InstalledPlugin>> {
         if !valid_name(name) {
             return Ok(None);
         }
@@ -140,7 +150,7 @@ impl Engine {
     }
 
     /// Every installed plugin, by name.
-    pub fn plugins(&self) -> Result<Vec<InstalledPlugin>> {
+    pub fn list(&self) -> Result<Vec<InstalledPlugin>> {
         let dir = self.plugins_dir();
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&dir) {
@@ -149,7 +159,7 @@ impl Engine {
             Err(source) => return Err(EngineError::Io { path: dir, source }),
         };
         for e in entries.flatten() {
-            if let Some(p) = self.installed_plugin(&e.file_name().to_string_lossy())? {
+            if let Some(p) = self.installed(&e.file_name().to_string_lossy())? {
                 out.push(p);
             }
         }
@@ -159,12 +169,12 @@ impl Engine {
 
     /// Loads a component for installation: checks its world and version and asks it what
     /// it needs, in a sandbox with nothing granted.
-    pub fn plugin_candidate(&mut self, path: &Path, alias: Option<&str>) -> Result<Candidate> {
+    pub fn candidate(&self, path: &Path, alias: Option<&str>) -> Result<Candidate> {
         let wasm = std::fs::read(path).map_err(|source| EngineError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let host = self.plugin_host()?;
+        let host = self.slot.host()?;
         let (kind, info) = match host.load_log_driver(&wasm, Grants::default()) {
             Ok(driver) => (PluginKind::Log, driver.info().clone()),
             Err(PluginError::WrongKind { .. }) => match host.load_network_driver(&wasm) {
@@ -200,7 +210,7 @@ impl Engine {
                 "plugin name {name:?} is a built-in {what}'s: install it under another name with --alias"
             )));
         }
-        if self.installed_plugin(&name)?.is_some() {
+        if self.installed(&name)?.is_some() {
             return Err(EngineError::LogConfig(format!(
                 "plugin {name:?} is already installed (burrow plugin rm {name} first)"
             )));
@@ -235,11 +245,7 @@ impl Engine {
     }
 
     /// Stores a candidate with what the user granted.
-    pub fn plugin_install(
-        &mut self,
-        mut c: Candidate,
-        granted: GrantSet,
-    ) -> Result<InstalledPlugin> {
+    pub fn install(&self, mut c: Candidate, granted: GrantSet) -> Result<InstalledPlugin> {
         c.plugin.granted = granted;
         let dir = self.plugins_dir().join(&c.plugin.name);
         let io = |path: &Path| {
@@ -247,69 +253,141 @@ impl Engine {
             move |source| EngineError::Io { path, source }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let wasm = self.plugin_wasm(&c.plugin.name);
+        let wasm = self.wasm_path(&c.plugin.name);
         super::lock::write_atomic(&wasm, &c.wasm)?;
-        self.write_plugin(&c.plugin)?;
+        self.write_record(&c.plugin)?;
         Ok(c.plugin)
     }
 
-    fn write_plugin(&self, p: &InstalledPlugin) -> Result<()> {
+    fn write_record(&self, p: &InstalledPlugin) -> Result<()> {
         let path = self.plugin_record_path(&p.name);
         let json = serde_json::to_vec_pretty(p).expect("plugin records serialise");
         super::lock::write_atomic(&path, &json)
     }
 
-    fn plugin_named(&self, name: &str) -> Result<InstalledPlugin> {
-        self.installed_plugin(name)?.ok_or_else(|| {
+    fn named(&self, name: &str) -> Result<InstalledPlugin> {
+        self.installed(name)?.ok_or_else(|| {
             EngineError::LogConfig(format!(
                 "plugin {name:?} is not installed (burrow plugin ls lists them)"
             ))
         })
     }
 
-    pub fn plugin_inspect(&self, name: &str) -> Result<InstalledPlugin> {
-        self.plugin_named(name)
+    pub fn inspect(&self, name: &str) -> Result<InstalledPlugin> {
+        self.named(name)
     }
 
     /// Enables or disables a plugin; a plugin containers use stays enabled.
-    pub fn plugin_set_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
-        if let Some(by) = users(self, name)?.filter(|_| !enabled) {
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<()> {
+        if let Some(by) = self.users(name)?.filter(|_| !enabled) {
             return Err(in_use(name, by));
         }
-        self.plugin_set_enabled_forced(name, enabled)
+        self.set_enabled_forced(name, enabled)
     }
 
-    pub fn plugin_set_enabled_forced(&mut self, name: &str, enabled: bool) -> Result<()> {
-        let mut p = self.plugin_named(name)?;
+    pub fn set_enabled_forced(&self, name: &str, enabled: bool) -> Result<()> {
+        let mut p = self.named(name)?;
         p.enabled = enabled;
-        self.write_plugin(&p)
+        self.write_record(&p)
+    }
+
+    /// A container that logs through plugin `name`, else a network it is the driver of, as
+    /// ("container" or "network", its name); None when nothing uses it.
+    fn users(&self, name: &str) -> Result<Option<(&'static str, String)>> {
+        let records = super::Records {
+            paths: self.paths,
+            state: self.state,
+        };
+        for c in self.state.containers()? {
+            if records.config(&c)?.log.driver == name {
+                return Ok(Some(("container", c.name)));
+            }
+        }
+        // The predefined networks use built-in drivers, which no plugin can be named after.
+        for n in self.state.networks()? {
+            if n.driver == name {
+                return Ok(Some(("network", n.name)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The log driver `name`: an installed plugin of that name, else a built-in one.
+    pub(super) fn log_driver(&self, name: &str) -> Result<LogDriver> {
+        if let Some(p) = self.installed(name)? {
+            if p.kind != PluginKind::Log {
+                return Err(EngineError::LogConfig(format!(
+                    "logger: plugin {name:?} is a network driver, not a log driver"
+                )));
+            }
+            if !p.enabled {
+                return Err(EngineError::LogConfig(format!(
+                    "logger: plugin {name:?} is disabled (burrow plugin enable {name})"
+                )));
+            }
+            let path = self.wasm_path(name);
+            let wasm = std::fs::read(&path).map_err(|source| EngineError::Io { path, source })?;
+            return Ok(self
+                .slot
+                .host()?
+                .load_log_driver_as(name, &wasm, p.grants())?);
+        }
+        match self.slot.host()?.log_driver(name) {
+            Err(PluginError::UnknownDriver { .. }) => Err(EngineError::LogConfig(format!(
+                "logger: no log driver named '{name}' is registered"
+            ))),
+            other => Ok(other?),
+        }
+    }
+
+    /// Checks `log` as `create` must: the host's options, then the driver's own.
+    pub(super) fn check_log_config(&self, log: &LogConfig) -> Result<()> {
+        let split = log.split()?;
+        let driver = self.log_driver(&log.driver)?;
+        match driver.validate(&split.driver_opts) {
+            Err(PluginError::Config(msg)) => Err(EngineError::LogConfig(msg)),
+            other => Ok(other?),
+        }
+    }
+
+    /// Where the component of network driver `name` is, when it is an installed plugin;
+    /// None for a built-in driver or no driver of that name. A disabled plugin, or a log
+    /// driver of that name, is an error.
+    pub(super) fn network_plugin(&self, name: &str) -> Result<Option<PathBuf>> {
+        if crate::plugin::is_builtin_network_driver(name) {
+            return Ok(None);
+        }
+        match self.installed(name)? {
+            None => Ok(None),
+            Some(p) if p.kind != PluginKind::Network => Err(EngineError::NetworkConfig(format!(
+                "plugin {name:?} is a log driver, not a network driver"
+            ))),
+            Some(p) if !p.enabled => Err(EngineError::NetworkConfig(format!(
+                "network driver plugin {name:?} is disabled (burrow plugin enable {name})"
+            ))),
+            Some(_) => Ok(Some(self.wasm_path(name))),
+        }
+    }
+
+    /// The plugin host, started on first use.
+    pub(super) fn host(&self) -> Result<&crate::plugin::PluginHost> {
+        self.slot.host()
+    }
+
+    /// Where compiled plugins are cached.
+    pub(super) fn cache_dir(&self) -> PathBuf {
+        self.slot.cache_dir().to_path_buf()
     }
 
     /// Removes a plugin; a plugin containers use stays unless `force`.
-    pub fn plugin_remove(&mut self, name: &str, force: bool) -> Result<()> {
-        let p = self.plugin_named(name)?;
-        if let Some(by) = users(self, name)?.filter(|_| !force) {
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let p = self.named(name)?;
+        if let Some(by) = self.users(name)?.filter(|_| !force) {
             return Err(in_use(name, by));
         }
         let dir = self.plugins_dir().join(&p.name);
         std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io { path: dir, source })
     }
-}
-
-/// A container that logs through plugin `name`, else a network it is the driver of, as
-/// ("container" or "network", its name); None when nothing uses it.
-fn users(engine: &mut Engine, name: &str) -> Result<Option<(&'static str, String)>> {
-    for c in engine.state.containers()? {
-        if engine.container_config(&c)?.log.driver == name {
-            return Ok(Some(("container", c.name)));
-        }
-    }
-    for n in engine.networks()? {
-        if n.record.driver == name {
-            return Ok(Some(("network", n.record.name)));
-        }
-    }
-    Ok(None)
 }
 
 fn in_use(name: &str, (what, by): (&str, String)) -> EngineError {

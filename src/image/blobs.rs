@@ -294,6 +294,9 @@ impl Drop for TempFile {
     }
 }
 
+mod ingest;
+pub use ingest::BlobWriter;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,10 +95,7 @@ fn resolve_checked(image: Option<&DockerHealthConfig>, flags: &HealthFlags) -> O
         }
         _ => return None,
     };
-    let nanos = |v: Option<u64>| {
-        v.map(Duration::from_nanos)
-            .filter(|d| *d >= MIN_DURATION)
-    };
+    let nanos = |v: Option<u64>| v.map(Duration::from_nanos).filter(|d| *d >= MIN_DURATION);
     let pick = |flag: Option<Duration>, image: Option<u64>, default: Duration| {
         flag.filter(|d| !d.is_zero())
             .or(nanos(image))

@@ -1,14 +1,25 @@
-//! The per-container supervisor's rules: restart policies with Docker's increasing delay,
-//! telling a live container process from a pid the kernel reused, and the one-message
-//! channel that tells the starting command how the start went.
+//! The per-container processes and their rules. Each is burrow itself, re-executed with a
+//! hidden subcommand:
+//! - the **monitor** (`burrow __monitor ID`, in its own session): [`supervisor`] runs the
+//!   container, restarts it as its policy says with Docker's increasing delay, and tells the
+//!   starting command how the start went. It holds the container's lock file for as long as
+//!   it watches the container, so every other command can tell a watched container from one
+//!   whose monitor died, without trusting a pid;
+//! - the **stdio relay** (`burrow __relay ID`): [`stdio`] carries the container's output to
+//!   its log driver ([`logpipe`]) and to attached clients, and their input back;
+//! - the **health prober** (`burrow __health ID`): [`prober`] runs the healthcheck with
+//!   Docker's rules ([`health`]).
 //!
-//! The monitor is burrow itself, re-executed as `burrow __monitor ID` in its own session;
-//! the engine runs its loop ([`crate::engine::Engine::monitor`]). It holds the container's
-//! lock file for as long as it watches the container, so every other command can tell a
-//! watched container from one whose monitor died, without trusting a pid.
+//! What these need of the engine (recording the container, running it, probing it) they
+//! reach through narrow traits the engine implements ([`supervisor::Supervised`],
+//! [`prober::Probed`]) or data it hands them ([`stdio::Setup`]): this module never calls
+//! up into the engine.
 
 pub mod health;
 pub mod logpipe;
+pub mod prober;
+pub mod stdio;
+pub mod supervisor;
 
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;

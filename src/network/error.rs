@@ -63,7 +63,7 @@ mod tests {
 
     /// What the CLI prints for an error.
     fn rendered(err: &dyn std::error::Error) -> String {
-        crate::cli::render_chain(err)
+        crate::errors::render_chain(err)
     }
 
     /// A job's error as burrow gets it: sent by the child, read back, and made a network

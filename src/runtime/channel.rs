@@ -264,7 +264,7 @@ mod tests {
         };
         let back = RuntimeError::from(ChildFailure::from(e));
         assert_eq!(
-            crate::cli::render_chain(&back),
+            crate::errors::render_chain(&back),
             "cannot join the pid namespace of container process 7: Operation not permitted (os error 1)"
         );
         assert_eq!(back.exit_code(), 125);

@@ -268,7 +268,7 @@ pub(crate) fn finish(
     })?;
     cloexec_from_3();
     privileges::drop_to(user, setgroups)?;
-    seccomp::install()?;
+    seccomp::install(privileges::DOCKER_CAPS)?;
     Ok(Ready {
         prepared,
         command: name,

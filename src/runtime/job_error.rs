@@ -8,7 +8,7 @@
 //!
 //! Each link's `Display` is its message followed by those of its causes (`a: b: c`), as the
 //! job's string error read before: code that prints an error with `{}` (the monitor's ready
-//! message) still says everything, and `cli::render_chain`, which skips a cause whose text
+//! message) still says everything, and `errors::render_chain`, which skips a cause whose text
 //! the previous part already holds, prints the chain once.
 
 use std::error::Error;
@@ -50,7 +50,7 @@ struct Wire {
 }
 
 impl JobError {
-    /// `err` and its causes, as `cli::render_chain` would print them (a cause whose text
+    /// `err` and its causes, as `errors::render_chain` would print them (a cause whose text
     /// the previous message already holds is left out).
     pub fn from_error(err: &(dyn Error + 'static)) -> Self {
         let mut chain: Vec<String> = Vec::new();

@@ -185,10 +185,10 @@ mod tests {
             }
         );
         assert_eq!(
-            crate::cli::render_chain(&err),
+            crate::errors::render_chain(&err),
             "the job in the user namespace failed: File exists (os error 17)"
         );
-        assert_eq!(err.to_string(), crate::cli::render_chain(&err));
+        assert_eq!(err.to_string(), crate::errors::render_chain(&err));
 
         let err = job_result::<u32>(child, &r).unwrap_err();
         assert!(

@@ -92,7 +92,10 @@ fn anchor_under(proc: &Path, pid: i32) -> Result<i32, RuntimeError> {
         }
         let children = proc.join(format!("{p}/task/{p}/children"));
         let list = std::fs::read_to_string(&children).unwrap_or_default();
-        todo.extend(list.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+        todo.extend(
+            list.split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok()),
+        );
     }
     if proc.join(pid.to_string()).exists() {
         Err(RuntimeError::ReadProc {

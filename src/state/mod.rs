@@ -183,11 +183,11 @@ impl State {
     }
 
     /// Runs `f` in one write transaction taken up front (no lock upgrades, so no
-    /// SQLITE_BUSY deadlocks between concurrent writers).
-    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// SQLITE_BUSY deadlocks between concurrent writers). Shared: the engine's services
+    /// all hold the one connection; `f` gets only the transaction, so it cannot start a
+    /// second one (SQLite would refuse a nested BEGIN anyway).
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -785,7 +785,7 @@ mod tests {
     #[test]
     fn images_tags_and_layers_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let mut st = State::open(&dir.path().join("s.db")).unwrap();
+        let st = State::open(&dir.path().join("s.db")).unwrap();
         st.write(|tx| {
             put_image(tx, &image("sha256:aa", "sha256:c1"))?;
             put_image(tx, &image("sha256:bb", "sha256:c2"))?;
@@ -807,7 +807,7 @@ mod tests {
     #[test]
     fn container_names_are_unique_and_prefixes_resolve() {
         let dir = tempfile::tempdir().unwrap();
-        let mut st = State::open(&dir.path().join("s.db")).unwrap();
+        let st = State::open(&dir.path().join("s.db")).unwrap();
         st.write(|tx| insert_container(tx, &container("abc123", "web")))
             .unwrap();
         st.write(|tx| insert_container(tx, &container("abd456", "db")))
@@ -831,7 +831,7 @@ mod tests {
             .map(|i| {
                 let path = path.clone();
                 std::thread::spawn(move || {
-                    let mut st = State::open(&path).unwrap();
+                    let st = State::open(&path).unwrap();
                     for j in 0..20 {
                         let id = format!("{i:02x}{j:02x}");
                         st.write(|tx| insert_container(tx, &container(&id, &id)))

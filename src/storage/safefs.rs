@@ -192,13 +192,16 @@ pub enum XattrPolicy {
     Apply,
     /// Apply, but EPERM (no privilege, e.g. `trusted.*` in a user namespace) is skipped.
     ApplyUnlessDenied,
-    /// Not carried: overlay's own attributes (they would change how the layer is read) and
-    /// namespaces we have no use for.
+    /// Not carried: overlay's and fuse-overlayfs's own attributes (they would change how the
+    /// layer is read) and namespaces we have no use for.
     Skip,
 }
 
 pub fn xattr_policy(name: &str) -> XattrPolicy {
-    if name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.") {
+    if name.starts_with("user.overlay.")
+        || name.starts_with("trusted.overlay.")
+        || name.starts_with("user.fuseoverlayfs.")
+    {
         XattrPolicy::Skip
     } else if name.starts_with("user.") || name == "security.capability" {
         XattrPolicy::Apply
@@ -269,6 +272,7 @@ mod tests {
     fn xattr_policy_keeps_overlay_attributes_out() {
         assert_eq!(xattr_policy("user.overlay.opaque"), XattrPolicy::Skip);
         assert_eq!(xattr_policy("trusted.overlay.redirect"), XattrPolicy::Skip);
+        assert_eq!(xattr_policy("user.fuseoverlayfs.opaque"), XattrPolicy::Skip);
         assert_eq!(xattr_policy("user.mime"), XattrPolicy::Apply);
         assert_eq!(xattr_policy("security.capability"), XattrPolicy::Apply);
         assert_eq!(xattr_policy("trusted.foo"), XattrPolicy::ApplyUnlessDenied);

@@ -5,7 +5,7 @@
 
 mod challenge;
 mod client;
-mod manifest;
+pub(crate) mod manifest;
 mod pull;
 
 use std::fmt;

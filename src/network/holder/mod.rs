@@ -253,7 +253,7 @@ mod tests {
         };
         let err = Holder::ensure(&dir, &map, Egress::default()).unwrap_err();
         assert_eq!(
-            crate::cli::render_chain(&err),
+            crate::errors::render_chain(&err),
             format!(
                 "cannot create {}: Not a directory (os error 20)",
                 dir.display()

@@ -265,7 +265,7 @@ mod tests {
             source: err,
         };
         assert_eq!(
-            crate::cli::render_chain(&failed),
+            crate::errors::render_chain(&failed),
             "libslirp did not configure the holder's network: exit status: 3: No such device (os error 19)"
         );
 
