@@ -50,24 +50,18 @@ struct Wire {
 }
 
 impl JobError {
-    /// `err` and its causes, as `errors::render_chain` would print them (a cause whose text
-    /// the previous message already holds is left out).
+    /// `err` and its causes, as `errors::render_chain` prints them (a cause whose text the
+    /// previous message already holds is left out).
     pub fn from_error(err: &(dyn Error + 'static)) -> Self {
-        let mut chain: Vec<String> = Vec::new();
         let mut errno = None;
         let mut cause = Some(err);
-        while let Some(e) = cause {
-            let text = e.to_string();
-            if chain.last().is_none_or(|p| !p.contains(&text)) {
-                chain.push(text);
-            }
-            if errno.is_none() {
-                errno = e
-                    .downcast_ref::<std::io::Error>()
-                    .and_then(std::io::Error::raw_os_error);
-            }
+        while let (Some(e), None) = (cause, errno) {
+            errno = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error);
             cause = e.source();
         }
+        let chain = crate::errors::chain_parts(err);
         JobError::new(JobErrorKind::Failed { errno }, chain)
     }
 
