@@ -4,6 +4,12 @@
 
 /// "what failed: why: root cause" on one line, skipping repeats of the same text.
 pub fn render_chain(err: &dyn std::error::Error) -> String {
+    chain_parts(err).join(": ")
+}
+
+/// The messages [`render_chain`] joins: the error's, then each cause's that the previous
+/// one kept does not already say (a forked job's error crosses to burrow as this list).
+pub fn chain_parts(err: &dyn std::error::Error) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut cause = Some(err);
     while let Some(e) = cause {
@@ -13,7 +19,7 @@ pub fn render_chain(err: &dyn std::error::Error) -> String {
         }
         cause = e.source();
     }
-    parts.join(": ")
+    parts
 }
 
 #[cfg(test)]

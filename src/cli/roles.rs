@@ -70,7 +70,7 @@ pub enum Role {
 pub fn run(role: Role, global: GlobalOptions, level: Option<&str>) -> i32 {
     match role {
         Role::NetworkHolder { upstream_fd, dir } => {
-            crate::network::holder::serve(upstream_fd, dir.as_deref())
+            crate::network::holder::main(crate::network::holder::HolderArgs { upstream_fd, dir })
         }
         Role::Egress {
             holder,
@@ -78,12 +78,13 @@ pub fn run(role: Role, global: GlobalOptions, level: Option<&str>) -> i32 {
             ready_fd,
             pasta,
             pid_file,
-        } => match (pasta, pid_file) {
-            (Some(pasta), Some(pid_file)) => {
-                crate::network::pasta::serve(holder, exit_fd, ready_fd, &pasta, &pid_file)
-            }
-            _ => crate::network::slirp::serve(holder, exit_fd, ready_fd),
-        },
+        } => crate::network::egress::main(crate::network::egress::EgressArgs {
+            holder,
+            exit_fd,
+            ready_fd,
+            pasta,
+            pid_file,
+        }),
         Role::Monitor { id, hold, tty_size } => {
             monitor_main(global, &id, &MonitorArgs { hold, tty_size }, level)
         }

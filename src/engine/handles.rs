@@ -92,7 +92,7 @@ impl StorageSlot {
             (None, None) => {
                 let scratch = self.data.join("tmp");
                 let name = crate::runtime::in_userns(ids.used(warnings), || {
-                    Ok(crate::storage::detect_driver(&scratch).to_string())
+                    Ok::<_, String>(crate::storage::detect_driver(&scratch).to_string())
                 })?;
                 let kind = parse(&name)?;
                 lock::write_atomic(&recorded_path, format!("{kind}\n").as_bytes())?;

@@ -248,9 +248,9 @@ impl Images<'_> {
             Ok(sizes)
         })
         .map_err(|e| match e {
-            crate::runtime::RuntimeError::Job { message } => EngineError::Unpack {
+            crate::runtime::RuntimeError::Job(job) => EngineError::Unpack {
                 image: image.to_string(),
-                message,
+                message: job.to_string(),
             },
             other => EngineError::Runtime(other),
         })?;
@@ -521,7 +521,7 @@ impl Images<'_> {
                         .remove_layer(chain)
                         .map_err(|e| crate::errors::render_chain(&e))?;
                 }
-                Ok(())
+                Ok::<_, String>(())
             })?;
         }
         for digest in self.blobs.list()? {

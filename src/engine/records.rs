@@ -56,7 +56,7 @@ impl Records<'_> {
         tracing::warn!(container = %c.id, "the container's monitor is gone; marking it exited");
         if let Some(pid) = c
             .pid
-            .filter(|p| crate::monitor::is_same_process(*p, c.pid_start))
+            .filter(|p| crate::runtime::proc::is_same_process(*p, c.pid_start))
         {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -144,5 +144,5 @@ impl Records<'_> {
 /// The pid of a container recorded as running, while its start time still matches.
 pub fn running_pid(c: &ContainerRecord) -> Option<i32> {
     c.pid
-        .filter(|p| c.status == RUNNING && crate::monitor::is_same_process(*p, c.pid_start))
+        .filter(|p| c.status == RUNNING && crate::runtime::proc::is_same_process(*p, c.pid_start))
 }

@@ -312,7 +312,7 @@ fn published_ports(
     use crate::network::ports::{PortBinding, parse};
     let mut ports = Vec::new();
     for p in &opts.publish {
-        ports.extend(parse(p).map_err(EngineError::NetworkConfig)?);
+        ports.extend(parse(p).map_err(|e| EngineError::NetworkConfig(e.to_string()))?);
     }
     if opts.publish_all {
         for key in image.exposed_ports.iter().flatten().map(|(k, _)| k) {

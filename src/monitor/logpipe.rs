@@ -189,7 +189,7 @@ impl LogPipe {
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || {
-                super::block_all_signals();
+                crate::runtime::proc::block_all_signals();
                 write_loop(&writer_shared, driver, mode)
             })
             .expect("spawning the log writer");

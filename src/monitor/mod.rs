@@ -21,16 +21,6 @@ pub mod prober;
 pub mod stdio;
 pub mod supervisor;
 
-/// For helper threads: signals are the main thread's business (signalfds and sig-proxy
-/// block them there, and a process-directed signal goes to any thread that does not).
-pub fn block_all_signals() {
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_BLOCK,
-        Some(&nix::sys::signal::SigSet::all()),
-        None,
-    );
-}
-
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
@@ -151,21 +141,6 @@ impl Backoff {
     }
 }
 
-/// The start time of a process (clock ticks after boot, /proc/PID/stat field 22), or None
-/// when it does not exist. The command name may hold spaces and parentheses, so fields are
-/// counted after the last ')'.
-pub fn process_start_time(pid: i32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After ')' come field 3 (state) onwards; field 22 is the 20th of those.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// True when `pid` is still the process that started at `start`.
-pub fn is_same_process(pid: i32, start: Option<i64>) -> bool {
-    pid > 0 && start.is_some() && process_start_time(pid) == start
-}
-
 /// Docker's signal names: `SIGTERM`, `TERM`, `term` or a number.
 pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
     use std::str::FromStr;
@@ -254,19 +229,6 @@ mod tests {
         }
         assert_eq!(b.next(short), Duration::from_secs(60));
         assert_eq!(b.next(Duration::from_secs(11)), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn start_time_identifies_a_process() {
-        let me = std::process::id() as i32;
-        let start = process_start_time(me);
-        assert!(start.is_some());
-        assert!(is_same_process(me, start));
-        assert!(
-            !is_same_process(me, start.map(|s| s + 1)),
-            "another start time"
-        );
-        assert!(!is_same_process(i32::MAX, start));
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn pick<'a>(side: Side, host: BorrowedFd<'a>, container: BorrowedFd<'a>) -> Borr
 /// A name a network may give an interface on the holder's side: a valid name, and not one
 /// of the holder's own (its loopback, its way out).
 pub fn host_ifname_ok(name: &str) -> bool {
-    ifname_ok(name) && name != "lo" && name != super::slirp::TAP
+    ifname_ok(name) && name != "lo" && name != super::egress::slirp::TAP
 }
 
 fn ifname_ok(name: &str) -> bool {
@@ -496,7 +496,7 @@ pub(crate) fn in_netns<R: Send>(
     let ns: OwnedFd = ns.try_clone_to_owned()?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            crate::monitor::block_all_signals();
+            crate::runtime::proc::block_all_signals();
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
             f()
         })

@@ -2,16 +2,15 @@
 //! executor that checks and applies driver plans over rtnetlink, and the per-user network
 //! holder whose namespaces hold the bridges.
 
+mod diagnostics;
 pub mod dns;
+pub mod egress;
+mod error;
 pub mod executor;
 pub mod holder;
 pub mod ipam;
-pub mod nfqueue;
-pub mod pasta;
 pub mod ports;
-pub mod proxy;
-pub mod relay;
-pub mod slirp;
+pub mod tcp_relay;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
@@ -19,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plugin::{Attach, HostFacts, PluginHost};
 use crate::runtime::RuntimeError;
+pub use error::NetworkError;
 use holder::Holder;
 
 /// One network a container joins: the driver's name and what it is told about the container.
@@ -64,13 +64,12 @@ pub fn connect(
         let (host_ns, container_ns, cache) =
             (holder.netns(), container_ns.clone(), plugin_cache.clone());
         in_holder(holder, move || {
-            let ns = std::fs::File::open(&host_ns)
-                .map_err(|e| format!("cannot open {}: {e}", host_ns.display()))?;
+            let ns = open(&host_ns)?;
             executor::in_netns(ns.as_fd(), || {
                 holder::bridges_skip_netfilter();
                 Ok(())
             })
-            .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+            .map_err(NetworkError::EnterHolder)?;
             apply_endpoints(&host_ns, &container_ns, cache, &in_holder_ns, vec![])
         })?;
     }
@@ -93,12 +92,14 @@ fn netns_of(pid: i32) -> Result<PathBuf, RuntimeError> {
 
 /// Those of `names` that are interfaces in the network namespace at `ns` (what a macvlan
 /// driver checks its parent against).
-fn links_of(ns: &Path, names: Vec<String>) -> Result<Vec<crate::plugin::LinkInfo>, String> {
-    let ns = std::fs::File::open(ns).map_err(|e| format!("cannot open {}: {e}", ns.display()))?;
+fn links_of(ns: &Path, names: Vec<String>) -> Result<Vec<crate::plugin::LinkInfo>, NetworkError> {
+    let ns = open(ns)?;
     let mut links = Vec::new();
     for name in names {
-        let exists = executor::in_netns(ns.as_fd(), || executor::link_exists(&name))
-            .map_err(|e| format!("cannot look for the interface {name}: {e}"))?;
+        let exists = match executor::in_netns(ns.as_fd(), || executor::link_exists(&name)) {
+            Ok(exists) => exists,
+            Err(source) => return Err(NetworkError::LookForInterface { name, source }),
+        };
         if exists {
             links.push(crate::plugin::LinkInfo {
                 kind: "ether".into(),
@@ -121,22 +122,22 @@ fn apply_endpoints(
     plugin_cache: PathBuf,
     endpoints: &[Endpoint],
     links: Vec<crate::plugin::LinkInfo>,
-) -> Result<(), String> {
+) -> Result<(), NetworkError> {
     let facts = HostFacts {
         rootless: !nix::unistd::Uid::effective().is_root() || in_child_userns(),
         links,
         used_subnets: vec![],
     };
-    let open =
-        |p: &Path| std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()));
     let host = open(host_ns)?;
     let container = open(container_ns)?;
-    let plugins = PluginHost::new(plugin_cache).map_err(|e| e.to_string())?;
+    let plugins = PluginHost::new(plugin_cache).map_err(NetworkError::Plugin)?;
     for e in endpoints {
         let driver = plugins
             .network_driver_at(&e.driver, e.plugin.as_deref())
-            .map_err(|e| crate::errors::render_chain(&e))?;
-        let plan = driver.setup(&e.attach, &facts).map_err(|e| e.to_string())?;
+            .map_err(NetworkError::Plugin)?;
+        let plan = driver
+            .setup(&e.attach, &facts)
+            .map_err(NetworkError::DriverSetup)?;
         executor::apply(
             &e.driver,
             &plan,
@@ -144,7 +145,7 @@ fn apply_endpoints(
             host.as_fd(),
             container.as_fd(),
         )
-        .map_err(|e| crate::errors::render_chain(&e))?;
+        .map_err(NetworkError::Plan)?;
         if e.host_loopback {
             let bridges: Vec<String> = plan
                 .ops
@@ -156,12 +157,14 @@ fn apply_endpoints(
                     _ => None,
                 })
                 .collect();
-            executor::in_netns(host.as_fd(), || {
+            let opened = executor::in_netns(host.as_fd(), || {
                 bridges
                     .iter()
                     .try_for_each(|b| holder::open_host_loopback(b))
-            })
-            .map_err(|e| format!("cannot open the host's loopback to the network: {e}"))?;
+            });
+            if let Err(source) = opened {
+                return Err(NetworkError::HostLoopback { bridges, source });
+            }
         }
         let servers: Vec<Ipv4Addr> = plan
             .dns_servers
@@ -173,7 +176,7 @@ fn apply_endpoints(
                 servers.iter().for_each(|gw| holder::wait_for_dns(*gw));
                 Ok(())
             })
-            .map_err(|e| format!("cannot enter the holder's network namespace: {e}"))?;
+            .map_err(NetworkError::EnterHolder)?;
         }
     }
     Ok(())
@@ -202,17 +205,27 @@ fn delete_link_in(
 ) -> Result<(), RuntimeError> {
     let name = name.to_string();
     in_holder(holder, move || {
-        let ns = std::fs::File::open(&ns_path)
-            .map_err(|e| format!("cannot open {}: {e}", ns_path.display()))?;
-        executor::delete_link(ns.as_fd(), &name)
-            .map_err(|e| format!("cannot remove {what} {name}: {e}"))
+        let ns = open(&ns_path)?;
+        executor::delete_link(ns.as_fd(), &name).map_err(|source| NetworkError::RemoveLink {
+            what,
+            name,
+            source,
+        })
+    })
+}
+
+/// Opens a namespace file.
+fn open(path: &Path) -> Result<std::fs::File, NetworkError> {
+    std::fs::File::open(path).map_err(|source| NetworkError::Open {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
 /// Runs `job` in the holder's user namespace; its failure is a network error.
 fn in_holder(
     holder: &Holder,
-    job: impl FnOnce() -> Result<(), String>,
+    job: impl FnOnce() -> Result<(), NetworkError>,
 ) -> Result<(), RuntimeError> {
     network_job(Some(&holder.userns()), job)
 }
@@ -221,12 +234,17 @@ fn in_holder(
 /// own); its failure is a network error.
 fn network_job(
     userns: Option<&Path>,
-    job: impl FnOnce() -> Result<(), String>,
+    job: impl FnOnce() -> Result<(), NetworkError>,
 ) -> Result<(), RuntimeError> {
-    crate::runtime::in_forked_job(userns, job).map_err(|e| match e {
-        RuntimeError::Job { message } => RuntimeError::Network { message },
+    crate::runtime::in_forked_job(userns, job).map_err(job_failed)
+}
+
+/// A failed network job is a network error; the job machinery's own failures stay theirs.
+fn job_failed(e: RuntimeError) -> RuntimeError {
+    match e {
+        RuntimeError::Job(job) => RuntimeError::Network(job),
         e => e,
-    })
+    }
 }
 
 /// Whether this process runs in a user namespace other than the initial one (it does once it

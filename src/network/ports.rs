@@ -18,10 +18,10 @@
 
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,118 +29,36 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
-/// One container port of a `-p`: the host side (`host_port` 0 = any free port; with
-/// `host_port_end`, the first free one from `host_port` to it) and the container's port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortBinding {
-    #[serde(default)]
-    pub host_ip: Option<String>,
-    pub host_port: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_port_end: Option<u16>,
-    pub container_port: u16,
-    pub proto: String,
-}
+mod spec;
 
-impl PortBinding {
-    /// `80/tcp`, Docker's key.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.container_port, self.proto)
-    }
+pub use spec::{PortBinding, parse};
 
-    /// The host port as asked: `8080`, a range `8000-8010`, or "" for any.
-    pub fn host_ports(&self) -> String {
-        match (self.host_port, self.host_port_end) {
-            (0, _) => String::new(),
-            (start, Some(end)) => format!("{start}-{end}"),
-            (port, None) => port.to_string(),
-        }
-    }
-}
-
-/// Parses one `-p` value into a binding per container port: `[ip:][hostPort:]containerPort`,
-/// where either port may be a range `START-END` (Docker's rules: a container range takes a
-/// host range of the same length, or none; a host range for one container port means the
-/// first free port in it).
-pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
-    let bad = |why: &str| format!("invalid port specification {spec:?}: {why}");
-    let (rest, proto) = match spec.rsplit_once('/') {
-        Some((r, p)) => (r, p.to_ascii_lowercase()),
-        None => (spec, "tcp".to_string()),
-    };
-    match proto.as_str() {
-        "tcp" | "udp" => {}
-        "sctp" => return Err(bad("sctp ports cannot be published: use tcp or udp")),
-        _ => return Err(bad("the protocol must be tcp, udp or sctp")),
-    }
-    // [ip:][hostPort:]containerPort; an IPv6 address is written in brackets.
-    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, r) = r
-            .split_once("]:")
-            .ok_or_else(|| bad("unclosed [ in the address"))?;
-        (Some(ip.to_string()), r.to_string())
-    } else {
-        let parts: Vec<&str> = rest.split(':').collect();
-        match parts.len() {
-            1 | 2 => (None, rest.to_string()),
-            3 => (
-                Some(parts[0].to_string()),
-                format!("{}:{}", parts[1], parts[2]),
-            ),
-            _ => return Err(bad("use [ip:]hostPort:containerPort")),
-        }
-    };
-    if let Some(ip) = ip.as_deref().filter(|ip| !ip.is_empty()) {
-        match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(_)) => {}
-            Ok(IpAddr::V6(_)) => return Err(bad("only IPv4 host addresses so far")),
-            Err(_) => return Err(bad(&format!("{ip:?} is not an IP address"))),
-        }
-    }
-    let port = |p: &str| -> Result<u16, String> {
-        match p.parse::<u16>() {
-            Ok(0) | Err(_) => Err(bad(&format!("{p:?} is not a port (1-65535)"))),
-            Ok(n) => Ok(n),
-        }
-    };
-    // A port or a range, as (start, end).
-    let ports = |p: &str| -> Result<(u16, u16), String> {
-        match p.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (port(a)?, port(b)?);
-                if b < a {
-                    return Err(bad(&format!("the range {p} ends before it starts")));
-                }
-                Ok((a, b))
-            }
-            None => port(p).map(|n| (n, n)),
-        }
-    };
-    let (host, (first, last)) = match rest.split_once(':') {
-        Some(("", c)) => (None, ports(c)?),
-        Some((h, c)) => (Some(ports(h)?), ports(c)?),
-        None => (None, ports(&rest)?),
-    };
-    let binding = |host_port, host_port_end, container_port| PortBinding {
-        host_ip: ip.clone().filter(|ip| !ip.is_empty()),
-        host_port,
-        host_port_end,
-        container_port,
-        proto: proto.clone(),
-    };
-    match host {
-        None => Ok((first..=last).map(|c| binding(0, None, c)).collect()),
-        Some((start, end)) if first == last && start != end => {
-            Ok(vec![binding(start, Some(end), first)])
-        }
-        Some((start, end)) if end - start == last - first => Ok((first..=last)
-            .zip(start..=end)
-            .map(|(c, h)| binding(h, None, c))
-            .collect()),
-        Some(_) => Err(bad(
-            "the host and container port ranges differ in length: give ranges of the same length, or one host range for one container port",
-        )),
-    }
+/// Why a container's ports could not be published. Each says its cause inline too: the
+/// engine keeps the message as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    HostIp(std::net::AddrParseError),
+    #[error("cannot publish port {key}: cannot listen on {ip}:{ports}: {source}")]
+    Listen {
+        key: String,
+        ip: Ipv4Addr,
+        ports: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach the network holder at {}: {source}", control.display())]
+    Reach {
+        control: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot hand port {key} to the network holder: {source}")]
+    HandOver {
+        key: String,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 /// A port as bound on the host, for `port`, `ps` and `inspect`.
@@ -152,7 +70,7 @@ pub struct Published {
 
 /// Binds every binding's host side (as the user, in the host's network namespace): a
 /// listening TCP socket or a UDP socket.
-pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, String> {
+pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, PublishError> {
     bindings
         .iter()
         .map(|b| {
@@ -160,7 +78,7 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, Strin
                 .host_ip
                 .as_deref()
                 .map_or(Ok(Ipv4Addr::UNSPECIFIED), str::parse)
-                .map_err(|e| format!("{e}"))?;
+                .map_err(PublishError::HostIp)?;
             let bind_port = |port: u16| -> std::io::Result<(SocketAddr, OwnedFd)> {
                 if b.proto == "udp" {
                     let s = UdpSocket::bind((ip, port))?;
@@ -188,12 +106,13 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, Strin
                     {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    Err(e) => {
-                        return Err(format!(
-                            "cannot publish port {}: cannot listen on {ip}:{}: {e}",
-                            b.key(),
-                            b.host_ports()
-                        ));
+                    Err(source) => {
+                        return Err(PublishError::Listen {
+                            key: b.key(),
+                            ip,
+                            ports: b.host_ports(),
+                            source,
+                        });
                     }
                 }
             };
@@ -215,16 +134,16 @@ pub fn hand_over(
     control: &Path,
     sockets: &[(Published, OwnedFd)],
     target: Ipv4Addr,
-) -> Result<UnixStream, String> {
+) -> Result<UnixStream, PublishError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let stream = loop {
         match UnixStream::connect(control) {
             Ok(s) => break s,
-            Err(e) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "cannot reach the network holder at {}: {e}",
-                    control.display()
-                ));
+            Err(source) if Instant::now() >= deadline => {
+                return Err(PublishError::Reach {
+                    control: control.to_path_buf(),
+                    source,
+                });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -243,11 +162,9 @@ pub fn hand_over(
             MsgFlags::empty(),
             None,
         )
-        .map_err(|e| {
-            format!(
-                "cannot hand port {} to the network holder: {e}",
-                p.binding.key()
-            )
+        .map_err(|source| PublishError::HandOver {
+            key: p.binding.key(),
+            source,
         })?;
     }
     Ok(stream)
@@ -432,7 +349,7 @@ fn relay(client: TcpStream, from: SocketAddr, target: SocketAddr) {
     let Ok(upstream) = upstream else {
         return;
     };
-    super::relay::both_ways(client, upstream);
+    super::tcp_relay::both_ways(client, upstream);
 }
 
 impl std::fmt::Display for Published {
@@ -453,61 +370,6 @@ mod tests {
             host_port_end: None,
             container_port: container,
             proto: "tcp".into(),
-        }
-    }
-
-    /// The one binding `spec` parses to.
-    fn parse1(spec: &str) -> Result<PortBinding, String> {
-        parse(spec).map(|mut v| {
-            assert_eq!(v.len(), 1, "{spec}");
-            v.remove(0)
-        })
-    }
-
-    #[test]
-    fn port_specs_parse_as_docker_writes_them() {
-        assert_eq!(parse1("80"), Ok(b(None, 0, 80)));
-        assert_eq!(parse1("8080:80"), Ok(b(None, 8080, 80)));
-        assert_eq!(parse1("8080:80/TCP"), Ok(b(None, 8080, 80)));
-        assert_eq!(
-            parse1("127.0.0.1:8080:80"),
-            Ok(b(Some("127.0.0.1"), 8080, 80))
-        );
-        assert_eq!(parse1("127.0.0.1::80"), Ok(b(Some("127.0.0.1"), 0, 80)));
-        assert_eq!(parse1(":80"), Ok(b(None, 0, 80)));
-        let udp = parse1("127.0.0.1:5353:53/udp").unwrap();
-        // Ranges: pairwise, each on a free port, or the first free port of a host range.
-        let pairs: Vec<(u16, u16)> = parse("8000-8002:80-82")
-            .unwrap()
-            .iter()
-            .map(|b| (b.host_port, b.container_port))
-            .collect();
-        assert_eq!(pairs, [(8000, 80), (8001, 81), (8002, 82)]);
-        assert_eq!(parse("80-81/udp").unwrap().len(), 2);
-        let one = parse1("127.0.0.1:8000-8010:80").unwrap();
-        assert_eq!((one.host_port, one.host_port_end), (8000, Some(8010)));
-        assert_eq!(one.host_ports(), "8000-8010");
-        assert_eq!((udp.host_port, udp.container_port), (5353, 53));
-        assert_eq!(udp.key(), "53/udp");
-        for (spec, why) in [
-            ("80/sctp", "sctp ports cannot be published"),
-            ("80/xyz", "must be tcp, udp or sctp"),
-            ("0", "is not a port"),
-            ("70000", "is not a port"),
-            ("web:80", "is not a port"),
-            ("1.2.3:80:80", "is not an IP address"),
-            ("[::1]:80:80", "only IPv4"),
-            ("8000-8002:80-81", "differ in length"),
-            ("8000:80-81", "differ in length"),
-            ("90-80", "ends before it starts"),
-            ("a:b:c:d", "use [ip:]hostPort:containerPort"),
-        ] {
-            let err = parse(spec).unwrap_err();
-            assert!(err.contains(why), "{spec}: {err}");
-            assert!(
-                err.starts_with(&format!("invalid port specification {spec:?}")),
-                "{err}"
-            );
         }
     }
 

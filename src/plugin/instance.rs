@@ -9,9 +9,9 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::burrow::plugin::types;
 use super::bindings::{self, LogDriverPre};
-use super::engine::Shared;
 use super::policy::Policy;
 use super::state::{HostState, arm, new_store};
+use super::wasm_engine::Shared;
 use super::{Entry, Kv, LogContext, LogDriver, PluginError, PluginInfo, ReadOpts};
 
 const SHORT: Duration = Duration::from_secs(1);

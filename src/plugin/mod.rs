@@ -17,15 +17,15 @@
 mod bindings;
 mod cache;
 mod endpoints;
-mod engine;
 mod http;
 mod instance;
-mod net;
+mod network_driver;
 mod policy;
 mod secrets;
 mod state;
 #[cfg(test)]
 mod tests;
+mod wasm_engine;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,10 +39,10 @@ pub use bindings::burrow::plugin::log_types::{
 };
 pub use bindings::burrow::plugin::types::{Capabilities, Kv, PluginInfo};
 pub use instance::{Logger, Reader};
-pub use net::*;
+pub use network_driver::*;
 
-use engine::Shared;
 use policy::Policy;
+use wasm_engine::Shared;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));

@@ -10,8 +10,8 @@ use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::burrow::plugin::{diag, log_types, types};
-use super::engine::{MEMORY_CAP, Shared, ticks};
 use super::policy::Policy;
+use super::wasm_engine::{MEMORY_CAP, Shared, ticks};
 use super::{PluginError, http};
 
 pub(crate) struct HostState {

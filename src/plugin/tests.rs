@@ -347,7 +347,7 @@ fn a_plugin_for_another_abi_is_refused_with_the_versions() {
 
 /// Figures for the report: `cargo test --release plugin::tests::figures -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "prints figures for a report; run it with --ignored --nocapture"]
 fn figures() {
     let (_dir, host) = host();
     let wasm = builtin::BUILTIN_PLUGINS

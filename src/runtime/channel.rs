@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use nix::fcntl::OFlag;
 
 use super::RuntimeError;
+use super::job_error::JobError;
 
 /// Child → parent.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -21,8 +22,8 @@ pub(crate) enum ToParent {
     NetnsReady,
     /// The container's pid 1, as seen from burrow's pid namespace.
     ContainerPid(i32),
-    /// The job run by `in_userns` finished (its JSON value or its error).
-    JobDone(Result<serde_json::Value, String>),
+    /// A job (`jobs.rs`) finished: its JSON value or its error.
+    JobDone(Result<serde_json::Value, JobError>),
     Failed(ChildFailure),
 }
 
@@ -77,11 +78,14 @@ pub(crate) enum ChildFailure {
     UnsafeOverlayPath {
         path: PathBuf,
     },
-    /// Any other error, kept as its step name and errno.
+    /// A failed step, kept as its name and errno.
     Process {
         step: String,
         errno: i32,
     },
+    /// Any other error (joining a namespace, a container gone, the terminal...), with its
+    /// message and causes.
+    Other(JobError),
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -124,10 +128,7 @@ impl From<RuntimeError> for ChildFailure {
                 step,
                 errno: errno_of(&source),
             },
-            other => Self::Process {
-                step: other.to_string(),
-                errno: libc::EIO,
-            },
+            other => Self::Other(JobError::from_error(&other)),
         }
     }
 }
@@ -164,6 +165,7 @@ impl From<ChildFailure> for RuntimeError {
                 step,
                 source: io(errno),
             },
+            F::Other(job) => Self::Child(job),
         }
     }
 }
@@ -253,6 +255,23 @@ mod tests {
         assert_eq!(
             back.to_string(),
             "container setup failed: cannot mount proc on /x/proc"
+        );
+        // One without a variant of its own keeps its message and causes.
+        let e = RuntimeError::JoinNamespace {
+            pid: 7,
+            kind: "pid",
+            source: io(libc::EPERM),
+        };
+        let back = RuntimeError::from(ChildFailure::from(e));
+        assert_eq!(
+            crate::errors::render_chain(&back),
+            "cannot join the pid namespace of container process 7: Operation not permitted (os error 1)"
+        );
+        assert_eq!(back.exit_code(), 125);
+        let gone = RuntimeError::from(ChildFailure::from(RuntimeError::ContainerGone { pid: 7 }));
+        assert_eq!(
+            gone.to_string(),
+            "container process 7 is gone (the container is not running)"
         );
     }
 }

@@ -12,10 +12,10 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
 
 use super::mounts::{self, MountOptions};
-use super::sys::{Nix, clone_mount};
+use super::sys::{Nix, Syscall, clone_mount};
 use super::user::{self, ExecUser};
 use super::{
-    ContainerSpec, IdMapping, NetworkMode, RuntimeError, command, net, privileges, seccomp, tty,
+    ContainerSpec, IdMapping, NetworkMode, RuntimeError, command, privileges, seccomp, tty,
 };
 
 fn process_err(step: &str) -> impl FnOnce(nix::Error) -> RuntimeError {
@@ -146,21 +146,6 @@ pub(crate) fn prepare(
     setgroups: bool,
     tty_sock: Option<OwnedFd>,
 ) -> Result<Ready, RuntimeError> {
-    // A mount namespace of our own: pivot_root moves the root of every process in the
-    // namespace, and the rootfs's daemon (fuse-overlayfs) stays behind in the parent's.
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(process_err("create the container's mount namespace"))?;
-    // The engine's files are cloned as detached mounts now, from the host's view, and
-    // attached after the pivot so that paths inside the image resolve inside it.
-    let mut etc_sources = Vec::new();
-    for (inside, host) in &spec.etc_files {
-        let mount = clone_mount(host).map_err(|source| RuntimeError::Setup {
-            step: "clone a mount of the engine's file".into(),
-            path: host.clone(),
-            source,
-        })?;
-        etc_sources.push((inside.clone(), mount));
-    }
     let opts = MountOptions {
         private_net: spec.network != NetworkMode::Host,
         tty_gid_mapped: map
@@ -168,52 +153,95 @@ pub(crate) fn prepare(
             .iter()
             .any(|m| m.container_id <= 5 && 5 - m.container_id < m.size),
     };
-    let mut user = None;
-    let mut slave = None;
-    mounts::setup(&Nix, spec, opts, &etc_sources, || {
+    let in_rootfs = || {
         let u = user::resolve(
             spec.user.as_deref(),
             Path::new("/etc/passwd"),
             Path::new("/etc/group"),
         )?;
         make_cwd(&spec.cwd, &u)?;
-        user = Some(u);
         // The pty comes from the container's devpts (mounted above), so the container sees
         // it as its terminal.
-        if let Some(sock) = &tty_sock {
-            slave = Some(open_terminal(sock, spec.tty_size)?);
+        let slave = match &tty_sock {
+            Some(sock) => Some(open_terminal(sock, spec.tty_size)?),
+            None => None,
+        };
+        Ok((u, slave))
+    };
+    let settle = |(user, slave): (ExecUser, Option<OwnedFd>)| {
+        if !map.maps_user(user.uid, user.gid) {
+            return Err(RuntimeError::UnmappedUser {
+                uid: user.uid,
+                gid: user.gid,
+            });
         }
-        Ok(())
-    })?;
-    drop((etc_sources, tty_sock));
-    let user = user.ok_or_else(|| RuntimeError::UserNotFound {
-        user: spec.user.clone().unwrap_or_default(),
-    })?;
-    if !map.maps_user(user.uid, user.gid) {
-        return Err(RuntimeError::UnmappedUser {
-            uid: user.uid,
-            gid: user.gid,
-        });
-    }
-    if let Some(slave) = slave {
-        // Like runc: the terminal belongs to the user the command runs as; its group stays
-        // the one devpts gave it (tty when mapped).
-        nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(user.uid)), None)
-            .map_err(process_err("give the terminal to the container user"))?;
-        attach_terminal(slave)?;
-    }
-    if spec.network != NetworkMode::Host {
-        nix::unistd::sethostname(&spec.hostname).map_err(|e| RuntimeError::Setup {
-            step: "set the hostname".into(),
-            path: PathBuf::from(&spec.hostname),
-            source: e.into(),
-        })?;
-        net::loopback_up()?;
-    }
+        if let Some(slave) = slave {
+            // Like runc: the terminal belongs to the user the command runs as; its group
+            // stays the one devpts gave it (tty when mapped).
+            nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(user.uid)), None)
+                .map_err(process_err("give the terminal to the container user"))?;
+            attach_terminal(slave)?;
+        }
+        Ok(user)
+    };
+    let user = namespace_steps(&Nix, spec, opts, clone_mount, in_rootfs, settle)?;
+    drop(tty_sock);
     if !spec.tty && !spec.stdin {
         dev_null_onto(&[0])?;
     }
     finish(&spec.args, &spec.env, &spec.cwd, &user, setgroups)
+}
+
+/// G's namespace steps, in this order: a mount namespace of its own, the engine's files
+/// cloned (`clone`), the mounts and the pivot with `in_rootfs` run once the container's
+/// root is `/`, `settle` on what it found, then the hostname and `lo` in the uts and network
+/// namespaces C made (unless the container shares the host's network).
+pub(super) fn namespace_steps<T, U>(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    opts: MountOptions,
+    clone: impl Fn(&Path) -> std::io::Result<OwnedFd>,
+    in_rootfs: impl FnOnce() -> Result<T, RuntimeError>,
+    settle: impl FnOnce(T) -> Result<U, RuntimeError>,
+) -> Result<U, RuntimeError> {
+    // A mount namespace of our own: pivot_root moves the root of every process in the
+    // namespace, and the rootfs's daemon (fuse-overlayfs) stays behind in the parent's.
+    sys.unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|source| RuntimeError::Process {
+            step: "create the container's mount namespace".into(),
+            source,
+        })?;
+    // The engine's files are cloned as detached mounts now, from the host's view, and
+    // attached after the pivot so that paths inside the image resolve inside it.
+    let mut etc_sources = Vec::new();
+    for (inside, host) in &spec.etc_files {
+        let mount = clone(host).map_err(|source| RuntimeError::Setup {
+            step: "clone a mount of the engine's file".into(),
+            path: host.clone(),
+            source,
+        })?;
+        etc_sources.push((inside.clone(), mount));
+    }
+    let mut found = None;
+    mounts::setup(sys, spec, opts, &etc_sources, || {
+        found = Some(in_rootfs()?);
+        Ok(())
+    })?;
+    drop(etc_sources);
+    let found = found.ok_or_else(|| RuntimeError::UserNotFound {
+        user: spec.user.clone().unwrap_or_default(),
+    })?;
+    let settled = settle(found)?;
+    if spec.network != NetworkMode::Host {
+        sys.sethostname(&spec.hostname)
+            .map_err(|source| RuntimeError::Setup {
+                step: "set the hostname".into(),
+                path: PathBuf::from(&spec.hostname),
+                source,
+            })?;
+        sys.loopback_up()?;
+    }
+    Ok(settled)
 }
 
 /// The steps shared by pid 1 and `exec`: HOME, the command's path, the working directory,

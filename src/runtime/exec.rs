@@ -27,7 +27,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -37,9 +37,9 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::container::{self, Ready};
-use super::process::{
-    channel_err, die_with_parent, exit_now, fail, fork, process_err, scrub_after_fork, wait_code,
-};
+use super::proc::scrub_after_fork;
+use super::process::{channel_err, die_with_parent, exit_now, fail, fork, process_err, wait_code};
+use super::sys::{Nix, Syscall};
 use super::tty::{self, RawMode, Signals};
 use super::user::{self, ExecUser};
 use super::{ExecSpec, IdMapping, RuntimeError, procfs};
@@ -253,17 +253,8 @@ fn middle(
     if !spec.detach && !die_with_parent(parent) {
         return 125;
     }
-    for ns in namespaces {
-        if let Err(e) = nix::sched::setns(&ns.fd, ns.flag) {
-            fail(
-                &to_parent,
-                RuntimeError::JoinNamespace {
-                    pid,
-                    kind: ns.kind,
-                    source: e.into(),
-                },
-            );
-        }
+    if let Err(e) = join(&Nix, pid, namespaces) {
+        fail(&to_parent, e);
     }
     // Joining the user namespace changed the credentials, which cleared the death signal.
     if !spec.detach && !die_with_parent(parent) {
@@ -301,6 +292,20 @@ fn middle(
             }
         }
     }
+}
+
+/// M's namespace steps: joins each of `namespaces` in its order (the user namespace first,
+/// see [`NAMESPACES`]), stopping at the first that fails.
+fn join(sys: &dyn Syscall, pid: i32, namespaces: &[Namespace]) -> Result<(), RuntimeError> {
+    for ns in namespaces {
+        sys.setns(ns.fd.as_fd(), ns.flag)
+            .map_err(|source| RuntimeError::JoinNamespace {
+                pid,
+                kind: ns.kind,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// E: everything between joining and execve, with the container's root as `/`.
@@ -358,6 +363,46 @@ mod tests {
             err.to_string(),
             "process 7 is not a container's pid 1: it shares burrow's user namespace"
         );
+    }
+
+    #[test]
+    fn joins_each_namespace_in_order_and_stops_at_the_first_refusal() {
+        use crate::runtime::sys::tests::Recorder;
+        let opened = |kinds: &[(&'static str, CloneFlags)]| -> Vec<Namespace> {
+            kinds
+                .iter()
+                .map(|&(kind, flag)| Namespace {
+                    kind,
+                    flag,
+                    fd: File::open("/dev/null").unwrap().into(),
+                })
+                .collect()
+        };
+        let all = opened(&to_join(7, |_| false).unwrap());
+        let rec = Recorder::default();
+        join(&rec, 7, &all).unwrap();
+        assert_eq!(
+            rec.lines(),
+            [
+                "setns CLONE_NEWUSER",
+                "setns CLONE_NEWNS",
+                "setns CLONE_NEWPID",
+                "setns CLONE_NEWUTS",
+                "setns CLONE_NEWIPC",
+                "setns CLONE_NEWNET",
+                "setns CLONE_NEWCGROUP",
+            ]
+        );
+        let rec = Recorder {
+            fail: vec!["setns CLONE_NEWPID".into()],
+            ..Default::default()
+        };
+        let err = join(&rec, 7, &all).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot join the pid namespace of container process 7"
+        );
+        assert_eq!(rec.lines().last().unwrap(), "setns CLONE_NEWPID");
     }
 
     #[test]

@@ -11,12 +11,17 @@ mod clock;
 mod command;
 mod container;
 mod exec;
-mod holder;
+mod holder_namespaces;
 mod idmap;
 mod init;
+mod job_error;
+mod jobs;
+mod loopback;
 mod mounts;
-mod net;
+#[cfg(test)]
+mod namespace_tests;
 mod privileges;
+pub mod proc;
 mod process;
 mod procfs;
 mod seccomp;
@@ -26,9 +31,11 @@ mod user;
 
 pub use clock::utc_offset_secs;
 pub use exec::exec;
-pub use holder::{in_forked_job, in_joined_userns, start_holder};
+pub use holder_namespaces::start_holder;
 pub use idmap::find_program;
-pub use process::{in_userns, run_observed};
+pub use job_error::{JobError, JobErrorKind, JobFailure};
+pub use jobs::{in_forked_job, in_joined_userns, in_userns};
+pub use process::run_observed;
 pub use procfs::{container_processes, namespace_anchor};
 pub use tty::{RawMode, Signals, recv_fd, send_fd, terminal_size};
 
@@ -257,8 +264,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the job in the user namespace failed: {message}")]
-    Job { message: String },
+    /// A job (`jobs.rs`) failed; its chain is inline too, for callers that print `{}`.
+    #[error("the job in the user namespace failed: {0}")]
+    Job(#[source] JobError),
     #[error("cannot set up the terminal")]
     Terminal {
         #[source]
@@ -285,8 +293,13 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot connect the container to its network: {message}")]
-    Network { message: String },
+    /// A network job failed (`network::connect` and friends); its chain is inline too.
+    #[error("cannot connect the container to its network: {0}")]
+    Network(#[source] JobError),
+    /// A failure in a forked child with no variant of its own on the channel (see
+    /// `channel.rs`): its message and causes as they were.
+    #[error(transparent)]
+    Child(JobError),
     #[error("cannot read {}", path.display())]
     ReadProc {
         path: PathBuf,

@@ -26,7 +26,8 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -35,7 +36,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, ChildFailure, ToChild, ToParent};
-use super::sys::Nix;
+use super::proc::scrub_after_fork;
+use super::sys::{Nix, Syscall};
 use super::tty::{self, RawMode, Signals};
 use super::{ContainerSpec, IdMapping, NetworkMode, RuntimeError, container, init, mounts};
 
@@ -63,64 +65,6 @@ pub(super) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// What a child that the container can see does first, right after the fork: closes every
-/// descriptor above 2 but `keep` (close-on-exec is not enough for a process that may never
-/// exec, like `--init`'s pid 1, or that the container can look at before it does), forgets
-/// burrow's environment, and becomes non-dumpable, so that the container's root can neither
-/// open its /proc files (fd, environ, mem) nor ptrace it. The container's command is
-/// dumpable again once exec'd: execve resets the flag.
-pub(super) fn scrub_after_fork(keep: &[RawFd]) {
-    let _ = nix::sys::prctl::set_dumpable(false);
-    close_fds_except(keep);
-    for (key, _) in std::env::vars_os() {
-        // SAFETY: the forked child is single-threaded: nothing reads the environment
-        // concurrently.
-        unsafe { std::env::remove_var(key) };
-    }
-}
-
-/// Closes every descriptor from 3 up that is not in `keep`.
-pub(super) fn close_fds_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter_map(|&fd| u32::try_from(fd).ok())
-        .collect();
-    keep.retain(|&fd| fd > 2);
-    keep.sort_unstable();
-    keep.dedup();
-    let mut from = 3u32;
-    for bound in keep.iter().copied().chain([u32::MAX]) {
-        if bound > from && !close_range(from, bound - 1) {
-            close_by_listing(&keep);
-            return;
-        }
-        from = bound.saturating_add(1);
-    }
-}
-
-/// close_range(2) without flags; false where the kernel lacks it (before 5.9).
-fn close_range(first: u32, last: u32) -> bool {
-    // SAFETY: close_range takes no pointers; it closes descriptors this process owns.
-    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
-}
-
-fn close_by_listing(keep: &[u32]) {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds {
-        if fd > 2 && !keep.contains(&(fd as u32)) {
-            // SAFETY: closing a descriptor number; the listing's own is closed by its drop
-            // (EBADF at worst).
-            unsafe { libc::close(fd) };
-        }
-    }
-}
-
 /// Dies with the parent; returns false when the parent is already gone.
 pub(super) fn die_with_parent(parent: Pid) -> bool {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -135,28 +79,42 @@ pub(super) fn enter_userns(
     to_parent: &File,
     from_parent: &File,
 ) -> Result<(), RuntimeError> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-        .map_err(process_err("create a user namespace"))?;
-    channel::send(to_parent, &ToParent::UserNsReady)
-        .map_err(channel_err("the user namespace handshake"))?;
-    match channel::recv::<ToChild>(from_parent) {
-        Ok(Some(ToChild::MapsWritten)) => {}
-        // The parent failed to map ids and reports that itself.
-        _ => exit_now(125),
-    }
+    Nix.unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(io_step("create a user namespace"))?;
+    wait_for_maps(to_parent, from_parent)?;
     become_root(setgroups)
 }
 
-/// Joins an existing user namespace (the network holder's), whose maps are written: the
-/// owner gets every capability there, and becomes root in it as after `enter_userns`.
-pub(super) fn join_userns(path: &std::path::Path, setgroups: bool) -> Result<(), RuntimeError> {
+/// Tells the parent the new user namespace exists and waits until it wrote the id maps.
+fn wait_for_maps(to_parent: &File, from_parent: &File) -> Result<(), RuntimeError> {
+    channel::send(to_parent, &ToParent::UserNsReady)
+        .map_err(channel_err("the user namespace handshake"))?;
+    match channel::recv::<ToChild>(from_parent) {
+        Ok(Some(ToChild::MapsWritten)) => Ok(()),
+        // The parent failed to map ids and reports that itself.
+        _ => exit_now(125),
+    }
+}
+
+fn io_step(step: &str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let step = step.to_string();
+    move |source| RuntimeError::Process { step, source }
+}
+
+/// Opens the namespace file at `path` (`opening` names it in the error, before its path)
+/// and joins it: `flag` says its type, `joining` names the step.
+pub(super) fn join(
+    sys: &dyn Syscall,
+    path: &Path,
+    flag: CloneFlags,
+    opening: &str,
+    joining: &str,
+) -> Result<(), RuntimeError> {
     let ns = File::open(path).map_err(|source| RuntimeError::Process {
-        step: format!("open the user namespace {}", path.display()),
+        step: format!("open {opening}{}", path.display()),
         source,
     })?;
-    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
-        .map_err(process_err("join the network holder's user namespace"))?;
-    become_root(setgroups)
+    sys.setns(ns.as_fd(), flag).map_err(io_step(joining))
 }
 
 fn become_root(setgroups: bool) -> Result<(), RuntimeError> {
@@ -324,6 +282,72 @@ fn start(
     }
 }
 
+/// Why C stopped before forking G.
+#[derive(Debug)]
+pub(super) enum Stopped {
+    /// A step failed; `release`: the rootfs is mounted already and must be released.
+    Failed { err: RuntimeError, release: bool },
+    /// The parent is gone: exit quietly.
+    ParentGone,
+}
+
+impl From<RuntimeError> for Stopped {
+    fn from(err: RuntimeError) -> Self {
+        Stopped::Failed {
+            err,
+            release: false,
+        }
+    }
+}
+
+/// C's namespace steps, in this order: the user namespace (joined, or new, with `mapped`
+/// waiting for the parent's id maps), `settle` (credentials and what they reset), the mount
+/// namespace, the rootfs mounted in it, the other namespaces, and the network namespace
+/// to join (`--network container:NAME`).
+pub(super) fn namespaces(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    mapped: impl FnOnce() -> Result<(), RuntimeError>,
+    settle: impl FnOnce() -> Result<(), Stopped>,
+) -> Result<(), Stopped> {
+    match &spec.userns {
+        Some(path) => join(
+            sys,
+            path,
+            CloneFlags::CLONE_NEWUSER,
+            "the user namespace ",
+            "join the network holder's user namespace",
+        )?,
+        None => {
+            sys.unshare(CloneFlags::CLONE_NEWUSER)
+                .map_err(io_step("create a user namespace"))?;
+            mapped()?;
+        }
+    }
+    settle()?;
+    // The rootfs is mounted here, before the pid namespace, so fuse-overlayfs runs outside
+    // the container (not in its `ps`, not killed with it) and keeps this namespace's root.
+    sys.unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(io_step("create a mount namespace"))?;
+    let mounted = |err| Stopped::Failed { err, release: true };
+    mounts::mount_root(sys, spec).map_err(mounted)?;
+    let mut flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    if matches!(spec.network, NetworkMode::None | NetworkMode::Attached) {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    sys.unshare(flags)
+        .map_err(io_step("create the container's namespaces"))
+        .map_err(mounted)?;
+    if let NetworkMode::Joined(netns) = &spec.network {
+        let step = "join the other container's network namespace";
+        join(sys, netns, CloneFlags::CLONE_NEWNET, "", step).map_err(mounted)?;
+    }
+    Ok(())
+}
+
 /// C: user namespace, a mount namespace holding the rootfs, the other namespaces, then fork
 /// G and relay its status; afterwards release the rootfs so its daemon (if any) exits.
 fn middle(
@@ -338,57 +362,26 @@ fn middle(
     if !die_with_parent(parent) {
         return 125;
     }
-    let entered = match &spec.userns {
-        Some(path) => join_userns(path, setgroups),
-        None => enter_userns(setgroups, &to_parent, from_parent),
+    let settle = || {
+        become_root(setgroups)?;
+        // Changing credentials cleared the parent-death signal.
+        if !die_with_parent(parent) {
+            return Err(Stopped::ParentGone);
+        }
+        // fuse-overlayfs daemonises; as a subreaper C inherits the daemon and can wait for
+        // it.
+        nix::sys::prctl::set_child_subreaper(true).map_err(process_err("become a subreaper"))?;
+        Ok(())
     };
-    if let Err(e) = entered {
-        fail(&to_parent, e);
-    }
-    // Changing credentials cleared the parent-death signal.
-    if !die_with_parent(parent) {
-        return 125;
-    }
-    // fuse-overlayfs daemonises; as a subreaper C inherits the daemon and can wait for it.
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        fail(&to_parent, process_err("become a subreaper")(e));
-    }
-    // The rootfs is mounted here, before the pid namespace, so fuse-overlayfs runs outside
-    // the container (not in its `ps`, not killed with it) and keeps this namespace's root.
-    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
-        fail(&to_parent, process_err("create a mount namespace")(e));
-    }
-    if let Err(e) = mounts::mount_root(&Nix, spec) {
-        release(spec);
-        fail(&to_parent, e);
-    }
-    let mut flags = CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWCGROUP;
-    if matches!(spec.network, NetworkMode::None | NetworkMode::Attached) {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    if let Err(e) = nix::sched::unshare(flags) {
-        release(spec);
-        fail(
-            &to_parent,
-            process_err("create the container's namespaces")(e),
-        );
-    }
-    if let NetworkMode::Joined(netns) = &spec.network {
-        let joined = std::fs::File::open(netns)
-            .map_err(|source| RuntimeError::Process {
-                step: format!("open {}", netns.display()),
-                source,
-            })
-            .and_then(|ns| {
-                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
-                    .map_err(process_err("join the other container's network namespace"))
-            });
-        if let Err(e) = joined {
-            release(spec);
-            fail(&to_parent, e);
+    let mapped = || wait_for_maps(&to_parent, from_parent);
+    match namespaces(&Nix, spec, mapped, settle) {
+        Ok(()) => {}
+        Err(Stopped::ParentGone) => return 125,
+        Err(Stopped::Failed { err, release: r }) => {
+            if r {
+                release(spec);
+            }
+            fail(&to_parent, err);
         }
     }
     if spec.network == NetworkMode::Attached {
@@ -465,80 +458,5 @@ fn kill_children() {
     for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
         tracing::debug!(pid, "killing a rootfs daemon that outlived its mount");
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
-
-/// The child's end of a job: runs `f` (a panic is an error), sends its JSON result, exits.
-pub(super) fn finish_job<T: serde::Serialize>(
-    f: impl FnOnce() -> Result<T, String>,
-    to_parent: &File,
-) -> ! {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("the job panicked".to_string()))
-        .and_then(|v| {
-            serde_json::to_value(v).map_err(|e| format!("cannot encode the result: {e}"))
-        });
-    let sent = channel::send(to_parent, &ToParent::JobDone(outcome));
-    exit_now(if sent.is_ok() { 0 } else { 125 })
-}
-
-/// The parent's end of a job: the result the child sent, or why there is none.
-pub(super) fn job_result<T: serde::de::DeserializeOwned>(
-    child: Pid,
-    from_child: &File,
-) -> Result<T, RuntimeError> {
-    match channel::recv::<ToParent>(from_child).map_err(channel_err("the job's result"))? {
-        Some(ToParent::JobDone(Ok(v))) => {
-            serde_json::from_value(v).map_err(|e| RuntimeError::Job {
-                message: format!("cannot decode the result: {e}"),
-            })
-        }
-        Some(ToParent::JobDone(Err(message))) => Err(RuntimeError::Job { message }),
-        Some(ToParent::Failed(f)) => Err(f.into()),
-        _ => Err(RuntimeError::ChildVanished {
-            pid: child.as_raw(),
-            stage: "finishing the job",
-        }),
-    }
-}
-
-/// Runs `f` in a forked child inside a new user and mount namespace with `map` applied, as
-/// uid 0 / gid 0; its result comes back as JSON. Call only while the process has no other
-/// threads.
-pub fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
-    map: &IdMapping,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T, RuntimeError> {
-    let (from_child, to_parent) = channel::pipe()?;
-    let (from_parent, to_child) = channel::pipe()?;
-    let parent = nix::unistd::getpid();
-    let setgroups = map.setgroups_allowed();
-    match fork()? {
-        ForkResult::Child => {
-            drop((from_child, to_child));
-            if !die_with_parent(parent) {
-                exit_now(125);
-            }
-            if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
-                fail(&to_parent, e);
-            }
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
-                fail(&to_parent, process_err("create a mount namespace")(e));
-            }
-            let none: Option<&str> = None;
-            let slave = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE;
-            if let Err(e) = nix::mount::mount(none, "/", none, slave, none) {
-                fail(&to_parent, process_err("make / a slave mount")(e));
-            }
-            finish_job(f, &to_parent)
-        }
-        ForkResult::Parent { child } => {
-            drop((to_parent, from_parent));
-            let result = map_child(child, map, &from_child, &to_child)
-                .and_then(|()| job_result(child, &from_child));
-            let code = wait_code(child)?;
-            tracing::debug!(pid = child.as_raw(), code, "user namespace job finished");
-            result
-        }
     }
 }

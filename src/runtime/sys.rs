@@ -1,6 +1,6 @@
-//! The syscall seam: mount-namespace operations go through [`Syscall`] so the order of the
-//! mount sequence is unit-tested with [`tests::Recorder`] (test builds only, chosen
-//! explicitly by the test) while [`Nix`] does the real work.
+//! The syscall seam: namespace and mount operations go through [`Syscall`] so the order of
+//! the namespace steps and of the mount sequence is unit-tested with [`tests::Recorder`]
+//! (test builds only, chosen explicitly by the test) while [`Nix`] does the real work.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -10,6 +10,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+
+use super::RuntimeError;
 
 /// What exists at a path (without following a final symlink).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,16 @@ pub(crate) enum Kind {
 }
 
 pub(crate) trait Syscall {
+    /// unshare(2): the calling process (single-threaded) moves into new namespaces.
+    fn unshare(&self, flags: CloneFlags) -> io::Result<()>;
+    /// setns(2): the calling process joins the namespace `ns` (an open /proc/PID/ns file)
+    /// of type `flag`.
+    fn setns(&self, ns: BorrowedFd<'_>, flag: CloneFlags) -> io::Result<()>;
+    /// The hostname of the calling process's uts namespace.
+    fn sethostname(&self, name: &str) -> io::Result<()>;
+    /// Brings up `lo` in the calling process's network namespace (the error names the step
+    /// that failed).
+    fn loopback_up(&self) -> Result<(), RuntimeError>;
     fn mount(
         &self,
         source: Option<&Path>,
@@ -125,6 +138,22 @@ pub(crate) fn clone_mount(source: &Path) -> io::Result<OwnedFd> {
 pub(crate) struct Nix;
 
 impl Syscall for Nix {
+    fn unshare(&self, flags: CloneFlags) -> io::Result<()> {
+        nix::sched::unshare(flags).map_err(io::Error::from)
+    }
+
+    fn setns(&self, ns: BorrowedFd<'_>, flag: CloneFlags) -> io::Result<()> {
+        nix::sched::setns(ns, flag).map_err(io::Error::from)
+    }
+
+    fn sethostname(&self, name: &str) -> io::Result<()> {
+        nix::unistd::sethostname(name).map_err(io::Error::from)
+    }
+
+    fn loopback_up(&self) -> Result<(), RuntimeError> {
+        super::loopback::loopback_up()
+    }
+
     fn mount(
         &self,
         source: Option<&Path>,
@@ -341,7 +370,30 @@ pub(crate) mod tests {
         }
     }
 
+    /// `CLONE_NEWNS | CLONE_NEWUTS`: the names of `flags`, as the recorder writes them.
+    pub fn clone_names(flags: CloneFlags) -> String {
+        let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+        names.join(" | ")
+    }
+
     impl Syscall for Recorder {
+        fn unshare(&self, flags: CloneFlags) -> io::Result<()> {
+            self.record(format!("unshare {}", clone_names(flags)))
+        }
+        fn setns(&self, _ns: BorrowedFd<'_>, flag: CloneFlags) -> io::Result<()> {
+            self.record(format!("setns {}", clone_names(flag)))
+        }
+        fn sethostname(&self, name: &str) -> io::Result<()> {
+            self.record(format!("sethostname {name}"))
+        }
+        fn loopback_up(&self) -> Result<(), RuntimeError> {
+            self.record("loopback_up".into())
+                .map_err(|source| RuntimeError::Setup {
+                    step: "bring up".into(),
+                    path: "lo".into(),
+                    source,
+                })
+        }
         fn mount(
             &self,
             source: Option<&Path>,

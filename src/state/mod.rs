@@ -11,6 +11,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use crate::network::ipam::IpamError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot open the state database {path}")]
@@ -42,9 +44,18 @@ pub enum StateError {
     NameInUse(String),
     #[error("network with name {0} already exists")]
     NetworkExists(String),
-    /// No address could be handed out; the message says which pool and why.
-    #[error("{0}")]
-    AddressPool(String),
+    #[error("network {network} has no IPv4 subnet to take an address from")]
+    NoSubnet { network: String },
+    /// The network's recorded subnet, range or gateway do not make a pool.
+    #[error(transparent)]
+    Pool(IpamError),
+    /// The network's pool refused the address asked for, or has none left.
+    #[error("network {network}")]
+    AddressPool {
+        network: String,
+        #[source]
+        source: IpamError,
+    },
 }
 
 type Result<T> = std::result::Result<T, StateError>;

@@ -10,6 +10,7 @@ use super::{Containers, RESTARTING, RUNNING};
 use crate::engine::lock::FileLock;
 use crate::engine::{EngineError, Result};
 use crate::monitor;
+use crate::runtime::proc;
 use crate::state::{self, ContainerRecord};
 
 /// Docker's default for `stop -t`.
@@ -83,7 +84,7 @@ impl Containers<'_> {
     /// Sends `signal` to the container's pid 1, if it is still the process we started.
     fn signal_container(&self, c: &ContainerRecord, signal: Signal) -> Result<bool> {
         let Some(pid) = c.pid else { return Ok(false) };
-        if !monitor::is_same_process(pid, c.pid_start) {
+        if !proc::is_same_process(pid, c.pid_start) {
             return Ok(false);
         }
         match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
@@ -263,7 +264,7 @@ impl Containers<'_> {
     fn running_pid(&self, key: &str) -> Result<(ContainerRecord, i32)> {
         let c = self.records.find(key)?;
         match c.pid {
-            Some(pid) if c.status == RUNNING && monitor::is_same_process(pid, c.pid_start) => {
+            Some(pid) if c.status == RUNNING && proc::is_same_process(pid, c.pid_start) => {
                 Ok((c, pid))
             }
             _ => Err(EngineError::NotRunning(c.name)),

@@ -298,10 +298,11 @@ impl Containers<'_> {
                     .first()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-                let bound = ports::bind(&config.ports).map_err(EngineError::NetworkConfig)?;
+                let bound = ports::bind(&config.ports)
+                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
                 let control = Holder::control(&self.paths.runtime.join("network"));
                 let stream = ports::hand_over(&control, &bound, target)
-                    .map_err(EngineError::NetworkConfig)?;
+                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
                 let published: Vec<ports::Published> = bound.into_iter().map(|(p, _)| p).collect();
                 write_replace_unsynced(
                     &ports_file,
@@ -342,7 +343,7 @@ impl Containers<'_> {
         let outcome =
             crate::runtime::run_observed(&spec, self.ids.map(), &mut on_netns, &mut |pid| {
                 c.pid = Some(pid);
-                c.pid_start = crate::monitor::process_start_time(pid);
+                c.pid_start = crate::runtime::proc::process_start_time(pid);
                 let attrs = std::collections::BTreeMap::from([
                     ("name".to_string(), c.name.clone()),
                     ("image".to_string(), c.image_name.clone()),

@@ -135,7 +135,7 @@ impl Networks<'_> {
             let c = &s.record;
             let Some(pid) = c.pid.filter(|p| {
                 c.status == super::super::containers::RUNNING
-                    && crate::monitor::is_same_process(*p, c.pid_start)
+                    && crate::runtime::proc::is_same_process(*p, c.pid_start)
             }) else {
                 continue;
             };

@@ -68,19 +68,19 @@ pub(in crate::engine) fn allocate(
     container: &str,
     requested: Option<Ipv4Addr>,
 ) -> std::result::Result<Ipv4Addr, state::StateError> {
-    let pool_err = |e: String| state::StateError::AddressPool(e);
-    let subnet = n.config.subnets.first().ok_or_else(|| {
-        pool_err(format!(
-            "network {} has no IPv4 subnet to take an address from",
-            n.record.name
-        ))
-    })?;
-    let pool = subnet.pool().map_err(|e| pool_err(e.to_string()))?;
+    let network = n.record.name.clone();
+    let subnet = n
+        .config
+        .subnets
+        .first()
+        .ok_or_else(|| state::StateError::NoSubnet {
+            network: network.clone(),
+        })?;
+    let pool = subnet.pool().map_err(state::StateError::Pool)?;
     let (taken, last) = state::allocation_state(tx, &n.record.id)?;
     let taken: BTreeSet<Ipv4Addr> = taken.iter().filter_map(|a| a.parse().ok()).collect();
     let last = last.and_then(|l| l.parse().ok());
-    let in_pool =
-        |e: crate::network::ipam::IpamError| pool_err(format!("network {}: {e}", n.record.name));
+    let in_pool = |source| state::StateError::AddressPool { network, source };
     let address = match requested {
         Some(ip) => pool.reserve(ip, &taken).map(|()| ip).map_err(in_pool)?,
         None => pool.allocate(&taken, last).map_err(in_pool)?,

@@ -1,7 +1,7 @@
 //! The network holder's way out, in-process (the default egress): libslirp, loaded at run
 //! time from `libslirp.so.0`, turns the Ethernet frames of the holder's `tap0` into ordinary
 //! sockets of the user's in the host's network namespace, as slirp4netns does, without a
-//! separate program. `burrow __egress` ([`serve`]) runs it; the holder's start spawns it.
+//! separate program. `burrow __egress` runs it (`egress/mod.rs`); the holder's start spawns it.
 //!
 //! The guest network is slirp4netns's: 10.0.2.0/24, the gateway 10.0.2.2 leads to the
 //! host's loopback (the holder's ruleset closes it but to networks that open it), 10.0.2.3
@@ -15,13 +15,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::fs::File;
 use std::io;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 
 /// The file name libslirp is loaded from (the soname of libslirp0).
 const SONAME: &str = "libslirp.so.0";
@@ -29,12 +26,12 @@ const SONAME: &str = "libslirp.so.0";
 /// The guest network, its gateway (the host) and its DNS forwarder.
 const NETWORK: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 0);
 const NETMASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+pub(super) const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const NAMESERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 /// Where libslirp's DHCP server would start leasing (it is disabled where libslirp allows).
 const DHCP_START: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 /// The holder's end of the link, on its `tap0`.
-const GUEST: &str = "10.0.2.100/24";
+pub(super) const GUEST: &str = "10.0.2.100/24";
 /// The holder's tap device (the ruleset masquerades what leaves through it).
 pub const TAP: &str = "tap0";
 /// The tap's MTU, as burrow runs slirp4netns (`--mtu=65520`): big frames, few turns.
@@ -58,7 +55,7 @@ const FRAMES_PER_TURN: usize = 256;
 pub enum SlirpError {
     /// libslirp.so.0 is not installed (or not loadable).
     #[error("cannot load {SONAME} ({0}); install the libslirp0 package")]
-    Load(String),
+    Load(libloading::Error),
     /// The installed libslirp lacks a function burrow calls.
     #[error("libslirp {version} lacks {symbol}; install libslirp0 4.3 or later")]
     Symbol {
@@ -66,20 +63,23 @@ pub enum SlirpError {
         symbol: &'static str,
     },
     /// The installed libslirp predates the configuration burrow passes.
-    #[error("libslirp {0} is too old; install libslirp0 4.3 or later")]
-    TooOld(String),
+    #[error("libslirp {version} is too old; install libslirp0 4.3 or later")]
+    TooOld { version: String },
     /// The MTU is out of the range libslirp accepts.
     #[error("MTU {0} is out of libslirp's range (68 to 65521)")]
     Mtu(u32),
     /// slirp_new refused the configuration (libslirp printed why on stderr).
-    #[error("libslirp {0} refused the network configuration (its message precedes this one)")]
-    Config(String),
+    #[error("libslirp {version} refused the network configuration (its message precedes this one)")]
+    Config { version: String },
     /// The tap device failed: typically its network namespace is gone.
     #[error("the tap device failed ({0}); its network namespace may be gone")]
     Tap(#[source] io::Error),
     /// poll(2) failed.
     #[error("cannot wait for network events: {0}")]
     Poll(#[source] io::Error),
+    /// The tap (or the proxy's ends) could not be had from the holder's namespace.
+    #[error("cannot make {TAP} in the network holder's namespace")]
+    HolderEnds(#[source] super::tap::HolderEndsError),
 }
 
 /// libslirp, loaded from libslirp.so.0; Err when it is not installed.
@@ -121,8 +121,7 @@ impl Library {
     fn load_from(soname: &str) -> Result<Library, SlirpError> {
         // SAFETY: libslirp's initialisers (and glib's, which it links) only set up their own
         // globals; loading it has no other effect on the process.
-        let lib = unsafe { libloading::Library::new(soname) }
-            .map_err(|e| SlirpError::Load(e.to_string()))?;
+        let lib = unsafe { libloading::Library::new(soname) }.map_err(SlirpError::Load)?;
         // SAFETY: the type is slirp_version_string's in libslirp.h.
         let version_string: unsafe extern "C" fn() -> *const c_char =
             unsafe { symbol(&lib, "unknown", "slirp_version_string")? };
@@ -146,7 +145,7 @@ impl Library {
         let config_version = match parse_version(v) {
             Some(n) if n >= (4, 7) => 4,
             Some(n) if n >= (4, 3) => 3,
-            Some(_) => return Err(SlirpError::TooOld(version)),
+            Some(_) => return Err(SlirpError::TooOld { version }),
             // An unknown scheme is taken for a newer libslirp; slirp_new says if not.
             None => 4,
         };
@@ -268,7 +267,9 @@ pub fn run(
     if slirp.is_null() {
         // SAFETY: state came from Box::into_raw above and libslirp holds no copy of it.
         drop(unsafe { Box::from_raw(state) });
-        return Err(SlirpError::Config(lib.version.clone()));
+        return Err(SlirpError::Config {
+            version: lib.version.clone(),
+        });
     }
     let instance = Instance {
         api: &lib.api,
@@ -280,157 +281,6 @@ pub fn run(
     drop(instance);
     drop(tap);
     result
-}
-
-/// `burrow __egress`: gives the holder with pid `holder` its way out, until `exit_fd` reads
-/// end-of-file (the holder is gone). Runs in the host's network namespace, as the user; writes
-/// `1` to `ready_fd` once `tap0` is up in the holder's namespace and libslirp runs.
-/// Exits [`NO_LIBRARY`] when libslirp is not installed, 1 on any other failure (said on
-/// stderr, which the holder's start sends to `RUN/network/slirp.log`).
-pub fn serve(holder: i32, exit_fd: RawFd, ready_fd: RawFd) -> i32 {
-    let (exit, mut ready) = inherited(exit_fd, ready_fd);
-    let lib = match Library::load() {
-        Ok(lib) => lib,
-        Err(e) => {
-            eprintln!("burrow __egress: {e}");
-            return NO_LIBRARY;
-        }
-    };
-    let tap = match holder_ends(holder) {
-        Ok(HolderEnds {
-            tap,
-            listener,
-            queue,
-        }) => {
-            if let Some(listener) = listener {
-                super::relay::allow_many_connections();
-                let listener = std::net::TcpListener::from(listener);
-                let queue = queue.map(|fd| super::nfqueue::Queue::from_fd(fd, super::proxy::QUEUE));
-                let _ = std::thread::Builder::new()
-                    .name("egress-tcp".into())
-                    .spawn(move || super::proxy::serve(listener, queue));
-            }
-            tap
-        }
-        Err(e) => {
-            eprintln!("burrow __egress: cannot make {TAP} in the network holder's namespace: {e}");
-            return 1;
-        }
-    };
-    eprintln!(
-        "burrow __egress: libslirp {} carries {TAP} of holder {holder}",
-        lib.version()
-    );
-    let ready = move || {
-        let _ = ready.write_all(b"1");
-    };
-    match run(&lib, tap, exit.as_fd(), MTU, ready) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("burrow __egress: {e}");
-            1
-        }
-    }
-}
-
-/// Takes the exit and ready pipes `burrow __egress` inherited, close-on-exec from here on
-/// (the jobs and programs it starts get neither).
-pub fn inherited(exit_fd: RawFd, ready_fd: RawFd) -> (OwnedFd, File) {
-    // SAFETY: the starting burrow passed these descriptors, open, for this process to own.
-    let (exit, ready) = unsafe { (OwnedFd::from_raw_fd(exit_fd), File::from_raw_fd(ready_fd)) };
-    for fd in [exit.as_fd(), ready.as_fd()] {
-        let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
-        let _ = nix::fcntl::fcntl(fd, cloexec);
-    }
-    (exit, ready)
-}
-
-/// Makes `tap0` in the holder's network namespace, from a job in its user namespace: the
-/// device (MTU [`MTU`]), its address 10.0.2.100/24, up, and the default route through it
-/// via the gateway; and the TCP proxy's transparent listener and SYN queue (`proxy.rs`). The
-/// job passes the descriptors back over a socket pair; the proxy's are None where they could
-/// not be made (without a listener TCP goes through libslirp too).
-fn holder_ends(holder: i32) -> Result<HolderEnds, String> {
-    use crate::plugin::{Addr, Op, Plan, Route, Side};
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
-    let userns = PathBuf::from(format!("/proc/{holder}/ns/user"));
-    let netns = PathBuf::from(format!("/proc/{holder}/ns/net"));
-    crate::runtime::in_joined_userns(&userns, move || {
-        let ns = File::open(&netns).map_err(|e| format!("cannot open {}: {e}", netns.display()))?;
-        let tap = super::executor::in_netns(ns.as_fd(), || open_tap(TAP, MTU))
-            .map_err(|e| e.to_string())?;
-        // The holder's namespace is the guest of this link: its side of the plan.
-        let guest = |ifname: &str| (Side::Container, ifname.to_string());
-        let plan = Plan {
-            ops: vec![
-                Op::AddAddr(Addr {
-                    side: Side::Container,
-                    ifname: TAP.into(),
-                    cidr: GUEST.into(),
-                }),
-                Op::LinkUp(guest(TAP)),
-                Op::AddRoute(Route {
-                    side: Side::Container,
-                    dst: "default".into(),
-                    via: Some(GATEWAY.to_string()),
-                    ifname: Some(TAP.into()),
-                    metric: None,
-                }),
-            ],
-            ifaces: vec![],
-            dns_servers: vec![],
-            search: vec![],
-        };
-        super::executor::apply("slirp", &plan, &Default::default(), ns.as_fd(), ns.as_fd())
-            .map_err(|e| crate::errors::render_chain(&e))?;
-        crate::runtime::send_fd(theirs.as_fd(), tap.as_fd()).map_err(|e| e.to_string())?;
-        // Each of the proxy's ends, or a byte without one: it goes without.
-        let send = |made: std::io::Result<OwnedFd>, what: &str| match made {
-            Ok(fd) => crate::runtime::send_fd(theirs.as_fd(), fd.as_fd()),
-            Err(e) => {
-                eprintln!("burrow __egress: no {what}: {e}");
-                (&theirs).write_all(b"n")
-            }
-        };
-        let listener =
-            super::executor::in_netns(ns.as_fd(), || super::proxy::listen().map(OwnedFd::from));
-        let held = listener.is_ok();
-        send(listener, "TCP proxy listener (TCP goes through libslirp)")
-            .map_err(|e| e.to_string())?;
-        let queue = if held {
-            // A duplicate goes on to __egress; the job's own closes with the job.
-            super::executor::in_netns(ns.as_fd(), || {
-                super::nfqueue::Queue::bind(super::proxy::QUEUE)
-                    .and_then(|q| q.as_fd().try_clone_to_owned())
-            })
-        } else {
-            Err(std::io::Error::other("no listener"))
-        };
-        send(
-            queue,
-            "SYN queue (the proxy connects after the container's handshake)",
-        )
-        .map_err(|e| e.to_string())
-    })
-    .map_err(|e| e.to_string())?;
-    let tap = crate::runtime::recv_fd(ours.as_fd())
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the job sent no tap".to_string())?;
-    let listener = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
-    let queue = crate::runtime::recv_fd(ours.as_fd()).map_err(|e| e.to_string())?;
-    Ok(HolderEnds {
-        tap,
-        listener,
-        queue,
-    })
-}
-
-/// What `__egress` gets from the holder's namespace: the tap, and the TCP proxy's listener
-/// and SYN queue where they could be made.
-struct HolderEnds {
-    tap: OwnedFd,
-    listener: Option<OwnedFd>,
-    queue: Option<OwnedFd>,
 }
 
 /// One slirp stack and the state its callbacks share; dropping it frees both.
@@ -785,7 +635,7 @@ extern "C" fn guest_error(msg: *const c_char, _opaque: *mut c_void) {
         if !msg.is_null() {
             // SAFETY: libslirp passes a NUL-terminated message, valid during the call.
             let msg = unsafe { CStr::from_ptr(msg) };
-            eprintln!("slirp: guest error: {}", msg.to_string_lossy());
+            tracing::warn!(said = %msg.to_string_lossy(), "libslirp: guest error");
         }
     })
 }
@@ -995,7 +845,9 @@ struct SlirpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::mem::{offset_of, size_of};
+    use std::os::fd::AsFd;
 
     #[test]
     fn missing_library_says_what_to_install() {
@@ -1009,10 +861,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_before_anything_runs() {
-        let Ok(lib) = Library::load() else {
-            eprintln!("skipped: libslirp0 is not installed");
-            return;
-        };
+        // libslirp0 is what `burrow __egress` runs by default: the test needs it installed.
+        let lib = Library::load().unwrap_or_else(|e| panic!("{e}"));
         let (exit_r, _exit_w) = std::io::pipe().unwrap();
         let tap = File::open("/dev/null").unwrap().into();
         let mut ran = false;
@@ -1077,13 +927,11 @@ mod tests {
     #[test]
     fn layout_matches_header() {
         let header = std::path::Path::new("/usr/include/slirp/libslirp.h");
-        if !header.exists() {
-            eprintln!(
-                "skipped: {} is absent (apt-get install libslirp-dev)",
-                header.display()
-            );
-            return;
-        }
+        assert!(
+            header.exists(),
+            "{} is absent: this test needs it (apt-get install libslirp-dev)",
+            header.display()
+        );
         /// The size of a field, from a projection (offset_of! has no size counterpart).
         fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
             size_of::<F>()
@@ -1138,10 +986,7 @@ mod tests {
         match gcc {
             Ok(s) if s.success() => {}
             Ok(s) => panic!("gcc failed on the layout probe: {s}"),
-            Err(e) => {
-                eprintln!("skipped: cannot run gcc: {e}");
-                return;
-            }
+            Err(e) => panic!("cannot run gcc, which this test needs: {e}"),
         }
         let out = std::process::Command::new(&exe).output().unwrap();
         std::fs::remove_dir_all(&dir).ok();

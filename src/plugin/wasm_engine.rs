@@ -87,7 +87,7 @@ impl Shared {
             let spawned = std::thread::Builder::new()
                 .name("burrow-wasm-epoch".into())
                 .spawn(move || {
-                    crate::monitor::block_all_signals();
+                    crate::runtime::proc::block_all_signals();
                     while let Some(engine) = engine.upgrade() {
                         engine.increment_epoch();
                         drop(engine);

@@ -3,7 +3,7 @@
 //! connection to a transparent listener ([`listen`], nftables `tproxy`), which keeps the
 //! address the container asked for, and `burrow __egress` ([`serve`]) connects there from
 //! the host's network namespace, as the user, and copies both ways in the kernel
-//! (`relay.rs`). The far end sees the host's address, as it does through slirp.
+//! (`tcp_relay.rs`). The far end sees the host's address, as it does through slirp.
 //!
 //! The container's SYN is held first (nfnetlink_queue, [`QUEUE`]) until the far end answered
 //! our own connect: then it goes on to the listener, and the connection it opens is joined to
@@ -104,7 +104,10 @@ pub fn serve(listener: TcpListener, queue: Option<Queue>) {
             // Out of descriptors, say: the connection waits in the backlog meanwhile.
             Err(e) if is_per_connection(&e) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
-                eprintln!("burrow __egress: the TCP proxy stops: {e}");
+                tracing::error!(
+                    error = &e as &(dyn std::error::Error + 'static),
+                    "the TCP proxy stops"
+                );
                 return;
             }
         }
@@ -124,7 +127,10 @@ fn hold_syns(queue: Queue, ready: &Arc<Ready>) {
             // ENOBUFS: the kernel dropped messages it could not deliver; carry on.
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
             Err(e) => {
-                eprintln!("burrow __egress: SYNs pass unheld: {e}");
+                tracing::warn!(
+                    error = &e as &(dyn std::error::Error + 'static),
+                    "SYNs pass unheld"
+                );
                 return;
             }
         };
@@ -188,7 +194,7 @@ fn forward(conn: TcpStream, ready: &Ready) {
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match upstream {
-        Ok(upstream) => super::relay::both_ways(conn, upstream),
+        Ok(upstream) => crate::network::tcp_relay::both_ways(conn, upstream),
         Err(_) => {
             let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
         }

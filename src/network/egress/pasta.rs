@@ -5,23 +5,41 @@
 //! --pasta` starts it and stays beside it, and ends it once the holder is gone.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::RawFd;
-use std::path::Path;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
+use super::Ready;
 use super::slirp::{MTU, TAP};
 
+/// Why pasta gave the holder no way out.
+#[derive(Debug, thiserror::Error)]
+pub enum PastaError {
+    #[error("cannot start {}", program.display())]
+    Start {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pasta did not configure {TAP} of holder {holder} ({status})")]
+    NotConfigured {
+        holder: i32,
+        status: std::process::ExitStatus,
+    },
+    #[error("pasta wrote no pid to {}", pid_file.display())]
+    NoPid { pid_file: PathBuf },
+}
+
 /// `burrow __egress --pasta PATH`: starts pasta (`pasta_program`) on the holder with pid
-/// `holder`, writes `1` to `ready_fd` once pasta configured `tap0`, then waits for `exit_fd` to
-/// read end-of-file (the holder is gone) and ends pasta. pasta's pid file is `pid_file`.
+/// `holder`, says `ready` once pasta configured `tap0`, then waits for `exit` to read
+/// end-of-file (the holder is gone) and ends pasta. pasta's pid file is `pid_file`.
 pub fn serve(
     holder: i32,
-    exit_fd: RawFd,
-    ready_fd: RawFd,
+    exit: OwnedFd,
+    ready: Ready,
     pasta_program: &Path,
     pid_file: &Path,
 ) -> i32 {
-    let (exit, mut ready) = super::slirp::inherited(exit_fd, ready_fd);
     let _ = std::fs::remove_file(pid_file);
     // Without -f pasta goes to the background once tap0 is configured: its exit is the sign.
     let status = std::process::Command::new(pasta_program)
@@ -53,15 +71,13 @@ pub fn serve(
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => {
-            eprintln!("burrow __egress: pasta did not configure {TAP} of holder {holder} ({s})");
+        Ok(status) => {
+            ready.failed(&PastaError::NotConfigured { holder, status });
             return 1;
         }
-        Err(e) => {
-            eprintln!(
-                "burrow __egress: cannot start {}: {e}",
-                pasta_program.display()
-            );
+        Err(source) => {
+            let program = pasta_program.to_path_buf();
+            ready.failed(&PastaError::Start { program, source });
             return 1;
         }
     }
@@ -69,15 +85,12 @@ pub fn serve(
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());
     let Some(pid) = pid else {
-        eprintln!(
-            "burrow __egress: pasta wrote no pid to {}",
-            pid_file.display()
-        );
+        let pid_file = pid_file.to_path_buf();
+        ready.failed(&PastaError::NoPid { pid_file });
         return 1;
     };
-    eprintln!("burrow __egress: pasta {pid} carries {TAP} of holder {holder}");
-    let _ = ready.write_all(b"1");
-    drop(ready);
+    tracing::info!(pid, "pasta carries {TAP}");
+    ready.ready();
     // Blocks until the holder (the pipe's only writer) is gone.
     let _ = File::from(exit).read(&mut [0u8; 1]);
     // Debian's pasta runs on as passt.avx2 where the CPU has AVX2.

@@ -1,4 +1,4 @@
-//! The network holder's namespaces, and jobs run inside them.
+//! The network holder's namespaces: [`start_holder`] makes the process that keeps them.
 //!
 //! Process tree of [`start_holder`]:
 //! ```text
@@ -9,10 +9,8 @@
 //!                   gets one descriptor made before unshare(NEWNET): a socket in the
 //!                   host's network namespace
 //! ```
-//! [`in_joined_userns`] forks a child that joins the holder's user namespace (setns needs a
-//! single-threaded process; the owner gets every capability there) and runs a job: from
-//! there, threads may join the holder's network namespace and the containers' (owned by the
-//! same user namespace) to connect them.
+//! Jobs that later run in the holder's user namespace are `jobs.rs`'s
+//! ([`super::jobs::in_joined_userns`]).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -24,10 +22,10 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{self, ToParent};
 use super::process::{
-    channel_err, die_with_parent, enter_userns, exit_now, fail, finish_job, fork, job_result,
-    map_child, process_err, wait_code,
+    channel_err, enter_userns, exit_now, fail, fork, map_child, process_err, wait_code,
 };
-use super::{IdMapping, RuntimeError, container, net};
+use super::sys::{Nix, Syscall};
+use super::{IdMapping, RuntimeError, container};
 
 /// Starts the holder: a process in a new user namespace (ids mapped with `map`) and a new
 /// network namespace, running `exe args` there. Returns its pid. Call only while the process
@@ -64,13 +62,11 @@ pub fn start_holder(
             if let Err(e) = enter_userns(setgroups, &to_parent, &from_parent) {
                 fail(&to_parent, e);
             }
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
-                fail(
-                    &to_parent,
-                    process_err("create the holder's network namespace")(e),
-                );
+            if let Err(source) = Nix.unshare(CloneFlags::CLONE_NEWNET) {
+                let step = "create the holder's network namespace".into();
+                fail(&to_parent, RuntimeError::Process { step, source });
             }
-            if let Err(e) = net::loopback_up() {
+            if let Err(e) = Nix.loopback_up() {
                 fail(&to_parent, e);
             }
             if let Err(e) = container::dev_null_onto(&[0, 1, 2]) {
@@ -123,55 +119,6 @@ pub fn start_holder(
                 let _ = nix::sys::signal::kill(holder, nix::sys::signal::Signal::SIGKILL);
             }
             started
-        }
-    }
-}
-
-/// Runs `f` in a forked child that joined the user namespace at `userns` (as its root, with
-/// every capability there); its result comes back as JSON. Call only while the process has
-/// no other threads; `f` may start threads.
-pub fn in_joined_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
-    userns: &Path,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T, RuntimeError> {
-    in_forked_job(Some(userns), f)
-}
-
-/// Runs `f` in a forked child, in the user namespace at `userns` if given, else in burrow's
-/// own (as [`in_joined_userns`]: the threads `f` starts end with the child).
-pub fn in_forked_job<T: serde::Serialize + serde::de::DeserializeOwned>(
-    userns: Option<&Path>,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T, RuntimeError> {
-    let (from_child, to_parent) = channel::pipe()?;
-    let parent = nix::unistd::getpid();
-    match fork()? {
-        ForkResult::Child => {
-            drop(from_child);
-            if !die_with_parent(parent) {
-                exit_now(125);
-            }
-            if let Some(userns) = userns {
-                let joined = std::fs::File::open(userns)
-                    .map_err(|source| RuntimeError::Process {
-                        step: format!("open the user namespace {}", userns.display()),
-                        source,
-                    })
-                    .and_then(|ns| {
-                        nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
-                            .map_err(process_err("join the network holder's user namespace"))
-                    });
-                if let Err(e) = joined {
-                    fail(&to_parent, e);
-                }
-            }
-            finish_job(f, &to_parent)
-        }
-        ForkResult::Parent { child } => {
-            drop(to_parent);
-            let result = job_result(child, &from_child);
-            wait_code(child)?;
-            result
         }
     }
 }

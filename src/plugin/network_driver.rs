@@ -8,10 +8,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 
-use super::engine::Shared;
 use super::instance::{call_error, guest_error};
 use super::policy::Policy;
 use super::state::{HostState, arm, new_store};
+use super::wasm_engine::Shared;
 use super::{PluginError, PluginHost, PluginInfo, builtin};
 
 mod bindings {
