@@ -129,3 +129,86 @@ fn without_dash_t_there_is_no_terminal() {
     o.code(1);
     assert_eq!(o.stdout.trim(), "not a tty", "{o:#?}");
 }
+
+/// ctrl-p ctrl-q.
+const DETACH: &str = "\x10\x11";
+
+#[test]
+fn a_detached_run_it_can_be_attached_again_and_again() {
+    let u = User::new("tty_reattach");
+    let img = u.pull("busybox");
+    let mut t = common::Terminal::start(&u, &["run", "-it", "--name", "tty3", &img, "sh"]);
+    t.expect("# ");
+    t.send("echo fi''rst\n");
+    t.expect("first");
+    t.send(DETACH);
+    t.expect("read escape sequence");
+    assert_eq!(t.wait(), 0, "a detach ends the client with 0");
+    let o = u.burrow(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.ok().stdout.contains("tty3 Up"), "{o:#?}");
+
+    // The shell still reads what the next client types, as often as it attaches.
+    for word in ["sec''ond", "thi''rd"] {
+        let mut t = common::Terminal::start(&u, &["attach", "tty3"]);
+        t.send(&format!("echo {word}\n"));
+        t.expect(&word.replace("''", ""));
+        t.expect("# ");
+        t.send(DETACH);
+        t.expect("read escape sequence");
+        assert_eq!(t.wait(), 0);
+    }
+    let mut t = common::Terminal::start(&u, &["attach", "tty3"]);
+    t.send("exit 4\n");
+    assert_eq!(t.wait(), 4, "the client returns the container's exit code");
+    let o = u.burrow(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.ok().stdout.contains("tty3 Exited (4)"), "{o:#?}");
+
+    // The same with keys of one's own.
+    let mut t = common::Terminal::start(
+        &u,
+        &[
+            "run",
+            "-it",
+            "--detach-keys",
+            "ctrl-x,y",
+            "--name",
+            "tty4",
+            &img,
+            "sh",
+        ],
+    );
+    t.expect("# ");
+    t.send("\x18y");
+    t.expect("read escape sequence");
+    assert_eq!(t.wait(), 0);
+    let mut t = common::Terminal::start(&u, &["attach", "--detach-keys", "ctrl-x,y", "tty4"]);
+    t.send("echo fou''rth\n");
+    t.expect("fourth");
+    t.send("exit 5\n");
+    assert_eq!(t.wait(), 5);
+}
+
+#[test]
+fn a_privileged_host_port_says_why_and_what_fixes_it() {
+    let u = User::new("tty_lowport");
+    let img = u.pull("busybox");
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        start > 80,
+        "needs net.ipv4.ip_unprivileged_port_start above 80 (it is {start})"
+    );
+    let o = u.burrow(&["run", "-d", "-p", "80:8080", &img, "sleep", "30"]);
+    o.code(125)
+        .one_line_error()
+        .stderr_has("ports below")
+        .stderr_has("sysctl -w net.ipv4.ip_unprivileged_port_start=80");
+    assert_eq!(
+        u.burrow(&["ps", "-q"]).ok().stdout,
+        "",
+        "nothing left running"
+    );
+}

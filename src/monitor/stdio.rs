@@ -114,6 +114,9 @@ pub struct Setup {
     pub hold: bool,
     /// Where window sizes go for the monitor (`RUN/attach/<id prefix>.size`).
     pub size_file: PathBuf,
+    /// The container has a terminal: its stdin stays open when a client goes, as Docker
+    /// keeps it (a detached `run -it` can be attached again).
+    pub tty: bool,
 }
 
 /// The relay's loop, until the container's output pipes close: returns what the log
@@ -125,6 +128,7 @@ pub fn serve(setup: Setup) -> std::io::Result<Stats> {
         stderr,
         hold,
         size_file,
+        tty,
     } = setup;
     let mut log = Log {
         pipe: log,
@@ -139,6 +143,7 @@ pub fn serve(setup: Setup) -> std::io::Result<Stats> {
         pending_exit: None,
         size_file,
         monitor: nix::unistd::getppid(),
+        tty,
     };
     let mut buf = vec![0u8; 64 * 1024];
     while relay.outputs.iter().any(Option::is_some) {
@@ -216,6 +221,7 @@ struct Relay {
     pending_exit: Option<Vec<u8>>,
     size_file: PathBuf,
     monitor: nix::unistd::Pid,
+    tty: bool,
 }
 
 impl Relay {
@@ -277,7 +283,7 @@ impl Relay {
         for i in gone.into_iter().rev() {
             let c = self.clients.remove(i);
             if c.stdin_once {
-                self.input = None;
+                self.stdin_once_ended();
             }
         }
         if new_client && let Ok((stream, _)) = listener.accept() {
@@ -379,7 +385,7 @@ impl Relay {
                 }
                 frame::CLOSE_STDIN => {
                     if self.clients[i].stdin_once {
-                        self.input = None;
+                        self.stdin_once_ended();
                     }
                 }
                 frame::RESIZE => self.resize(&payload),
@@ -388,6 +394,15 @@ impl Relay {
             }
         }
         true
+    }
+
+    /// The client whose input is the container's (`run -i`, `start -ai`) ended it or left:
+    /// Docker closes the container's stdin then, unless the container has a terminal — a
+    /// shell of `run -it` must still read what the next `attach` types.
+    fn stdin_once_ended(&mut self) {
+        if !self.tty {
+            self.input = None;
+        }
     }
 
     /// Hands a window size to the monitor, whose runtime sets it on the pty on SIGWINCH.

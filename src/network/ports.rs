@@ -47,6 +47,11 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
+    /// A port the kernel keeps for privileged processes (rootless Docker says the same).
+    #[error(
+        "cannot publish port {key} on host port {port}: ports below {start} are privileged on this host (net.ipv4.ip_unprivileged_port_start={start}); choose a host port of {start} or above, or have root run `sysctl -w net.ipv4.ip_unprivileged_port_start={port}` (add it to /etc/sysctl.conf to keep it)"
+    )]
+    Privileged { key: String, port: u16, start: u16 },
     #[error("cannot reach the network holder at {}: {source}", control.display())]
     Reach {
         control: PathBuf,
@@ -59,6 +64,14 @@ pub enum PublishError {
         #[source]
         source: nix::Error,
     },
+}
+
+/// The first port an unprivileged process may bind (the kernel's default is 1024).
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
 }
 
 /// A port as bound on the host, for `port`, `ps` and `inspect`.
@@ -107,6 +120,17 @@ pub fn bind(bindings: &[PortBinding]) -> Result<Vec<(Published, OwnedFd)>, Publi
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     Err(source) => {
+                        let start = unprivileged_port_start();
+                        if source.kind() == std::io::ErrorKind::PermissionDenied
+                            && b.host_port != 0
+                            && b.host_port < start
+                        {
+                            return Err(PublishError::Privileged {
+                                key: b.key(),
+                                port: b.host_port,
+                                start,
+                            });
+                        }
                         return Err(PublishError::Listen {
                             key: b.key(),
                             ip,

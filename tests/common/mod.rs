@@ -411,3 +411,100 @@ pub fn in_terminal(u: &User, setup: &str, args: &[&str], input: &str) -> Out {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
 }
+
+/// An interactive session on a pseudo-terminal (`script`), typed into step by step: a
+/// command that needs to see output before the next input (a shell, detach keys).
+pub struct Terminal {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Terminal {
+    /// Starts `burrow ARGS…` as the test user on a new terminal.
+    pub fn start(u: &User, args: &[&str]) -> Terminal {
+        use std::io::Read;
+        let burrow = u.command(args);
+        let mut line: Vec<String> = vec![quote(&burrow.get_program().to_string_lossy())];
+        line.extend(burrow.get_args().map(|a| quote(&a.to_string_lossy())));
+        let mut child = Command::new("script")
+            .args(["-qefc", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux) is installed");
+        let mut out = child.stdout.take().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            stdin: child.stdin.take(),
+            child,
+            output,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything the terminal showed so far, carriage returns dropped.
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until the terminal shows `needle` (counted from the start); panics after 20 s.
+    #[track_caller]
+    pub fn expect(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.screen().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal never showed {needle:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Types `keys`.
+    pub fn send(&mut self, keys: &str) {
+        let stdin = self.stdin.as_mut().expect("the terminal is open");
+        stdin.write_all(keys.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the command to end (20 s at most) and returns its exit code.
+    #[track_caller]
+    pub fn wait(mut self) -> i32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                drop(self.stdin.take());
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the command did not end:\n{}", self.screen());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

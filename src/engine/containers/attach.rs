@@ -49,6 +49,7 @@ impl Containers<'_> {
             stderr,
             hold: args.hold,
             size_file: self.records.attach_path(&c.id, "size"),
+            tty: config.tty,
         })
         .map_err(io(&self.log_dir(&c.id)))?;
         self.record_log_drops(&c, &config, &stats);
