@@ -5,6 +5,7 @@ mod build;
 mod cli;
 mod engine;
 mod errors;
+mod fsutil;
 mod image;
 mod monitor;
 mod network;

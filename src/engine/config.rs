@@ -79,7 +79,13 @@ pub fn load_file_config(opts: &GlobalOptions, home: &Path) -> Result<FileConfig,
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.config.is_none() => {}
-            Err(source) => return Err(EngineError::Io { path, source }),
+            Err(source) => {
+                return Err(EngineError::Io {
+                    what: "read",
+                    path,
+                    source,
+                });
+            }
         }
     }
     Ok(FileConfig::default())
@@ -148,6 +154,7 @@ impl Paths {
 
 fn make_private_dir(dir: &Path) -> Result<(), EngineError> {
     let io = |source| EngineError::Io {
+        what: "create",
         path: dir.to_path_buf(),
         source,
     };

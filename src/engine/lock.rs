@@ -1,12 +1,12 @@
 //! File locks and atomic writes for state that lives outside the database.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{EngineError, Result};
+use crate::fsutil::Atomic;
 
 /// An exclusive lock on a file, held until dropped.
 pub struct FileLock {
@@ -19,6 +19,7 @@ impl FileLock {
         let file = open_lock_file(path)?;
         let lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| EngineError::Io {
+                what: "lock",
                 path: path.to_path_buf(),
                 source: errno.into(),
             })?;
@@ -32,6 +33,7 @@ impl FileLock {
             Ok(lock) => Ok(Some(FileLock { _lock: lock })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
             Err((_, errno)) => Err(EngineError::Io {
+                what: "lock",
                 path: path.to_path_buf(),
                 source: errno.into(),
             }),
@@ -46,6 +48,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .map_err(|source| EngineError::Io {
+            what: "open",
             path: path.to_path_buf(),
             source,
         })
@@ -53,32 +56,21 @@ fn open_lock_file(path: &Path) -> Result<File> {
 
 /// Writes `data` to a temp file beside `path`, syncs it and renames it over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_replace(path, data, true)
+    write_replace(path, data, Atomic::DURABLE)
 }
 
 /// Like [`write_atomic`] without the fsync: for a container's own files, which a crash
 /// makes worthless anyway, and which must not cost a disk flush per container start.
 pub fn write_replace_unsynced(path: &Path, data: &[u8]) -> Result<()> {
-    write_replace(path, data, false)
+    write_replace(path, data, Atomic::UNSYNCED)
 }
 
-fn write_replace(path: &Path, data: &[u8], sync: bool) -> Result<()> {
-    let io = |source| EngineError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    if sync {
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+fn write_replace(path: &Path, data: &[u8], how: Atomic) -> Result<()> {
+    crate::fsutil::write_atomic(path, data, how).map_err(|e| EngineError::Io {
+        what: e.step,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

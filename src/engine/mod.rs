@@ -39,8 +39,10 @@ pub use records::Records;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{path}")]
+    #[error("cannot {what} {}", path.display())]
     Io {
+        /// What burrow was doing with the path: "read", "create", "connect to", …
+        what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -293,7 +295,11 @@ fn random_id() -> Result<String> {
     let path = PathBuf::from("/dev/urandom");
     std::fs::File::open(&path)
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|source| EngineError::Io { path, source })?;
+        .map_err(|source| EngineError::Io {
+            what: "read",
+            path,
+            source,
+        })?;
     Ok(hex::encode(buf))
 }
 

@@ -145,7 +145,11 @@ impl Plugins<'_> {
                 ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(EngineError::Io { path, source }),
+            Err(source) => Err(EngineError::Io {
+                what: "read",
+                path,
+                source,
+            }),
         }
     }
 
@@ -156,7 +160,13 @@ impl Plugins<'_> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(source) => return Err(EngineError::Io { path: dir, source }),
+            Err(source) => {
+                return Err(EngineError::Io {
+                    what: "list",
+                    path: dir,
+                    source,
+                });
+            }
         };
         for e in entries.flatten() {
             if let Some(p) = self.installed(&e.file_name().to_string_lossy())? {
@@ -171,6 +181,7 @@ impl Plugins<'_> {
     /// it needs, in a sandbox with nothing granted.
     pub fn candidate(&self, path: &Path, alias: Option<&str>) -> Result<Candidate> {
         let wasm = std::fs::read(path).map_err(|source| EngineError::Io {
+            what: "read",
             path: path.to_path_buf(),
             source,
         })?;
@@ -250,7 +261,11 @@ impl Plugins<'_> {
         let dir = self.plugins_dir().join(&c.plugin.name);
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| EngineError::Io { path, source }
+            move |source| EngineError::Io {
+                what: "install the plugin into",
+                path,
+                source,
+            }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let wasm = self.wasm_path(&c.plugin.name);
@@ -326,7 +341,11 @@ impl Plugins<'_> {
                 )));
             }
             let path = self.wasm_path(name);
-            let wasm = std::fs::read(&path).map_err(|source| EngineError::Io { path, source })?;
+            let wasm = std::fs::read(&path).map_err(|source| EngineError::Io {
+                what: "read",
+                path,
+                source,
+            })?;
             return Ok(self
                 .slot
                 .host()?
@@ -386,7 +405,11 @@ impl Plugins<'_> {
             return Err(in_use(name, by));
         }
         let dir = self.plugins_dir().join(&p.name);
-        std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io { path: dir, source })
+        std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io {
+            what: "remove",
+            path: dir,
+            source,
+        })
     }
 }
 

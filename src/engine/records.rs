@@ -101,6 +101,7 @@ impl Records<'_> {
     pub fn try_watch(&self, id: &str) -> Result<Option<FileLock>> {
         let run_dir = self.paths.container_run_dir(id);
         std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            what: "create",
             path: run_dir.clone(),
             source,
         })?;

@@ -566,6 +566,7 @@ pub fn read_env_file(
     lookup_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, EngineError> {
     let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        what: "read",
         path: path.to_path_buf(),
         source,
     })?;

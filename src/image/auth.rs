@@ -2,11 +2,10 @@
 //! `{"auths": {"127.0.0.1:5000": {"auth": "<base64 of user:pass>"}}}`.
 //! Credential helpers (`credsStore`, `credHelpers`) are not run; such entries are ignored.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -190,30 +189,15 @@ fn write_doc(path: &Path, doc: &Value) -> Result<(), AuthError> {
         .mode(0o700)
         .create(dir)
         .map_err(io_err("create directory for", path))?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "auth.json".into(), |n| n.to_string_lossy().into_owned());
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let mut bytes = serde_json::to_vec_pretty(doc).expect("a JSON value always serialises");
     bytes.push(b'\n');
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(io_err("create", &temp))?;
-        f.write_all(&bytes).map_err(io_err("write", &temp))?;
-        f.sync_all().map_err(io_err("sync", &temp))?;
-        fs::rename(&temp, path).map_err(io_err("replace", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    crate::fsutil::write_atomic(path, &bytes, crate::fsutil::Atomic::PRIVATE).map_err(|e| {
+        AuthError::Io {
+            action: e.step,
+            path: e.path,
+            source: e.source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -275,32 +275,28 @@ pub fn assert_same_tree(got: &BTreeMap<String, Node>, want: &BTreeMap<String, No
     );
 }
 
-/// Whether an external program is installed; says "skipped" when not.
-pub fn have_tool(name: &str) -> bool {
+/// Asserts that an external program is installed (CI installs every one the tests use).
+#[track_caller]
+pub fn need_tool(name: &str) {
     let found = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {name}"))
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
+    assert!(found, "needs {name} installed (.ci/run installs it)");
 }
 
-/// Whether this process may give files away to other ids and create whiteout devices
-/// (root, or a user namespace with a range of ids mapped); says "skipped" when not.
-pub fn privileged() -> bool {
+/// Asserts that this process may give files away to other ids and create whiteout devices
+/// (root, or a user namespace with a range of ids mapped).
+#[track_caller]
+pub fn need_privileges() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, b"").unwrap();
     let chown = nix::unistd::chown(&file, Some(Uid::from_raw(1000)), Some(Gid::from_raw(1000)));
     let mknod = mknod(&dir.path().join("wh"), SFlag::S_IFCHR, Mode::empty(), 0);
-    let ok = chown.is_ok() && mknod.is_ok();
-    if !ok {
-        eprintln!(
-            "skipped: needs to own files as other ids and make whiteout devices (run as root)"
-        );
-    }
-    ok
+    assert!(
+        chown.is_ok() && mknod.is_ok(),
+        "needs to own files as other ids and make whiteout devices: run as root (CI does)"
+    );
 }

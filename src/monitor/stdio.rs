@@ -407,11 +407,8 @@ impl Relay {
 
     /// Hands a window size to the monitor, whose runtime sets it on the pty on SIGWINCH.
     fn resize(&self, size: &[u8]) {
-        let tmp = self.size_file.with_extension("size.tmp");
-        if std::fs::write(&tmp, size)
-            .and_then(|()| std::fs::rename(&tmp, &self.size_file))
-            .is_err()
-        {
+        let unsynced = crate::fsutil::Atomic::UNSYNCED;
+        if crate::fsutil::write_atomic(&self.size_file, size, unsynced).is_err() {
             return;
         }
         // Only while our parent is still the monitor: never signal whoever adopted us.

@@ -5,10 +5,8 @@
 //! the target and its CPU features and the engine's settings: any change misses the cache
 //! rather than loading an artifact the engine would reject.
 
-use std::fs::OpenOptions;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -90,10 +88,12 @@ impl CompileCache {
             })?;
         compiles.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(plugin = label, ?path, elapsed = ?started.elapsed(), "compiled plugin");
-        write_atomic(&path, &code).map_err(|source| PluginError::Cache {
-            path: path.clone(),
-            what: "cannot write the compiled plugin",
-            source,
+        crate::fsutil::write_atomic(&path, &code, crate::fsutil::Atomic::PRIVATE).map_err(|e| {
+            PluginError::Cache {
+                path: path.clone(),
+                what: "cannot write the compiled plugin",
+                source: e.source,
+            }
         })?;
         deserialize(engine, &path).map_err(|source| PluginError::Compile {
             plugin: label.into(),
@@ -109,27 +109,6 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // only this user could have changed it. wasmtime still checks its header, version and
     // engine settings and rejects anything else.
     unsafe { Component::deserialize_file(engine, path) }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = path.with_extension(format!("tmp{}-{nanos}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Feeds `Hash` output into SHA-256: a key that stays the same across Rust releases

@@ -29,7 +29,11 @@ impl Containers<'_> {
         let config = self.records.config(&c)?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| EngineError::Io { path, source }
+            move |source| EngineError::Io {
+                what: "set up the stdio relay at",
+                path,
+                source,
+            }
         };
         let log = self.open_log_pipe(&c, &config)?;
         let stderr_path = PathBuf::from(format!("/proc/self/fd/{}", args.stderr_fd));
@@ -66,6 +70,7 @@ impl Containers<'_> {
         let tty = self.records.config(&c)?.tty;
         let path = self.records.attach_socket_path(&c.id);
         let stream = UnixStream::connect(&path).map_err(|source| EngineError::Io {
+            what: "connect to",
             path: path.clone(),
             source,
         })?;
@@ -83,7 +88,11 @@ impl Containers<'_> {
     /// even been removed, already: the relay holds its output and exit code for us).
     pub fn connect_relay(&self, id: &str) -> Result<UnixStream> {
         let path = self.records.attach_socket_path(id);
-        UnixStream::connect(&path).map_err(|source| EngineError::Io { path, source })
+        UnixStream::connect(&path).map_err(|source| EngineError::Io {
+            what: "connect to",
+            path,
+            source,
+        })
     }
 
     /// Lets a relay that holds the output for a client go on without one (the start failed).

@@ -40,6 +40,7 @@ impl Containers<'_> {
         let path = self.records.relay_lock_path(id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                what: "create",
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -47,6 +48,7 @@ impl Containers<'_> {
         let lock = FileLock::exclusive(&path)?;
         std::fs::write(&path, std::process::id().to_string()).map_err(|source| {
             EngineError::Io {
+                what: "write",
                 path: path.clone(),
                 source,
             }

@@ -190,6 +190,7 @@ impl Containers<'_> {
         };
         let mut reader = self.log_reader(&c, ro)?;
         let io = |source| EngineError::Io {
+            what: "pass on the logs in",
             path: self.log_dir(&c.id),
             source,
         };
@@ -229,6 +230,7 @@ impl Containers<'_> {
 
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+        what: "create",
         path: dir.to_path_buf(),
         source,
     })

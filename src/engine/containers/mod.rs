@@ -217,6 +217,7 @@ impl Containers<'_> {
                     let _ = self.remove_container_files(&id);
                     let _ = self.state.write(|tx| state::remove_container(tx, &id));
                     return Err(EngineError::Io {
+                        what: "copy",
                         path: from.join(f),
                         source,
                     });
@@ -237,7 +238,11 @@ impl Containers<'_> {
         let dir = self.paths.container_dir(&record.id);
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| EngineError::Io { path, source }
+            move |source| EngineError::Io {
+                what: "create",
+                path,
+                source,
+            }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let userdata = dir.join("userdata");
@@ -282,6 +287,7 @@ impl Containers<'_> {
         let run_dir = self.paths.container_run_dir(id);
         if run_dir.exists() {
             std::fs::remove_dir_all(&run_dir).map_err(|source| EngineError::Io {
+                what: "remove",
                 path: run_dir,
                 source,
             })?;

@@ -73,6 +73,7 @@ impl Probed for Target<'_, '_> {
             .container_run_dir(id)
             .join("health-output");
         let io = |source| EngineError::Io {
+            what: "run the healthcheck, its output in",
             path: out_path.clone(),
             source,
         };

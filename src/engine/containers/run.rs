@@ -50,7 +50,11 @@ impl Containers<'_> {
         let log_path = self.records.container_log(&c.id);
         let io = |path: &PathBuf| {
             let path = path.clone();
-            move |source| EngineError::Io { path, source }
+            move |source| EngineError::Io {
+                what: "start the monitor, logging to",
+                path,
+                source,
+            }
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -173,6 +177,7 @@ impl Containers<'_> {
         hold: bool,
     ) -> Result<(std::process::Child, stdio::Line)> {
         let io = |source| EngineError::Io {
+            what: "start the stdio relay of",
             path: self.records.attach_socket_path(id),
             source,
         };
@@ -389,6 +394,7 @@ impl Containers<'_> {
         let dir = self.paths.container_dir(&c.id);
         let rootfs_path = dir.join("rootfs.json");
         let rootfs_json = std::fs::read(&rootfs_path).map_err(|source| EngineError::Io {
+            what: "read",
             path: rootfs_path.clone(),
             source,
         })?;
@@ -401,6 +407,7 @@ impl Containers<'_> {
         })?;
         let mount_point = self.paths.container_run_dir(&c.id).join("merged");
         std::fs::create_dir_all(&mount_point).map_err(|source| EngineError::Io {
+            what: "create",
             path: mount_point.clone(),
             source,
         })?;

@@ -110,6 +110,7 @@ impl Networks<'_> {
     pub(in crate::engine) fn network_lock(&self, id: &str) -> Result<super::super::lock::FileLock> {
         let dir = self.paths.container_run_dir(id);
         std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
+            what: "create",
             path: dir.clone(),
             source,
         })?;

@@ -49,6 +49,7 @@ impl Networks<'_> {
             crate::network::holder::records_path(&self.paths.runtime.join("network"), gateway);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                what: "create",
                 path: dir.to_path_buf(),
                 source,
             })?;

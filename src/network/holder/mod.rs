@@ -19,7 +19,6 @@ mod serve;
 mod start_egress;
 
 use std::fs::File;
-use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -156,11 +155,9 @@ impl Holder {
                 }
                 let h = start(map, dir, way)?;
                 let path = dir.join("holder.json");
-                let tmp = dir.join("holder.json.tmp");
-                let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-                f.write_all(&serde_json::to_vec(&h).expect("holder serialises"))
-                    .map_err(io("write", &tmp))?;
-                std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
+                let json = serde_json::to_vec(&h).expect("holder serialises");
+                crate::fsutil::write_atomic(&path, &json, crate::fsutil::Atomic::UNSYNCED)
+                    .map_err(|e| io(e.step, &e.path)(e.source))?;
                 Ok(h)
             })
     }

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use super::*;
-use crate::image::testutil::have_tool;
+use crate::image::testutil::need_tool;
 use crate::image::unpack::{UnpackOptions, unpack_layer};
 
 fn run(args: &[&str]) -> String {
@@ -30,9 +30,7 @@ fn json(s: &str) -> serde_json::Value {
 
 #[test]
 fn skopeo_reads_what_we_save() {
-    if !have_tool("skopeo") {
-        return;
-    }
+    need_tool("skopeo");
     let dir = tempfile::tempdir().unwrap();
     let src = store(dir.path(), "src");
     let images = two_images(&src);
@@ -103,9 +101,8 @@ fn skopeo_reads_what_we_save() {
 /// both archive forms, then loaded; the layer unpacks.
 #[test]
 fn we_load_what_skopeo_writes() {
-    if !have_tool("skopeo") || !have_tool("umoci") {
-        return;
-    }
+    need_tool("skopeo");
+    need_tool("umoci");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let layout = d.join("layout");

@@ -134,18 +134,14 @@ fn diff_tar(s: &Setup, compare_contents: bool) -> Vec<u8> {
 
 #[test]
 fn an_unchanged_rootfs_gives_an_empty_layer() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     let s = setup();
     assert!(list_tar(&diff_tar(&s, true)).is_empty());
 }
 
 #[test]
 fn the_diff_lists_exactly_the_changes() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     let s = setup();
     change(&s.rootfs);
     let listed = list_tar(&diff_tar(&s, true));
@@ -195,9 +191,7 @@ fn the_diff_lists_exactly_the_changes() {
 
 #[test]
 fn vfs_rootfs_changes_round_trip_through_a_layer() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     let s = setup();
     change(&s.rootfs);
     let want = snapshot(&s.rootfs);

@@ -6,9 +6,7 @@ use super::*;
 
 #[test]
 fn excluded_runtime_paths_stay_out() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     let dir = tempfile::tempdir().unwrap();
     let t = Tree::new(&dir.path().join("upper"));
     t.dir("etc", 0o755, 0, 0)
@@ -143,9 +141,7 @@ fn permission_errors_say_where_to_run() {
 /// must); sockets cannot be in a tar and stay out.
 #[test]
 fn devices_are_written_and_sockets_left_out() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     let dir = tempfile::tempdir().unwrap();
     let upper = dir.path().join("upper");
     std::fs::create_dir(&upper).unwrap();

@@ -1,13 +1,13 @@
 //! Layers checked by other tools (GNU tar, umoci) and upper directories made by the real
 //! drivers (kernel overlay mounted with `userxattr`, fuse-overlayfs with and without
-//! device whiteouts). Each says "skipped" where its tool or privilege is missing.
+//! device whiteouts). Each fails, saying what is missing, where its tool or privilege is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use super::*;
-use crate::image::testutil::{Node, have_tool};
+use crate::image::testutil::{Node, need_tool};
 use crate::storage::{DriverKind, Storage};
 
 fn without_dir_mtimes(mut s: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
@@ -21,9 +21,8 @@ fn without_dir_mtimes(mut s: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
 
 #[test]
 fn gnu_tar_lists_and_extracts_the_layer() {
-    if !privileged() || !have_tool("tar") {
-        return;
-    }
+    need_privileges();
+    need_tool("tar");
     let dir = tempfile::tempdir().unwrap();
     let upper = varied_upper(&dir.path().join("upper"));
     let blobs = BlobStore::new(dir.path().join("blobs"));
@@ -72,9 +71,8 @@ fn gnu_tar_lists_and_extracts_the_layer() {
 /// directory take effect, everything else arrives as it was.
 #[test]
 fn umoci_applies_the_layer_over_its_own_lower_layer() {
-    if !privileged() || !have_tool("umoci") {
-        return;
-    }
+    need_privileges();
+    need_tool("umoci");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let layout = d.join("layout");
@@ -176,11 +174,11 @@ fn change_through(merged: &Path) {
 /// Lower layer in the storage, mount, change, snapshot, unmount, pack the upper dir,
 /// unpack it as the next layer and let the vfs driver merge both: the result is what the
 /// container saw.
-/// Returns false when the mount could not be made (skipped). `check` sees the upper dir.
+/// `check` sees the upper dir.
 fn overlay_round_trip(
-    mount: impl Fn(&Path, &Path, &Path, &Path) -> Option<Mounted>,
+    mount: impl Fn(&Path, &Path, &Path, &Path) -> Mounted,
     check: impl FnOnce(&Path),
-) -> bool {
+) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let storage = Storage::new(&d.join("data"), DriverKind::Vfs);
@@ -205,9 +203,7 @@ fn overlay_round_trip(
     for p in [&upper, &work, &merged] {
         std::fs::create_dir(p).unwrap();
     }
-    let Some(guard) = mount(&lower.root, &upper, &work, &merged) else {
-        return false;
-    };
+    let guard = mount(&lower.root, &upper, &work, &merged);
     change_through(&merged);
     let seen = snapshot(&merged);
     drop(guard);
@@ -221,14 +217,11 @@ fn overlay_round_trip(
     };
     assert_same_tree(&snapshot(&rootfs), &seen);
     check(&upper);
-    true
 }
 
 #[test]
 fn kernel_overlay_upper_dirs_round_trip() {
-    if !privileged() {
-        return;
-    }
+    need_privileges();
     overlay_round_trip(
         |lower, upper, work, merged| {
             let data = format!(
@@ -244,11 +237,8 @@ fn kernel_overlay_upper_dirs_round_trip() {
                 nix::mount::MsFlags::empty(),
                 Some(data.as_str()),
             ) {
-                Ok(()) => Some(Mounted(merged.to_owned())),
-                Err(e) => {
-                    eprintln!("skipped: cannot mount overlay with userxattr here: {e}");
-                    None
-                }
+                Ok(()) => Mounted(merged.to_owned()),
+                Err(e) => panic!("cannot mount overlay with userxattr here: {e}"),
             }
         },
         |upper| {
@@ -265,9 +255,7 @@ fn kernel_overlay_upper_dirs_round_trip() {
     );
 }
 
-fn fuse_mount(
-    disable_device_whiteouts: bool,
-) -> impl Fn(&Path, &Path, &Path, &Path) -> Option<Mounted> {
+fn fuse_mount(disable_device_whiteouts: bool) -> impl Fn(&Path, &Path, &Path, &Path) -> Mounted {
     move |lower, upper, work, merged| {
         let data = format!(
             "lowerdir={},upperdir={},workdir={}",
@@ -280,28 +268,20 @@ fn fuse_mount(
         if disable_device_whiteouts {
             cmd.env("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT", "1");
         }
-        match cmd.output() {
-            Ok(o) if o.status.success() => Some(Mounted(merged.to_owned())),
-            Ok(o) => {
-                eprintln!(
-                    "skipped: fuse-overlayfs cannot mount here: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("skipped: cannot run fuse-overlayfs: {e}");
-                None
-            }
-        }
+        let o = cmd.output().expect("fuse-overlayfs runs");
+        assert!(
+            o.status.success(),
+            "fuse-overlayfs cannot mount here: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Mounted(merged.to_owned())
     }
 }
 
 #[test]
 fn fuse_overlayfs_upper_dirs_round_trip() {
-    if !privileged() || !have_tool("fuse-overlayfs") {
-        return;
-    }
+    need_privileges();
+    need_tool("fuse-overlayfs");
     overlay_round_trip(fuse_mount(false), |upper| {
         let motd = std::fs::symlink_metadata(upper.join("etc/motd")).unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_char_device(
@@ -315,9 +295,8 @@ fn fuse_overlayfs_upper_dirs_round_trip() {
 /// `.wh.NAME` files instead.
 #[test]
 fn fuse_overlayfs_file_whiteouts_round_trip() {
-    if !privileged() || !have_tool("fuse-overlayfs") {
-        return;
-    }
+    need_privileges();
+    need_tool("fuse-overlayfs");
     overlay_round_trip(fuse_mount(true), |upper| {
         assert!(
             upper.join("etc/.wh.motd").is_file(),
@@ -337,9 +316,9 @@ fn find_listing(root: &Path) -> String {
 
 /// An overlay the way burrow mounts it, unprivileged in a user namespace (`mount` is the
 /// shell command, with `{l} {u} {w} {m}` for the directories): changes made there, packed,
-/// unpacked and merged by the vfs driver, give what the container saw. False when the
-/// mount is not possible here (skipped); the upper dir stays in `d` for the caller.
-fn rootless_round_trip(d: &Path, mount: &str) -> bool {
+/// unpacked and merged by the vfs driver, give what the container saw. The upper dir stays
+/// in `d` for the caller.
+fn rootless_round_trip(d: &Path, mount: &str) {
     let storage = Storage::new(&d.join("data"), DriverKind::Vfs);
     let (c1, c2) = (
         format!("sha256:{}", "1".repeat(64)),
@@ -379,13 +358,11 @@ fn rootless_round_trip(d: &Path, mount: &str) -> bool {
         .args(["-Urm", "sh", "-c", &script])
         .output()
         .unwrap();
-    if !out.status.success() {
-        eprintln!(
-            "skipped: cannot mount in a user namespace here: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return false;
-    }
+    assert!(
+        out.status.success(),
+        "cannot mount in a user namespace here: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let blobs = BlobStore::new(d.join("blobs"));
     let layer = pack_upper(&upper, &blobs, &opts(Compression::Gzip)).unwrap();
     let mut tar = Vec::new();
@@ -402,21 +379,18 @@ fn rootless_round_trip(d: &Path, mount: &str) -> bool {
     let seen = std::fs::read_to_string(&seen).unwrap();
     assert!(seen.contains("d/new f 644 4 \n"), "{seen}");
     assert_eq!(find_listing(&rootfs), seen);
-    true
 }
 
 /// fuse-overlayfs unprivileged: opaque directories get `user.fuseoverlayfs.opaque`
 /// (trusted.* is out of reach) and, in fuse-overlayfs 1.10, a bookkeeping whiteout.
 #[test]
 fn rootless_fuse_overlayfs_upper_dirs_round_trip() {
-    if !privileged() || !have_tool("fuse-overlayfs") || !have_tool("unshare") {
-        return;
-    }
+    need_privileges();
+    need_tool("fuse-overlayfs");
+    need_tool("unshare");
     let dir = tempfile::tempdir().unwrap();
     let mount = "fuse-overlayfs -o lowerdir={l},upperdir={u},workdir={w} {m}";
-    if !rootless_round_trip(dir.path(), mount) {
-        return;
-    }
+    rootless_round_trip(dir.path(), mount);
     assert_eq!(
         xattr::get(dir.path().join("upper/d"), "user.fuseoverlayfs.opaque").unwrap(),
         Some(b"y".to_vec()),
@@ -427,14 +401,11 @@ fn rootless_fuse_overlayfs_upper_dirs_round_trip() {
 /// Kernel overlay unprivileged, with `userxattr`, as burrow's runtime mounts it.
 #[test]
 fn rootless_kernel_overlay_upper_dirs_round_trip() {
-    if !privileged() || !have_tool("unshare") {
-        return;
-    }
+    need_privileges();
+    need_tool("unshare");
     let dir = tempfile::tempdir().unwrap();
     let mount = "mount -t overlay overlay -o lowerdir={l},upperdir={u},workdir={w},userxattr {m}";
-    if !rootless_round_trip(dir.path(), mount) {
-        return;
-    }
+    rootless_round_trip(dir.path(), mount);
     assert_eq!(
         xattr::get(dir.path().join("upper/d"), "user.overlay.opaque").unwrap(),
         Some(b"y".to_vec())
