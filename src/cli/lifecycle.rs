@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::format::{align, now_unix};
 use super::out;
+use crate::engine::networks::NetworkRefusal;
 use crate::engine::{Engine, EngineError};
 
 #[derive(Args, Debug)]
@@ -241,10 +242,10 @@ pub fn port(engine: &Engine, a: PortArgs) -> Result<i32> {
         }
     }
     if let (Some(w), true) = (&want, text.is_empty()) {
-        return Err(EngineError::NetworkConfig(format!(
-            "no public port '{w}' published for {}",
-            c.name
-        ))
+        return Err(EngineError::Network(NetworkRefusal::NoPublicPort {
+            port: w.clone(),
+            container: c.name.clone(),
+        })
         .into());
     }
     out(&text);

@@ -248,9 +248,9 @@ impl Images<'_> {
             Ok(sizes)
         })
         .map_err(|e| match e {
-            crate::runtime::RuntimeError::Job(job) => EngineError::Unpack {
+            crate::runtime::RuntimeError::Job(source) => EngineError::Unpack {
                 image: image.to_string(),
-                message: job.to_string(),
+                source,
             },
             other => EngineError::Runtime(other),
         })?;

@@ -46,17 +46,54 @@ pub struct Split {
 /// Docker's `max-buffer-size` default (1 MB).
 const DEFAULT_MAX_BUFFER: u64 = 1_000_000;
 
-fn bad(msg: impl Into<String>) -> EngineError {
-    EngineError::LogConfig(msg.into())
+/// What the engine refuses about a container's logging, in Docker's words.
+#[derive(Debug, thiserror::Error)]
+pub enum LogRefusal {
+    #[error("invalid log opt {0:?}: use KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("invalid value for {key}: strconv.ParseBool: parsing {value:?}: invalid syntax")]
+    NotBool { key: String, value: String },
+    #[error("logger: logging mode not supported: {0}")]
+    Mode(String),
+    #[error("could not parse value for max-buffer-size: {0}")]
+    MaxBuffer(String),
+    #[error("max-buffer-size option is only supported with 'mode=non-blocking'")]
+    MaxBufferWithoutNonBlocking,
+    #[error("invalid tag template {template:?}: {reason}")]
+    Tag { template: String, reason: String },
+    #[error("invalid {key} {regex:?}: {source}")]
+    Regex {
+        key: String,
+        regex: String,
+        source: regex::Error,
+    },
+    /// The log driver's own refusal of its options, or of starting (its message).
+    #[error("{message}")]
+    Driver { driver: String, message: String },
+    #[error("logger: no log driver named '{0}' is registered")]
+    UnknownDriver(String),
+    #[error("logger: plugin {0:?} is a network driver, not a log driver")]
+    NotALogDriver(String),
+    #[error("logger: plugin {0:?} is disabled (burrow plugin enable {0})")]
+    DriverDisabled(String),
+    #[error("configured logging driver does not support reading")]
+    CannotRead,
+    #[error("the log relay died while starting")]
+    RelayDied,
+    /// The relay's own one-line error, as it printed it before it died.
+    #[error("{0}")]
+    Relay(String),
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, EngineError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(bad(format!(
-            "invalid value for {key}: strconv.ParseBool: parsing {v:?}: invalid syntax"
-        ))),
+        _ => Err(LogRefusal::NotBool {
+            key: key.to_string(),
+            value: v.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -86,7 +123,7 @@ impl LogConfig {
         for o in opts {
             let (k, v) = o
                 .split_once('=')
-                .ok_or_else(|| bad(format!("invalid log opt {o:?}: use KEY=VALUE")))?;
+                .ok_or_else(|| LogRefusal::NotKeyValue(o.clone()))?;
             map.insert(k.to_string(), v.to_string());
         }
         Ok(LogConfig {
@@ -112,13 +149,12 @@ impl LogConfig {
                     mode = match v.as_str() {
                         "" | "blocking" => Mode::Blocking,
                         "non-blocking" => Mode::NonBlocking { max_buffer: 0 },
-                        _ => return Err(bad(format!("logger: logging mode not supported: {v}"))),
+                        _ => return Err(LogRefusal::Mode(v.clone()).into()),
                     }
                 }
                 "max-buffer-size" => {
-                    max_buffer = Some(ram_in_bytes(v).ok_or_else(|| {
-                        bad(format!("could not parse value for max-buffer-size: {v}"))
-                    })?)
+                    max_buffer =
+                        Some(ram_in_bytes(v).ok_or_else(|| LogRefusal::MaxBuffer(v.clone()))?)
                 }
                 "cache-disabled" => cache_disabled = parse_bool(k, v)?,
                 "cache-max-size" => cache.max_size = v.clone(),
@@ -132,9 +168,7 @@ impl LogConfig {
                 max_buffer: b.unwrap_or(DEFAULT_MAX_BUFFER),
             },
             (Mode::Blocking, Some(_)) => {
-                return Err(bad(
-                    "max-buffer-size option is only supported with 'mode=non-blocking'",
-                ));
+                return Err(LogRefusal::MaxBufferWithoutNonBlocking.into());
             }
             (m, None) => m,
         };
@@ -175,8 +209,13 @@ pub fn render_tag(template: &str, f: &TagFields) -> Result<String, EngineError> 
         "Hostname": f.hostname,
         "DaemonName": "burrow",
     });
-    super::template::render(template, &fields)
-        .map_err(|e| bad(format!("invalid tag template {template:?}: {e}")))
+    super::template::render(template, &fields).map_err(|reason| {
+        LogRefusal::Tag {
+            template: template.to_string(),
+            reason,
+        }
+        .into()
+    })
 }
 
 /// The attributes `labels`, `labels-regex`, `env` and `env-regex` select, sorted by key.
@@ -192,7 +231,13 @@ pub fn attributes(
     };
     let regex = |k: &str| {
         get(k)
-            .map(|r| regex::Regex::new(r).map_err(|e| bad(format!("invalid {k} {r:?}: {e}"))))
+            .map(|r| {
+                regex::Regex::new(r).map_err(|source| LogRefusal::Regex {
+                    key: k.to_string(),
+                    regex: r.to_string(),
+                    source,
+                })
+            })
             .transpose()
     };
     let mut out = BTreeMap::new();

@@ -69,13 +69,20 @@ pub enum EngineError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// A log option the host or the driver refused; the message is Docker's.
-    #[error("{0}")]
-    LogConfig(String),
+    /// A container's logging refused (its options, its driver).
+    #[error(transparent)]
+    Log(#[from] logconfig::LogRefusal),
+    /// A plugin operation refused.
+    #[error(transparent)]
+    PluginUse(#[from] plugins::PluginRefusal),
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
-    #[error("cannot unpack {image}: {message}")]
-    Unpack { image: String, message: String },
+    #[error("cannot unpack {image}")]
+    Unpack {
+        image: String,
+        #[source]
+        source: crate::runtime::JobError,
+    },
     #[error("image {image} has a malformed configuration")]
     ImageConfig {
         image: String,
@@ -134,9 +141,9 @@ pub enum EngineError {
         "network mode {0:?} is not available yet: use --network none, host or a network's name"
     )]
     UnsupportedNetwork(String),
-    /// A network option the host or the driver refused; the message says what to change.
-    #[error("{0}")]
-    NetworkConfig(String),
+    /// A network, or a container's network flags, refused.
+    #[error(transparent)]
+    Network(#[from] networks::NetworkRefusal),
     #[error("no such network: {0}")]
     NoSuchNetwork(String),
     #[error(transparent)]

@@ -7,10 +7,46 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::logconfig::LogConfig;
+use super::logconfig::{LogConfig, LogRefusal};
+use super::networks::NetworkRefusal;
 use super::{EngineError, Paths, PluginSlot, Result};
 use crate::plugin::{Capabilities, Grants, LogDriver, PluginError};
 use crate::state::State;
+
+/// What the engine refuses about installing, changing or removing a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginRefusal {
+    #[error("plugin record {} is damaged: remove the plugin and install it again", path.display())]
+    Damaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{} is neither a log driver nor a network driver: it exports {exports} (plugin {plugin:?}; build it with burrow-plugin-sdk)",
+        path.display()
+    )]
+    NotADriver {
+        path: PathBuf,
+        plugin: String,
+        exports: String,
+    },
+    #[error("invalid plugin name {0:?}: use letters, digits, '-', '_' and '.' (or --alias)")]
+    BadName(String),
+    #[error(
+        "plugin name {name:?} is a built-in {what}'s: install it under another name with --alias"
+    )]
+    BuiltinName { name: String, what: &'static str },
+    #[error("plugin {0:?} is already installed (burrow plugin rm {0} first)")]
+    Installed(String),
+    #[error("plugin {0:?} is not installed (burrow plugin ls lists them)")]
+    NotInstalled(String),
+    #[error("plugin {name:?} is in use by {what} {by}: remove the {what} first, or use --force")]
+    InUse {
+        name: String,
+        what: &'static str,
+        by: String,
+    },
+}
 
 /// The capabilities of the WIT `capabilities` record, as users grant them.
 pub const CAPABILITIES: [&str; 4] = ["log-dir", "network", "http", "secrets"];
@@ -138,12 +174,9 @@ impl Plugins<'_> {
         }
         let path = self.plugin_record_path(name);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|_| {
-                EngineError::LogConfig(format!(
-                    "plugin record {} is damaged: remove the plugin and install it again",
-                    path.display()
-                ))
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| PluginRefusal::Damaged { path, source }.into()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(EngineError::Io {
                 what: "read",
@@ -193,10 +226,12 @@ impl Plugins<'_> {
                 Err(PluginError::WrongKind {
                     plugin, exports, ..
                 }) => {
-                    return Err(EngineError::LogConfig(format!(
-                        "{} is neither a log driver nor a network driver: it exports {exports} (plugin {plugin:?}; build it with burrow-plugin-sdk)",
-                        path.display()
-                    )));
+                    return Err(PluginRefusal::NotADriver {
+                        path: path.to_path_buf(),
+                        plugin,
+                        exports,
+                    }
+                    .into());
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -204,9 +239,7 @@ impl Plugins<'_> {
         };
         let name = alias.unwrap_or(&info.name).to_string();
         if !valid_name(&name) {
-            return Err(EngineError::LogConfig(format!(
-                "invalid plugin name {name:?}: use letters, digits, '-', '_' and '.' (or --alias)"
-            )));
+            return Err(PluginRefusal::BadName(name).into());
         }
         let builtin = match kind {
             PluginKind::Log => host.builtin_names(),
@@ -217,14 +250,10 @@ impl Plugins<'_> {
                 PluginKind::Log => "log driver",
                 PluginKind::Network => "network driver",
             };
-            return Err(EngineError::LogConfig(format!(
-                "plugin name {name:?} is a built-in {what}'s: install it under another name with --alias"
-            )));
+            return Err(PluginRefusal::BuiltinName { name, what }.into());
         }
         if self.installed(&name)?.is_some() {
-            return Err(EngineError::LogConfig(format!(
-                "plugin {name:?} is already installed (burrow plugin rm {name} first)"
-            )));
+            return Err(PluginRefusal::Installed(name).into());
         }
         // A network driver's world imports nothing that grants could open: it asks for nothing.
         let needs = match kind {
@@ -281,11 +310,8 @@ impl Plugins<'_> {
     }
 
     fn named(&self, name: &str) -> Result<InstalledPlugin> {
-        self.installed(name)?.ok_or_else(|| {
-            EngineError::LogConfig(format!(
-                "plugin {name:?} is not installed (burrow plugin ls lists them)"
-            ))
-        })
+        self.installed(name)?
+            .ok_or_else(|| PluginRefusal::NotInstalled(name.to_string()).into())
     }
 
     pub fn inspect(&self, name: &str) -> Result<InstalledPlugin> {
@@ -331,14 +357,10 @@ impl Plugins<'_> {
     pub(super) fn log_driver(&self, name: &str) -> Result<LogDriver> {
         if let Some(p) = self.installed(name)? {
             if p.kind != PluginKind::Log {
-                return Err(EngineError::LogConfig(format!(
-                    "logger: plugin {name:?} is a network driver, not a log driver"
-                )));
+                return Err(LogRefusal::NotALogDriver(name.to_string()).into());
             }
             if !p.enabled {
-                return Err(EngineError::LogConfig(format!(
-                    "logger: plugin {name:?} is disabled (burrow plugin enable {name})"
-                )));
+                return Err(LogRefusal::DriverDisabled(name.to_string()).into());
             }
             let path = self.wasm_path(name);
             let wasm = std::fs::read(&path).map_err(|source| EngineError::Io {
@@ -352,9 +374,9 @@ impl Plugins<'_> {
                 .load_log_driver_as(name, &wasm, p.grants())?);
         }
         match self.slot.host()?.log_driver(name) {
-            Err(PluginError::UnknownDriver { .. }) => Err(EngineError::LogConfig(format!(
-                "logger: no log driver named '{name}' is registered"
-            ))),
+            Err(PluginError::UnknownDriver { .. }) => {
+                Err(LogRefusal::UnknownDriver(name.to_string()).into())
+            }
             other => Ok(other?),
         }
     }
@@ -364,7 +386,11 @@ impl Plugins<'_> {
         let split = log.split()?;
         let driver = self.log_driver(&log.driver)?;
         match driver.validate(&split.driver_opts) {
-            Err(PluginError::Config(msg)) => Err(EngineError::LogConfig(msg)),
+            Err(PluginError::Config(message)) => Err(LogRefusal::Driver {
+                driver: log.driver.clone(),
+                message,
+            }
+            .into()),
             other => Ok(other?),
         }
     }
@@ -378,12 +404,14 @@ impl Plugins<'_> {
         }
         match self.installed(name)? {
             None => Ok(None),
-            Some(p) if p.kind != PluginKind::Network => Err(EngineError::NetworkConfig(format!(
-                "plugin {name:?} is a log driver, not a network driver"
-            ))),
-            Some(p) if !p.enabled => Err(EngineError::NetworkConfig(format!(
-                "network driver plugin {name:?} is disabled (burrow plugin enable {name})"
-            ))),
+            Some(p) if p.kind != PluginKind::Network => Err(NetworkRefusal::NotANetworkDriver {
+                name: name.to_string(),
+            }
+            .into()),
+            Some(p) if !p.enabled => Err(NetworkRefusal::PluginDisabled {
+                name: name.to_string(),
+            }
+            .into()),
             Some(_) => Ok(Some(self.wasm_path(name))),
         }
     }
@@ -413,10 +441,13 @@ impl Plugins<'_> {
     }
 }
 
-fn in_use(name: &str, (what, by): (&str, String)) -> EngineError {
-    EngineError::LogConfig(format!(
-        "plugin {name:?} is in use by {what} {by}: remove the {what} first, or use --force"
-    ))
+fn in_use(name: &str, (what, by): (&'static str, String)) -> EngineError {
+    PluginRefusal::InUse {
+        name: name.to_string(),
+        what,
+        by,
+    }
+    .into()
 }
 
 fn valid_name(name: &str) -> bool {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+use super::networks::NetworkRefusal;
 use crate::monitor::health::{DockerHealthConfig, HealthFlags, Healthcheck};
 use crate::monitor::{RestartPolicy, parse_signal};
 
@@ -103,32 +104,30 @@ impl DnsConfig {
     /// and `--dns IP`.
     pub fn check(&self, network: &str) -> Result<(), EngineError> {
         for entry in &self.extra_hosts {
-            let bad = || {
-                EngineError::NetworkConfig(format!(
-                    "invalid argument {entry:?} for \"--add-host\" flag: use HOST:IP, e.g. db:10.0.0.5"
-                ))
+            let bad = || NetworkRefusal::BadAddHost {
+                entry: entry.clone(),
             };
             let (host, ip) = entry.split_once(':').ok_or_else(bad)?;
             if host.is_empty() || host.contains(char::is_whitespace) {
-                return Err(bad());
+                return Err(bad().into());
             }
             if ip == "host-gateway" {
                 if network == "none" {
-                    return Err(EngineError::NetworkConfig(format!(
-                        "--add-host {entry}: host-gateway needs a network (--network host, or one made with -o allow_host_loopback=true)"
-                    )));
+                    return Err(NetworkRefusal::HostGatewayNeedsNetwork {
+                        entry: entry.clone(),
+                    }
+                    .into());
                 }
             } else if ip.parse::<std::net::IpAddr>().is_err() {
-                return Err(EngineError::NetworkConfig(format!(
-                    "invalid IP address in add-host: {ip:?}"
-                )));
+                return Err(NetworkRefusal::BadAddHostIp { ip: ip.to_string() }.into());
             }
         }
         for server in &self.servers {
             if server.parse::<std::net::IpAddr>().is_err() {
-                return Err(EngineError::NetworkConfig(format!(
-                    "invalid argument {server:?} for \"--dns\" flag: {server} is not an ip address"
-                )));
+                return Err(NetworkRefusal::BadDns {
+                    server: server.clone(),
+                }
+                .into());
             }
         }
         Ok(())
@@ -266,12 +265,8 @@ impl ContainerConfig {
 pub fn parse_network(value: Option<&str>) -> Result<String, EngineError> {
     match value.unwrap_or("bridge") {
         "default" => Ok("bridge".into()),
-        "container:" => Err(EngineError::NetworkConfig(
-            "--network container: needs a container's name or id (container:NAME)".into(),
-        )),
-        "" => Err(EngineError::NetworkConfig(
-            "--network needs a value: none, host or a network's name".into(),
-        )),
+        "container:" => Err(NetworkRefusal::ContainerModeNeedsName.into()),
+        "" => Err(NetworkRefusal::NetworkNeedsValue.into()),
         other => Ok(other.to_string()),
     }
 }
@@ -290,15 +285,17 @@ fn check_mac(mac: &str) -> Result<String, EngineError> {
     match bytes.as_slice() {
         [Some(first), rest @ ..] if rest.len() == 5 && rest.iter().all(Option::is_some) => {
             if first & 1 == 1 {
-                return Err(EngineError::NetworkConfig(format!(
-                    "invalid MAC address {mac}: a multicast address cannot name an interface"
-                )));
+                return Err(NetworkRefusal::MulticastMac {
+                    mac: mac.to_string(),
+                }
+                .into());
             }
             Ok(mac.to_ascii_lowercase())
         }
-        _ => Err(EngineError::NetworkConfig(format!(
-            "invalid MAC address {mac:?}: use six hex pairs such as 02:42:ac:11:00:02"
-        ))),
+        _ => Err(NetworkRefusal::BadMac {
+            mac: mac.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -312,7 +309,7 @@ fn published_ports(
     use crate::network::ports::{PortBinding, parse};
     let mut ports = Vec::new();
     for p in &opts.publish {
-        ports.extend(parse(p).map_err(|e| EngineError::NetworkConfig(e.to_string()))?);
+        ports.extend(parse(p).map_err(NetworkRefusal::BadPort)?);
     }
     if opts.publish_all {
         for key in image.exposed_ports.iter().flatten().map(|(k, _)| k) {
@@ -338,10 +335,7 @@ fn published_ports(
     match network {
         _ if ports.is_empty() => Ok(ports),
         "host" => Ok(vec![]),
-        "none" => Err(EngineError::NetworkConfig(
-            "published ports need a network to forward to: give --network bridge or a network's name"
-                .into(),
-        )),
+        "none" => Err(NetworkRefusal::PortsNeedNetwork.into()),
         _ => Ok(ports),
     }
 }
@@ -419,9 +413,7 @@ pub fn merge(
             (!opts.dns.aliases.is_empty(), "network aliases"),
         ];
         if let Some((_, what)) = conflicts.iter().find(|(given, _)| *given) {
-            return Err(EngineError::NetworkConfig(format!(
-                "conflicting options: {what} and the network mode (container:NAME shares the other container's network)"
-            )));
+            return Err(NetworkRefusal::ContainerModeConflict { what }.into());
         }
     }
     let hostname = match (&opts.hostname, network.as_str()) {
@@ -796,7 +788,9 @@ mod tests {
         o.hostname = Some("x".into());
         assert!(matches!(
             merge(&i, &o, "id", "h", "vfs", &no_env),
-            Err(EngineError::NetworkConfig(m)) if m.starts_with("conflicting options: hostname")
+            Err(EngineError::Network(
+                NetworkRefusal::ContainerModeConflict { what: "hostname" }
+            ))
         ));
         o.hostname = None;
         o.network = None;

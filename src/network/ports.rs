@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 mod spec;
 
-pub use spec::{PortBinding, parse};
+pub use spec::{PortBinding, PortSpecError, parse};
 
 /// Why a container's ports could not be published. Each says its cause inline too: the
 /// engine keeps the message as it is.

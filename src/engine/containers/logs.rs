@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Containers, RUNNING};
-use crate::engine::logconfig::{self, Split, TagFields};
+use crate::engine::logconfig::{self, LogRefusal, Split, TagFields};
 use crate::engine::spec::ContainerConfig;
 use crate::engine::{EngineError, Result};
 use crate::monitor::logpipe::LogPipe;
@@ -120,11 +120,17 @@ impl Containers<'_> {
         let dir = self.log_dir(&c.id);
         create_dir(&dir)?;
         let ctx = self.log_context(c, config, driver_opts, dir)?;
-        let logger = driver.open_logger(ctx).map_err(|e| match e {
-            PluginError::Unavailable { msg, .. } | PluginError::Config(msg) => {
-                EngineError::LogConfig(msg)
+        let logger = driver.open_logger(ctx).map_err(|e| -> EngineError {
+            match e {
+                PluginError::Unavailable { msg, .. } | PluginError::Config(msg) => {
+                    LogRefusal::Driver {
+                        driver: config.log.driver.clone(),
+                        message: msg,
+                    }
+                    .into()
+                }
+                e => e.into(),
             }
-            e => e.into(),
         })?;
         let cache = match self.cache_context(c, config, &driver, cache)? {
             Some(ctx) => {
@@ -168,9 +174,7 @@ impl Containers<'_> {
                 let json = self.plugins.host()?.log_driver(logconfig::DEFAULT_DRIVER)?;
                 Ok(json.open_reader(ctx, ro)?)
             }
-            None => Err(EngineError::LogConfig(
-                "configured logging driver does not support reading".into(),
-            )),
+            None => Err(LogRefusal::CannotRead.into()),
         }
     }
 

@@ -17,7 +17,7 @@ use super::config::{GlobalOptions, Paths};
 use super::handles::{Ids, StorageSlot, Warnings};
 use super::images::Images;
 use super::lock::{FileLock, write_replace_unsynced};
-use super::networks::{NetworkInfo, Networks};
+use super::networks::{NetworkInfo, NetworkRefusal, Networks};
 use super::plugins::Plugins;
 use super::records::Records;
 use super::spec::{self, ContainerConfig, CreateOptions, ImageRunConfig};
@@ -125,10 +125,10 @@ impl Containers<'_> {
             Some(key) => {
                 let other = self.records.find(key)?;
                 if self.records.config(&other)?.network == "host" {
-                    return Err(EngineError::NetworkConfig(format!(
-                        "container {} uses the host's network: give --network host instead",
-                        other.name
-                    )));
+                    return Err(NetworkRefusal::SharesHostNetwork {
+                        container: other.name.clone(),
+                    }
+                    .into());
                 }
                 config.network = format!("container:{}", other.id);
                 config.hostname = self.records.config(&other)?.hostname;
@@ -325,10 +325,7 @@ impl Containers<'_> {
         for link in &config.dns.links {
             let (key, alias) = link.split_once(':').unwrap_or((link, link));
             let Some(n) = network else {
-                return Err(EngineError::NetworkConfig(
-                    "--link needs a bridge network: give --network bridge or a network's name"
-                        .into(),
-                ));
+                return Err(NetworkRefusal::LinkNeedsNetwork.into());
             };
             let other = self.records.find(key)?;
             let address = self
@@ -337,11 +334,9 @@ impl Containers<'_> {
                 .into_iter()
                 .find(|(net, _)| *net == n.record.id)
                 .map(|(_, a)| a)
-                .ok_or_else(|| {
-                    EngineError::NetworkConfig(format!(
-                        "cannot link to {}: it is not on network {}",
-                        other.name, n.record.name
-                    ))
+                .ok_or_else(|| NetworkRefusal::LinkNotOnNetwork {
+                    container: other.name.clone(),
+                    network: n.record.name.clone(),
                 })?;
             let names: Vec<&str> = [alias, other.name.as_str(), &other.id[..12]]
                 .into_iter()

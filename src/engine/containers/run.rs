@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use super::lifecycle::{POLL, Pacer};
 use super::{Containers, EXITED, RESTARTING, RUNNING};
 use crate::engine::lock::{FileLock, write_replace_unsynced};
+use crate::engine::logconfig::LogRefusal;
+use crate::engine::networks::NetworkRefusal;
 use crate::engine::spec::ContainerConfig;
 use crate::engine::{EngineError, Result, now_unix};
 use crate::monitor::supervisor::{self, Run, Supervised};
@@ -218,11 +220,12 @@ impl Containers<'_> {
         let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(status_r), &mut status);
         if status.trim_end() != stdio::READY {
             let message = status.trim_end().trim_start_matches("burrow: ");
-            return Err(EngineError::LogConfig(if message.is_empty() {
-                "the log relay died while starting".to_string()
+            return Err(if message.is_empty() {
+                LogRefusal::RelayDied
             } else {
-                message.to_string()
-            }));
+                LogRefusal::Relay(message.to_string())
+            }
+            .into());
         }
         match &container_stdin {
             Some(r) => nix::unistd::dup2_stdin(r).map_err(dup)?,
@@ -303,11 +306,10 @@ impl Containers<'_> {
                     .first()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-                let bound = ports::bind(&config.ports)
-                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
+                let bound = ports::bind(&config.ports).map_err(NetworkRefusal::Publish)?;
                 let control = Holder::control(&self.paths.runtime.join("network"));
-                let stream = ports::hand_over(&control, &bound, target)
-                    .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
+                let stream =
+                    ports::hand_over(&control, &bound, target).map_err(NetworkRefusal::Publish)?;
                 let published: Vec<ports::Published> = bound.into_iter().map(|(p, _)| p).collect();
                 write_replace_unsynced(
                     &ports_file,
@@ -320,11 +322,10 @@ impl Containers<'_> {
         if let Some(key) = config.network.strip_prefix("container:") {
             let other = self.records.find(key)?;
             let name = other.name.clone();
-            let pid = self.records.pid_if_running(other)?.ok_or_else(|| {
-                EngineError::NetworkConfig(format!(
-                    "cannot join network of a non running container: {name} (start it first)"
-                ))
-            })?;
+            let pid = self
+                .records
+                .pid_if_running(other)?
+                .ok_or(NetworkRefusal::JoinStopped { container: name })?;
             let pid = crate::runtime::namespace_anchor(pid)?;
             spec.userns = Some(format!("/proc/{pid}/ns/user").into());
             spec.network = NetworkMode::Joined(format!("/proc/{pid}/ns/net").into());

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::NetworkRefusal;
 use super::checks::{allocate, check_ip_and_aliases};
 use super::{NetworkInfo, Networks};
 use crate::engine::{EngineError, Result};
@@ -26,10 +27,11 @@ impl Networks<'_> {
                 None if crate::plugin::is_builtin_network_driver(d) => {
                     Err(EngineError::UnsupportedNetwork(mode.to_string()))
                 }
-                None => Err(EngineError::NetworkConfig(format!(
-                    "network {} uses the network driver plugin {d:?}, which is not installed: install it again (burrow plugin install) or remove the network",
-                    n.record.name
-                ))),
+                None => Err(NetworkRefusal::PluginMissing {
+                    network: n.record.name.clone(),
+                    driver: d.to_string(),
+                }
+                .into()),
             },
         }
     }
@@ -121,7 +123,7 @@ impl Networks<'_> {
     pub(in crate::engine) fn holder(&self) -> Result<Holder> {
         let way = self.file.rootless_network_cmd.unwrap_or_default();
         Holder::ensure(&self.paths.runtime.join("network"), self.ids.map(), way)
-            .map_err(|e| EngineError::NetworkConfig(crate::errors::render_chain(&e)))
+            .map_err(|e| NetworkRefusal::Holder(e).into())
     }
 
     /// The names of the running containers among `rows` that lost their networks with the
@@ -167,31 +169,34 @@ impl Networks<'_> {
         let config = self.records.config(&c)?;
         let mode = config.network.as_str();
         if mode == "host" || mode == "none" || mode.starts_with("container:") {
-            return Err(EngineError::NetworkConfig(format!(
-                "container {} uses --network {}: it cannot be connected to other networks (create it on a bridge network)",
-                c.name,
-                if mode.starts_with("container:") {
+            return Err(NetworkRefusal::NotConnectable {
+                container: c.name.clone(),
+                mode: if mode.starts_with("container:") {
                     "container:…"
                 } else {
                     mode
                 }
-            )));
+                .to_string(),
+            }
+            .into());
         }
         let n = match self.container_network(network)? {
             Some(n) => n,
             None => {
-                return Err(EngineError::NetworkConfig(format!(
-                    "container cannot be disconnected from host network or connected to host network: {network} is not a bridge network"
-                )));
+                return Err(NetworkRefusal::NotBridge {
+                    network: network.to_string(),
+                }
+                .into());
             }
         };
         let _network = self.network_lock(&c.id)?;
         let rows = self.state.container_endpoints(&c.id)?;
         if rows.iter().any(|r| r.network_id == n.record.id) {
-            return Err(EngineError::NetworkConfig(format!(
-                "endpoint with name {} already exists in network {}",
-                c.name, n.record.name
-            )));
+            return Err(NetworkRefusal::EndpointExists {
+                container: c.name.clone(),
+                network: n.record.name.clone(),
+            }
+            .into());
         }
         let requested = check_ip_and_aliases(opts.ip.as_deref(), &opts.aliases, Some(&n))?;
         let ifname = (1..)
@@ -240,10 +245,11 @@ impl Networks<'_> {
         let _network = self.network_lock(&c.id)?;
         let rows = self.state.container_endpoints(&c.id)?;
         let Some(row) = rows.into_iter().find(|r| r.network_id == n.record.id) else {
-            return Err(EngineError::NetworkConfig(format!(
-                "container {} is not connected to network {}",
-                c.name, n.record.name
-            )));
+            return Err(NetworkRefusal::NotConnected {
+                container: c.name.clone(),
+                network: n.record.name.clone(),
+            }
+            .into());
         };
         if let Some(pid) = self.records.pid_if_running(c.clone())? {
             let dir = self.paths.runtime.join("network");

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use super::NetworkInfo;
-use crate::engine::{EngineError, Result};
+use super::NetworkRefusal;
+use crate::engine::Result;
 use crate::state;
 
 /// The flags that only make sense on some networks, checked against the container's:
@@ -19,16 +20,13 @@ pub(in crate::engine) fn check_network_flags(
         && config.network != "host"
         && !network.is_some_and(NetworkInfo::host_loopback)
     {
-        return Err(EngineError::NetworkConfig(format!(
-            "--add-host ...:host-gateway needs --network host or a network made with -o allow_host_loopback=true: the host's loopback is closed to network {}",
-            config.network
-        )));
+        return Err(NetworkRefusal::HostGatewayClosed {
+            network: config.network.clone(),
+        }
+        .into());
     }
     if config.mac_address.is_some() && network.is_none() {
-        return Err(EngineError::NetworkConfig(
-            "--mac-address needs a bridge network: give --network bridge or a network's name"
-                .into(),
-        ));
+        return Err(NetworkRefusal::MacNeedsNetwork.into());
     }
     Ok(requested_ip)
 }
@@ -40,22 +38,18 @@ pub(super) fn check_ip_and_aliases(
     aliases: &[String],
     network: Option<&NetworkInfo>,
 ) -> Result<Option<Ipv4Addr>> {
-    let requested = ip.map(str::parse::<Ipv4Addr>).transpose().map_err(|_| {
-        EngineError::NetworkConfig(format!(
-            "invalid IPv4 address for --ip: {}",
-            ip.unwrap_or_default()
-        ))
-    })?;
+    let requested =
+        ip.map(str::parse::<Ipv4Addr>)
+            .transpose()
+            .map_err(|_| NetworkRefusal::BadIp {
+                ip: ip.unwrap_or_default().to_string(),
+            })?;
     let user_defined = network.is_some_and(|n| n.record.name != "bridge");
     if requested.is_some() && !user_defined {
-        return Err(EngineError::NetworkConfig(
-            "user specified IP address is supported on user defined networks only (make one with network create)".into(),
-        ));
+        return Err(NetworkRefusal::IpNeedsUserNetwork.into());
     }
     if !aliases.is_empty() && !user_defined {
-        return Err(EngineError::NetworkConfig(
-            "network-scoped aliases are supported only for containers in user defined networks (make one with network create)".into(),
-        ));
+        return Err(NetworkRefusal::AliasNeedsUserNetwork.into());
     }
     Ok(requested)
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 mod attach;
 mod checks;
 mod dns;
+mod refusal;
 
 use super::config::{FileConfig, Paths};
 use super::handles::Ids;
@@ -79,6 +80,7 @@ pub struct NetworkInfo {
 
 pub use attach::ConnectOptions;
 pub(super) use checks::{allocate, check_network_flags};
+pub use refusal::NetworkRefusal;
 
 /// Networks: created, listed, removed; containers connected to and from them.
 #[derive(Clone, Copy)]
@@ -101,10 +103,7 @@ impl Networks<'_> {
             return Err(state::StateError::NetworkExists(req.name.clone()).into());
         }
         if req.ip_ranges.len() > req.subnets.len() || req.gateways.len() > req.subnets.len() {
-            return Err(EngineError::NetworkConfig(
-                "every --ip-range or --gateway needs a --subnet: give as many --subnet flags"
-                    .into(),
-            ));
+            return Err(NetworkRefusal::RangeWithoutSubnet.into());
         }
         let id = random_id()?;
         let record = self.new_network(&id, &req)?;
@@ -152,21 +151,28 @@ impl Networks<'_> {
                 .collect(),
         };
         let facts = host_facts(&used);
-        let filled = driver.create(&asked, &facts).map_err(|e| match e {
-            PluginError::Config(msg) | PluginError::Unsupported { msg, .. } => {
-                EngineError::NetworkConfig(msg)
+        let filled = driver.create(&asked, &facts).map_err(|e| -> EngineError {
+            match e {
+                PluginError::Config(msg) | PluginError::Unsupported { msg, .. } => {
+                    NetworkRefusal::Driver {
+                        driver: req.driver.clone(),
+                        message: msg,
+                    }
+                    .into()
+                }
+                e => e.into(),
             }
-            e => e.into(),
         })?;
         if let Some(iface) = filled
             .iface
             .as_deref()
             .filter(|i| !crate::network::executor::host_ifname_ok(i))
         {
-            return Err(EngineError::NetworkConfig(format!(
-                "network driver {:?} chose the interface name {iface:?}, which burrow refuses (the network holder's own, or not a valid name)",
-                req.driver
-            )));
+            return Err(NetworkRefusal::BadInterface {
+                driver: req.driver.clone(),
+                iface: iface.to_string(),
+            }
+            .into());
         }
         let mut subnets = Vec::new();
         for (i, s) in filled.subnets.iter().enumerate() {
@@ -175,17 +181,16 @@ impl Networks<'_> {
                 ip_range: req.ip_ranges.get(i).cloned(),
                 gateway: s.gateway.clone(),
             };
-            let pool = sc
-                .pool()
-                .map_err(|e| EngineError::NetworkConfig(e.to_string()))?;
+            let pool = sc.pool().map_err(NetworkRefusal::Pool)?;
             if let Some(other) = used
                 .iter()
                 .find(|u| u.contains(&pool.subnet) || pool.subnet.contains(*u))
             {
-                return Err(EngineError::NetworkConfig(format!(
-                    "Pool overlaps with other one on this address space: {} overlaps {other}; choose another --subnet",
-                    pool.subnet
-                )));
+                return Err(NetworkRefusal::Overlap {
+                    subnet: pool.subnet.to_string(),
+                    other: other.to_string(),
+                }
+                .into());
             }
             subnets.push(SubnetConfig {
                 gateway: Some(pool.gateway.to_string()),
@@ -242,11 +247,11 @@ impl Networks<'_> {
             .networks()?
             .into_iter()
             .map(|record| {
-                let config = serde_json::from_str(&record.config).map_err(|e| {
-                    EngineError::NetworkConfig(format!(
-                        "network {} has a malformed record ({e}); remove it with `burrow network rm {}`",
-                        record.name, record.name
-                    ))
+                let config = serde_json::from_str(&record.config).map_err(|source| {
+                    NetworkRefusal::Malformed {
+                        name: record.name.clone(),
+                        source,
+                    }
                 })?;
                 let containers = self
                     .state
@@ -308,16 +313,17 @@ impl Networks<'_> {
     pub fn remove(&self, key: &str) -> Result<String> {
         let n = self.find(key)?;
         if PREDEFINED.iter().any(|(p, _)| *p == n.record.name) {
-            return Err(EngineError::NetworkConfig(format!(
-                "{} is a pre-defined network and cannot be removed",
-                n.record.name
-            )));
+            return Err(NetworkRefusal::Predefined {
+                name: n.record.name.clone(),
+            }
+            .into());
         }
         if !n.containers.is_empty() {
-            return Err(EngineError::NetworkConfig(format!(
-                "error while removing network: network {} id {} has active endpoints (remove its containers first)",
-                n.record.name, n.record.id
-            )));
+            return Err(NetworkRefusal::InUse {
+                name: n.record.name.clone(),
+                id: n.record.id.clone(),
+            }
+            .into());
         }
         self.state
             .write(|tx| state::remove_network(tx, &n.record.id))?;
@@ -381,9 +387,10 @@ fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(EngineError::NetworkConfig(format!(
-            "invalid network name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
-        )))
+        Err(NetworkRefusal::BadName {
+            name: name.to_string(),
+        }
+        .into())
     }
 }
 
