@@ -230,7 +230,7 @@ fn system_restore(engine: &Engine) -> anyhow::Result<i32> {
         match outcome {
             Ok(_) => out(&format!("{name}\n")),
             Err(e) => {
-                eprintln!("burrow: cannot restore {name}: {e}");
+                eprintln!("burrow: cannot restore {name}: {}", crate::errors::render_chain(&e));
                 code = 1;
             }
         }

@@ -377,7 +377,7 @@ impl Containers<'_> {
             Ok(code) => *code,
             Err(e) => e.exit_code(),
         });
-        c.error = outcome.as_ref().err().map(|e| e.to_string());
+        c.error = outcome.as_ref().err().map(|e| crate::errors::render_chain(e));
         self.state.write(|tx| state::update_container(tx, c))?;
         if outcome.is_ok() {
             let code = c.exit_code.unwrap_or(0).to_string();
@@ -497,7 +497,7 @@ impl Supervised for Watched<'_, '_> {
         }
         Ok(Run {
             code: self.c.exit_code.unwrap_or(125),
-            start_error: outcome.err().map(|e| e.to_string()),
+            start_error: outcome.err().map(|e| crate::errors::render_chain(&e)),
         })
     }
 
@@ -553,7 +553,7 @@ pub fn report_monitor_failure(ready: &mut Option<File>, err: &EngineError) {
             &mut r,
             &Ready::Failed {
                 code: err.exit_code(),
-                message: err.to_string(),
+                message: crate::errors::render_chain(err),
             },
         );
         let _ = r.flush();
