@@ -13,7 +13,10 @@ mod plugin;
 mod runtime;
 mod state;
 mod storage;
+mod timing;
 
 fn main() {
-    std::process::exit(cli::main());
+    let code = cli::main();
+    timing::mark("end");
+    std::process::exit(code);
 }

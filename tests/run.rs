@@ -366,3 +366,47 @@ fn stdin_reaches_the_container_only_with_i() {
     );
     assert_eq!(o.ok().stdout, "done\n");
 }
+
+#[test]
+fn burrow_timing_writes_one_timeline_across_the_processes() {
+    let mut u = User::new("run_timing");
+    let img = u.pull("busybox");
+    let file = u.home.join("timeline");
+    u.env
+        .push(("BURROW_TIMING".into(), file.display().to_string()));
+    u.burrow(&["run", "--rm", "--network", "none", &img, "true"])
+        .ok();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let marks: Vec<(u128, String, String)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 4, "a whole line: {l:?}");
+            (f[0].parse().unwrap(), f[2].to_string(), f[3].to_string())
+        })
+        .collect();
+    let at = |role: &str, phase: &str| {
+        marks
+            .iter()
+            .find(|(_, r, p)| r == role && p == phase)
+            .unwrap_or_else(|| panic!("no {role} {phase} in:\n{text}"))
+            .0
+    };
+    // In the order the processes pass them.
+    let order = [
+        at("cli", "start"),
+        at("cli", "create:end"),
+        at("cli", "monitor:spawn"),
+        at("__monitor", "start"),
+        at("__relay", "logdriver:open"),
+        at("__monitor", "relay:ready"),
+        at("__monitor", "container:started"),
+        at("cli", "monitor:ready"),
+        at("cli", "attach:exit"),
+        at("cli", "end"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "out of order:\n{text}"
+    );
+}

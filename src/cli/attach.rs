@@ -94,6 +94,7 @@ pub fn join(
         handled.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]);
     }
     let signals = Signals::block_set(&handled)?;
+    crate::timing::mark("attach:hello");
     let hello = if s.stdin_once { "stdin-once" } else { "" };
     send(&mut sock, frame::HELLO, hello.as_bytes())?;
     if tty && let Some((rows, cols)) = crate::runtime::terminal_size() {
@@ -171,6 +172,7 @@ pub fn join(
                         err.flush()?;
                     }
                     frame::EXIT => {
+                        crate::timing::mark("attach:exit");
                         exit = std::str::from_utf8(&payload)
                             .ok()
                             .and_then(|c| c.parse::<i32>().ok());

@@ -129,6 +129,7 @@ enum SystemCommand {
 /// code: 125 for burrow's own failures, 126/127 when the container's command cannot be
 /// run or found, otherwise the container's status.
 pub fn main() -> i32 {
+    crate::timing::mark("start");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -230,7 +231,10 @@ fn system_restore(engine: &Engine) -> anyhow::Result<i32> {
         match outcome {
             Ok(_) => out(&format!("{name}\n")),
             Err(e) => {
-                eprintln!("burrow: cannot restore {name}: {}", crate::errors::render_chain(&e));
+                eprintln!(
+                    "burrow: cannot restore {name}: {}",
+                    crate::errors::render_chain(&e)
+                );
                 code = 1;
             }
         }

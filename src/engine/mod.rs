@@ -215,6 +215,7 @@ impl Engine {
         let state = State::open(&paths.state_db())?;
         let blobs = BlobStore::new(paths.data.join("blobs"));
         let (idmap, idmap_warning) = IdMapping::for_current_user()?;
+        crate::timing::mark("engine:open");
         let wanted_driver = global
             .storage_driver
             .clone()

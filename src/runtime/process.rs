@@ -255,6 +255,7 @@ fn start(
     };
     if spec.userns.is_none() {
         map_child(child, map, from_child, &to_child)?;
+        crate::timing::mark("idmap:done");
     }
     if spec.network == NetworkMode::Attached {
         match channel::recv::<ToParent>(from_child).map_err(channel_err("the network handshake"))? {
@@ -263,6 +264,7 @@ fn start(
             _ => return Err(vanished("creating its network namespace")),
         }
         on_netns(child.as_raw())?;
+        crate::timing::mark("network:done");
         channel::send(&to_child, &ToChild::NetworkDone)
             .map_err(channel_err("the network handshake"))?;
     }
@@ -273,6 +275,7 @@ fn start(
             Some(ToParent::Failed(f)) => return Err(f.into()),
             _ => return Err(vanished("starting pid 1 of the container")),
         };
+    crate::timing::mark("pid1:forked");
     match channel::recv::<ToParent>(from_child)
         .map_err(channel_err("the container's exec status"))?
     {

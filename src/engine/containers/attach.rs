@@ -36,6 +36,7 @@ impl Containers<'_> {
             }
         };
         let log = self.open_log_pipe(&c, &config)?;
+        crate::timing::mark("logdriver:open");
         let stderr_path = PathBuf::from(format!("/proc/self/fd/{}", args.stderr_fd));
         let stderr = std::fs::File::open(&stderr_path).map_err(io(&stderr_path))?;
         let sock_path = self.records.attach_socket_path(&c.id);

@@ -78,6 +78,7 @@ impl Containers<'_> {
 
     /// `create`: resolves (or pulls) the image, records the container, prepares its rootfs.
     pub fn create(&self, opts: &CreateOptions, progress: &dyn Progress) -> Result<String> {
+        crate::timing::mark("create:begin");
         let pull = super::PullOptions {
             tls_verify: opts.tls_verify,
             platform: opts.platform.clone(),
@@ -225,6 +226,7 @@ impl Containers<'_> {
             }
         }
         self.records.event(&record, "create", &[]);
+        crate::timing::mark("create:end");
         Ok(id)
     }
 

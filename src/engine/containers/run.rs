@@ -73,11 +73,14 @@ impl Containers<'_> {
             cmd.arg("--tty-size").arg(format!("{rows}x{cols}"));
         }
         cmd.stdin(Stdio::null()).stdout(ready_w).stderr(log);
+        crate::timing::mark("monitor:spawn");
         let child = cmd.spawn().map_err(io(&log_path))?;
         // Our copy of the write end went into `cmd`; drop it so EOF means the monitor is gone.
         drop(cmd);
         tracing::debug!(monitor = child.id(), "monitor spawned");
-        match monitor::recv_ready(ready_r) {
+        let ready = monitor::recv_ready(ready_r);
+        crate::timing::mark("monitor:ready");
+        match ready {
             Some(Ready::Started { pid }) => {
                 tracing::debug!(pid, "container started");
                 Ok(c.id)
@@ -207,6 +210,7 @@ impl Containers<'_> {
         if hold {
             cmd.arg("--hold");
         }
+        crate::timing::mark("relay:spawn");
         let child = cmd
             .stdin(out_r)
             .stdout(relay_input)
@@ -218,6 +222,7 @@ impl Containers<'_> {
         // The relay opens the log driver first: if it cannot, the container does not start.
         let mut status = String::new();
         let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(status_r), &mut status);
+        crate::timing::mark("relay:ready");
         if status.trim_end() != stdio::READY {
             let message = status.trim_end().trim_start_matches("burrow: ");
             return Err(if message.is_empty() {
@@ -365,8 +370,10 @@ impl Containers<'_> {
                     tracing::error!(%e, "cannot record the container's pid");
                 }
                 network_lock.take();
+                crate::timing::mark("container:started");
                 started(c);
             });
+        crate::timing::mark("container:exited");
         drop(_ports);
         let _ = std::fs::remove_file(&ports_file);
         c.pid = None;
@@ -377,7 +384,10 @@ impl Containers<'_> {
             Ok(code) => *code,
             Err(e) => e.exit_code(),
         });
-        c.error = outcome.as_ref().err().map(|e| crate::errors::render_chain(e));
+        c.error = outcome
+            .as_ref()
+            .err()
+            .map(|e| crate::errors::render_chain(e));
         self.state.write(|tx| state::update_container(tx, c))?;
         if outcome.is_ok() {
             let code = c.exit_code.unwrap_or(0).to_string();
