@@ -410,3 +410,27 @@ fn burrow_timing_writes_one_timeline_across_the_processes() {
         "out of order:\n{text}"
     );
 }
+
+#[test]
+fn debug_logging_does_not_break_a_run() {
+    // The relay's stderr carries its one "ready" line to the monitor: its diagnostics go
+    // to relay.log, never there.
+    let mut u = User::new("run_debug_log");
+    let img = u.pull("busybox");
+    u.env.push(("BURROW_LOG".into(), "debug".into()));
+    let o = u.burrow(&[
+        "run",
+        "--name",
+        "dbg",
+        "--network",
+        "none",
+        &img,
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(o.ok().stdout, "hi\n", "{o:#?}");
+    let id = u.field("dbg", "{{.Id}}");
+    let log = u.data_dir().join("containers").join(id).join("relay.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG"), "{text}");
+}

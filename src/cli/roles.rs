@@ -92,11 +92,7 @@ pub fn run(role: Role, global: GlobalOptions, level: Option<&str>) -> i32 {
             id,
             hold,
             stderr_fd,
-        } => with_engine(global, level, |engine| {
-            engine
-                .containers()
-                .relay(&id, &RelayArgs { hold, stderr_fd }, &mut relay_ready)
-        }),
+        } => relay_main(global, &id, &RelayArgs { hold, stderr_fd }, level),
         Role::Health { id } => with_engine(global, level, |engine| {
             engine.containers().probe_health(&id)
         }),
@@ -139,18 +135,7 @@ fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Opti
             return 125;
         }
     };
-    let log_path = engine.paths.container_dir(id).join("monitor.log");
-    if let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-    {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(super::log_filter(level))
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-            .try_init();
-    }
+    log_to(&engine.paths.container_dir(id).join("monitor.log"), level);
     match engine.containers().monitor(id, args, &mut ready) {
         Ok(code) => code,
         Err(e) => {
@@ -158,6 +143,40 @@ fn monitor_main(global: GlobalOptions, id: &str, args: &MonitorArgs, level: Opti
             crate::engine::report_monitor_failure(&mut ready, &e);
             125
         }
+    }
+}
+
+/// `burrow __relay ID`, spawned by the monitor with the container's stdio pipes. Its stderr
+/// carries one line to the monitor — ready, or why not — so its diagnostics go to
+/// `relay.log` beside the container's state.
+fn relay_main(global: GlobalOptions, id: &str, args: &RelayArgs, level: Option<&str>) -> i32 {
+    let result = Engine::open(global).and_then(|engine| {
+        log_to(&engine.paths.container_dir(id).join("relay.log"), level);
+        engine.containers().relay(id, args, &mut relay_ready)
+    });
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!(%err, "relay failed");
+            // Before it is ready, this line is what the monitor reports.
+            eprintln!("burrow: {}", crate::errors::render_chain(&err));
+            err.exit_code()
+        }
+    }
+}
+
+/// Sends this process's diagnostics (`--log-level`, `BURROW_LOG`) to the file at `path`.
+fn log_to(path: &std::path::Path, level: Option<&str>) {
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(super::log_filter(level))
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
     }
 }
 
