@@ -107,6 +107,12 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot move the container files at {} aside", path.display())]
+    SetAside {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot remove the container files at {} (is its rootfs still mounted?)", path.display())]
     RemoveContainer {
         path: PathBuf,
@@ -297,6 +303,51 @@ impl Storage {
     /// Removes `container_dir` and everything in it, also where directories are read-only
     /// (0500 and the like, as images and containers leave them). Runs in the user namespace.
     /// Missing is fine.
+    /// Moves a stopped container's directory aside, in one rename, to a sibling
+    /// `.removing-ID-PID` (PID: ours), so that it is gone from sight at once; deleting it
+    /// ([`Storage::remove_container_files`]) takes as long as the disk does and can come
+    /// later. A container whose rootfs is still mounted is refused, as by removal.
+    pub fn set_aside(&self, container_dir: &Path) -> Result<PathBuf, StorageError> {
+        if let Some(mount) = mount_below(container_dir) {
+            return Err(StorageError::StillMounted {
+                path: container_dir.to_owned(),
+                mount,
+            });
+        }
+        let name = container_dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let aside =
+            container_dir.with_file_name(format!("{SET_ASIDE}{name}-{}", std::process::id()));
+        std::fs::rename(container_dir, &aside).map_err(|source| StorageError::SetAside {
+            path: container_dir.to_owned(),
+            source,
+        })?;
+        Ok(aside)
+    }
+
+    /// Directories beside `container_dir` that a process set aside and did not live to
+    /// delete.
+    pub fn abandoned_beside(&self, container_dir: &Path) -> Vec<PathBuf> {
+        let Some(parent) = container_dir.parent() else {
+            return vec![];
+        };
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(SET_ASIDE)
+                    .and_then(|rest| rest.rsplit_once('-'))
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
     pub fn remove_container_files(&self, container_dir: &Path) -> Result<(), StorageError> {
         // Refuse before deleting anything: removing siblings first and then meeting the
         // live mount would leave a half-deleted container.
@@ -312,6 +363,9 @@ impl Storage {
         })
     }
 }
+
+/// The prefix of a container directory set aside for deletion.
+const SET_ASIDE: &str = ".removing-";
 
 /// A mount point at or below `dir` in this mount namespace, if any.
 fn mount_below(dir: &Path) -> Option<PathBuf> {

@@ -11,7 +11,7 @@ mod probe;
 mod run;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::config::{GlobalOptions, Paths};
 use super::handles::{Ids, StorageSlot, Warnings};
@@ -272,19 +272,30 @@ impl Containers<'_> {
     fn remove_container_files(&self, id: &str) -> Result<()> {
         let dir = self.paths.container_dir(id);
         if dir.exists() {
-            let storage = self.driver()?.clone();
-            // Most containers only hold files owned by their root, which is us: remove
-            // them directly, and enter the user namespace only for what is left.
-            if let Err(e) = storage.remove_container_files(&dir) {
-                tracing::debug!(%e, "removing in the user namespace");
-                let target = dir.clone();
-                crate::runtime::in_userns(self.ids.map(), move || {
-                    storage
-                        .remove_container_files(&target)
-                        .map_err(|e| crate::errors::render_chain(&e))
-                })?;
-            }
+            self.delete_container_dir(&dir)?;
         }
+        self.remove_runtime_files(id)
+    }
+
+    /// Deletes a container's directory (or one set aside). Most containers only hold files
+    /// owned by their root, which is us: they are removed directly, and the user namespace
+    /// is entered only for what is left.
+    fn delete_container_dir(&self, dir: &Path) -> Result<()> {
+        let storage = self.driver()?.clone();
+        if let Err(e) = storage.remove_container_files(dir) {
+            tracing::debug!(%e, "removing in the user namespace");
+            let target = dir.to_path_buf();
+            crate::runtime::in_userns(self.ids.map(), move || {
+                storage
+                    .remove_container_files(&target)
+                    .map_err(|e| crate::errors::render_chain(&e))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The container's socket and runtime directory (on the runtime dir's tmpfs: fast).
+    fn remove_runtime_files(&self, id: &str) -> Result<()> {
         let _ = std::fs::remove_file(self.records.attach_socket_path(id));
         let run_dir = self.paths.container_run_dir(id);
         if run_dir.exists() {
@@ -388,11 +399,41 @@ impl Containers<'_> {
     /// Removes a container nobody runs (or that the caller itself watched): its files,
     /// then its record.
     pub(super) fn remove_stopped(&self, id: &str) -> Result<()> {
-        self.remove_container_files(id)?;
+        let aside = self.set_aside(id)?;
+        self.purge(aside)
+    }
+
+    /// Takes a stopped container out of sight at once: its directory moved aside in one
+    /// rename, its runtime files and its record removed. Deleting what was moved aside
+    /// ([`Containers::purge`]) takes as long as the disk does (tens of ms for a few files
+    /// where the file system discards blocks on delete): a `--rm` container's monitor lets
+    /// its client go before that.
+    pub(super) fn set_aside(&self, id: &str) -> Result<Option<PathBuf>> {
+        let dir = self.paths.container_dir(id);
+        let aside = if dir.exists() {
+            Some(self.driver()?.set_aside(&dir)?)
+        } else {
+            None
+        };
+        self.remove_runtime_files(id)?;
         let networks = self.state.container_allocations(id)?;
         self.state.write(|tx| state::remove_container(tx, id))?;
         for (network, _) in networks {
             self.networks.refresh_dns(&network);
+        }
+        Ok(aside)
+    }
+
+    /// Deletes what [`Containers::set_aside`] moved aside, and what others set aside and
+    /// did not live to delete.
+    pub(super) fn purge(&self, aside: Option<PathBuf>) -> Result<()> {
+        let Some(dir) = aside else { return Ok(()) };
+        let abandoned = self.driver()?.abandoned_beside(&dir);
+        self.delete_container_dir(&dir)?;
+        for other in abandoned {
+            if let Err(e) = self.delete_container_dir(&other) {
+                tracing::warn!(%e, "cannot delete an abandoned container directory");
+            }
         }
         Ok(())
     }

@@ -543,16 +543,20 @@ impl Supervised for Watched<'_, '_> {
     }
 
     fn finish(&mut self, code: i32) -> Result<()> {
+        crate::timing::mark("finish:begin");
         self.c.monitor_pid = None;
         self.write()?;
-        // Removed before the lock is let go, so nobody sees a stopped --rm container.
+        // Removed before the lock is let go, so nobody sees a stopped --rm container; its
+        // files are deleted once the client has heard the exit.
+        let mut aside = None;
         if self.config.auto_remove {
-            self.containers.remove_stopped(&self.c.id)?;
+            aside = self.containers.set_aside(&self.c.id)?;
             self.containers.records.event(&self.c, "destroy", &[]);
+            crate::timing::mark("removed");
         }
-        // Last, so a client that returns on it finds the container's final state.
+        // Then the client hears the exit, and finds the container's final state.
         self.relay_line.exited(code);
-        Ok(())
+        self.containers.purge(aside)
     }
 }
 
